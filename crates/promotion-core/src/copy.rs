@@ -1,0 +1,593 @@
+//! Copy an image (or index, or artifact) from one repository to another, byte for byte.
+//!
+//! The order follows regclient's `BlobCopy` and the distribution spec's rules:
+//!
+//! 1. resolve the source reference to a digest **once**; everything after names digests;
+//! 2. read every manifest of the tree (children of indexes, verified against their digests);
+//! 3. per unique blob, with bounded concurrency: skip when the destination has it (HEAD); else
+//!    mount it across repositories of one registry (201), falling back to an upload when the
+//!    registry declines (202); else stream it source → destination, hashing on the way;
+//! 4. push manifests children first, each only after all its blobs (and children) are present;
+//! 5. the tag last;
+//! 6. optionally the referrers of every copied digest (signatures, SBOMs, attestations).
+//!
+//! A streamed blob is held back one chunk: its last bytes are released to the destination only
+//! after the whole blob hashed to its descriptor, so a corrupt source can never complete an
+//! upload, whatever the destination checks itself.
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Classify, ErrorType};
+use crate::manifest::{self, Descriptor, Kind, ManifestDoc, ManifestError, RawManifest};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::registry::{BlobStream, Registry, RegistryError, RetryPolicy};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Nesting deeper than this (index of index of index…) is refused rather than followed.
+const MAX_DEPTH: usize = 4;
+
+/// Cosign's legacy tags next to `sha256-<hex>`: signatures, attestations, SBOMs.
+const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Platforms to keep from an index; empty keeps all. One match gives that platform's
+    /// manifest itself (its own digest); several give a filtered index (a new digest).
+    pub platforms: Vec<Platform>,
+    /// Also copy the referrers of every copied digest.
+    pub referrers: bool,
+    /// Blobs transferred at once.
+    pub concurrency: usize,
+    /// Retries of a whole blob transfer (the registry client retries single requests).
+    pub retry: RetryPolicy,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { platforms: Vec::new(), referrers: false, concurrency: 4, retry: RetryPolicy::default() }
+    }
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// The destination had it.
+    Skipped,
+    /// Mounted from the source repository.
+    Mounted,
+    /// Streamed through this process.
+    Streamed,
+}
+
+/// Progress callbacks, for a progress bar. Every method has a no-op default.
+pub trait CopyObserver: Send + Sync {
+    /// The blobs of the tree are known: how many and their total size.
+    fn planned(&self, _blobs: usize, _bytes: u64) {}
+    /// Bytes of a streamed blob went through.
+    fn streamed(&self, _bytes: u64) {}
+    /// A blob is done.
+    fn blob_done(&self, _digest: &Digest, _size: u64, _outcome: BlobOutcome) {}
+}
+
+/// An observer that observes nothing.
+pub struct NoProgress;
+impl CopyObserver for NoProgress {}
+
+/// One platform of the copied index and its digest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlatformDigest {
+    /// `os/arch[/variant]`, or `unknown` for entries without a platform (attestations).
+    pub platform: String,
+    /// The platform manifest's digest.
+    pub digest: Digest,
+}
+
+/// The result of a copy: what was written and what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    /// Always `copy`.
+    pub operation: &'static str,
+    /// The source as given.
+    pub source: String,
+    /// The destination as given.
+    pub destination: String,
+    /// The destination digest (the source digest unless platforms were filtered).
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// The source digest the tag resolved to.
+    pub source_digest: Digest,
+    /// Per-platform digests, for indexes.
+    pub platforms: Vec<PlatformDigest>,
+    /// Blobs streamed through this process.
+    pub blobs_streamed: u64,
+    /// Blobs the destination already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted across repositories.
+    pub blobs_mounted: u64,
+    /// Bytes streamed.
+    pub bytes_streamed: u64,
+    /// Manifests written.
+    pub manifests_pushed: u64,
+    /// Manifests the destination already had.
+    pub manifests_skipped: u64,
+    /// Referrer manifests copied (signatures, SBOMs, attestations).
+    pub referrers_copied: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// Why a copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The request cannot be satisfied as asked (no matching platform, digest clash).
+    #[error("{0}")]
+    Input(String),
+    /// A registry call failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A manifest could not be handled.
+    #[error("{what}: {source}")]
+    Manifest {
+        /// Which manifest.
+        what: String,
+        /// Why.
+        #[source]
+        source: ManifestError,
+    },
+}
+
+impl Classify for CopyError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            CopyError::Input(_) => ErrorType::InputInvalid,
+            CopyError::Registry(e) => e.error_type(),
+            CopyError::Manifest { .. } => ErrorType::ImageInvalid,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    blobs_streamed: AtomicU64,
+    blobs_skipped: AtomicU64,
+    blobs_mounted: AtomicU64,
+    bytes_streamed: AtomicU64,
+    manifests_pushed: AtomicU64,
+    manifests_skipped: AtomicU64,
+    referrers_copied: AtomicU64,
+}
+
+/// A manifest of the tree with what it references.
+struct Node {
+    raw: RawManifest,
+    doc: ManifestDoc,
+}
+
+struct Engine<'a, R: ?Sized> {
+    reg: &'a R,
+    src: ImageRef,
+    dst: ImageRef,
+    opts: &'a CopyOptions,
+    obs: Arc<dyn CopyObserver>,
+    stats: Stats,
+}
+
+/// Copy `src` to `dst`. See the module documentation for the order of operations.
+#[tracing::instrument(level = "debug", skip(reg, opts, obs), fields(src = %src, dst = %dst))]
+pub async fn copy_image<R: Registry + ?Sized>(
+    reg: &R,
+    src: &ImageRef,
+    dst: &ImageRef,
+    opts: &CopyOptions,
+    obs: Arc<dyn CopyObserver>,
+) -> Result<CopyReport, CopyError> {
+    let started = Instant::now();
+    if opts.concurrency == 0 {
+        return Err(CopyError::Input("concurrency must be at least 1".into()));
+    }
+    let engine = Engine { reg, src: src.clone(), dst: dst.clone(), opts, obs, stats: Stats::default() };
+
+    // 1. Resolve once. `get_manifest` verifies the bytes against the digest.
+    let resolved = reg.get_manifest(src, &src.reference()).await?;
+    let source_digest = resolved.digest.clone();
+    tracing::debug!(digest = %source_digest, "source resolved");
+    let (top, platforms) = engine.select_platforms(resolved).await?;
+
+    if let Some(d) = dst.digest() {
+        if *d != top.digest {
+            return Err(CopyError::Input(format!(
+                "the destination names digest {d}, but the copy produces {}",
+                top.digest
+            )));
+        }
+    }
+
+    // 2-5. The tree: blobs, children, top manifest, tag.
+    let nodes = engine.copy_tree(top.clone(), dst.tag()).await?;
+
+    // 6. Referrers of every copied digest.
+    if opts.referrers {
+        let subjects: Vec<Digest> = nodes.iter().map(|n| n.raw.digest.clone()).collect();
+        let mut seen = HashSet::new();
+        engine.copy_referrers(&subjects, 0, &mut seen).await?;
+    }
+
+    let s = &engine.stats;
+    Ok(CopyReport {
+        operation: "copy",
+        source: src.to_string(),
+        destination: dst.to_string(),
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        source_digest,
+        platforms,
+        blobs_streamed: s.blobs_streamed.load(Ordering::Relaxed),
+        blobs_skipped: s.blobs_skipped.load(Ordering::Relaxed),
+        blobs_mounted: s.blobs_mounted.load(Ordering::Relaxed),
+        bytes_streamed: s.bytes_streamed.load(Ordering::Relaxed),
+        manifests_pushed: s.manifests_pushed.load(Ordering::Relaxed),
+        manifests_skipped: s.manifests_skipped.load(Ordering::Relaxed),
+        referrers_copied: s.referrers_copied.load(Ordering::Relaxed),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn parse(raw: &RawManifest, what: impl Fn() -> String) -> Result<(ManifestDoc, Kind), CopyError> {
+    let (doc, kind, _) =
+        ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|source| CopyError::Manifest { what: what(), source })?;
+    Ok((doc, kind))
+}
+
+fn platform_name(d: &Descriptor) -> String {
+    d.platform.as_ref().map_or_else(|| "unknown".to_owned(), ToString::to_string)
+}
+
+impl<R: Registry + ?Sized> Engine<'_, R> {
+    /// Apply `--platform`: the top manifest to write, and the platforms it carries.
+    async fn select_platforms(&self, top: RawManifest) -> Result<(RawManifest, Vec<PlatformDigest>), CopyError> {
+        let (doc, kind) = parse(&top, || format!("manifest {}", self.src))?;
+        if kind == Kind::Manifest {
+            // A single-platform image is copied as it is; its platform lives in its config.
+            return Ok((top, Vec::new()));
+        }
+        let all = |entries: &[&Descriptor]| -> Vec<PlatformDigest> {
+            entries.iter().map(|d| PlatformDigest { platform: platform_name(d), digest: d.digest.clone() }).collect()
+        };
+        if self.opts.platforms.is_empty() {
+            let entries: Vec<&Descriptor> = doc.manifests.iter().collect();
+            return Ok((top, all(&entries)));
+        }
+        let selected: Vec<&Descriptor> = doc
+            .manifests
+            .iter()
+            .filter(|d| d.platform.as_ref().is_some_and(|p| self.opts.platforms.iter().any(|s| s.selects(p))))
+            .collect();
+        match selected.as_slice() {
+            [] => {
+                let available: Vec<String> = doc.manifests.iter().map(platform_name).collect();
+                Err(CopyError::Input(format!(
+                    "no platform of {} matches {}; it has {}",
+                    self.src,
+                    self.opts.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    available.join(", ")
+                )))
+            }
+            [one] => {
+                let child = self.reg.get_manifest(&self.src, one.digest.as_str()).await?;
+                Ok((child, all(&selected)))
+            }
+            many => {
+                let keep: Vec<Digest> = many.iter().map(|d| d.digest.clone()).collect();
+                let bytes = manifest::filter_index(&top.bytes, &keep)
+                    .map_err(|source| CopyError::Manifest { what: format!("index {}", self.src), source })?;
+                Ok((RawManifest::new(bytes, top.media_type.clone()), all(many)))
+            }
+        }
+    }
+
+    /// Copy a manifest tree and write `top` under `tag` (or its digest). Returns the nodes
+    /// written, children first.
+    async fn copy_tree(&self, top: RawManifest, tag: Option<&str>) -> Result<Vec<Node>, CopyError> {
+        let mut nodes = Vec::new();
+        self.collect(top, 0, &mut nodes).await?;
+        self.copy_blob_list(nodes.iter().flat_map(|n| n.doc.blobs().cloned()).collect()).await?;
+        // Children first (post-order), each by digest; the top last, under its tag.
+        let last = nodes.len() - 1;
+        for (i, n) in nodes.iter().enumerate() {
+            let reference = match (i == last, tag) {
+                (true, Some(t)) => t.to_owned(),
+                _ => n.raw.digest.to_string(),
+            };
+            self.push_manifest(&n.raw, &reference).await?;
+        }
+        Ok(nodes)
+    }
+
+    /// Transfer blobs, each unique digest once (platforms share configs and base layers),
+    /// with bounded concurrency. The first failure cancels the transfers in flight, which
+    /// abandons their uploads uncommitted.
+    async fn copy_blob_list(&self, blobs: Vec<Descriptor>) -> Result<(), CopyError> {
+        let unique: BTreeMap<Digest, Descriptor> = blobs.into_iter().map(|b| (b.digest.clone(), b)).collect();
+        self.obs.planned(unique.len(), unique.values().map(|b| b.size).sum());
+        stream::iter(unique.into_values().map(|b| async move { self.transfer_blob(&b).await }))
+            .buffer_unordered(self.opts.concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Read the tree below `m` (post-order: children before their parent).
+    async fn collect(&self, m: RawManifest, depth: usize, out: &mut Vec<Node>) -> Result<(), CopyError> {
+        let (doc, kind) = parse(&m, || format!("manifest {}@{}", self.src.repo_path(), m.digest))?;
+        if kind == Kind::Index {
+            if depth >= MAX_DEPTH {
+                return Err(CopyError::Input(format!("indexes nested deeper than {MAX_DEPTH} levels")));
+            }
+            for child in &doc.manifests {
+                let raw = self.reg.get_manifest(&self.src, child.digest.as_str()).await?;
+                Box::pin(self.collect(raw, depth + 1, out)).await?;
+            }
+        }
+        out.push(Node { raw: m, doc });
+        Ok(())
+    }
+
+    async fn push_manifest(&self, raw: &RawManifest, reference: &str) -> Result<(), CopyError> {
+        // Idempotent: a manifest (or tag) already naming these bytes is not written again.
+        if self.reg.head_manifest(&self.dst, reference).await?.as_ref() == Some(&raw.digest) {
+            self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.reg.put_manifest(&self.dst, reference, raw).await?;
+        self.stats.manifests_pushed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(digest = %raw.digest, reference, "manifest pushed");
+        Ok(())
+    }
+
+    async fn transfer_blob(&self, b: &Descriptor) -> Result<(), CopyError> {
+        let outcome = self.place_blob(b).await?;
+        match outcome {
+            BlobOutcome::Skipped => &self.stats.blobs_skipped,
+            BlobOutcome::Mounted => &self.stats.blobs_mounted,
+            BlobOutcome::Streamed => &self.stats.blobs_streamed,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        self.obs.blob_done(&b.digest, b.size, outcome);
+        tracing::debug!(digest = %b.digest, size = b.size, ?outcome, "blob done");
+        Ok(())
+    }
+
+    async fn place_blob(&self, b: &Descriptor) -> Result<BlobOutcome, CopyError> {
+        if self.reg.head_blob(&self.dst, &b.digest).await?.is_some() {
+            return Ok(BlobOutcome::Skipped);
+        }
+        if self.src.same_registry(&self.dst) && self.src.repository() != self.dst.repository() {
+            match self.reg.mount_blob(&self.dst, &b.digest, &self.src).await {
+                Ok(true) => return Ok(BlobOutcome::Mounted),
+                Ok(false) => tracing::debug!(digest = %b.digest, "mount declined, uploading"),
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                Err(e) => tracing::debug!(digest = %b.digest, error = %e, "mount failed, uploading"),
+            }
+        }
+        // The registry client retries single requests; a transfer that fails half-way is
+        // retried whole (a fresh GET and a fresh upload session), never resumed.
+        let streamed = self
+            .opts
+            .retry
+            .run("transfer_blob", || async {
+                let before = Arc::new(AtomicU64::new(0));
+                let r = self.stream_blob(b, before.clone()).await;
+                // Bytes of a failed attempt were sent but not kept; count only the final one.
+                r.map(|()| before.load(Ordering::Relaxed))
+            })
+            .await?;
+        self.stats.bytes_streamed.fetch_add(streamed, Ordering::Relaxed);
+        Ok(BlobOutcome::Streamed)
+    }
+
+    async fn stream_blob(&self, b: &Descriptor, sent: Arc<AtomicU64>) -> Result<(), RegistryError> {
+        let what = format!("blob {}@{}", self.src.repo_path(), b.digest);
+        let source = self.reg.get_blob(&self.src, &b.digest).await?;
+        if let Some(len) = source.size {
+            if len != b.size {
+                return Err(RegistryError::DigestMismatch {
+                    what,
+                    expected: format!("{} bytes", b.size),
+                    actual: format!("{len} bytes"),
+                });
+            }
+        }
+        let verdict: Arc<Mutex<Option<RegistryError>>> = Arc::default();
+        let body = verifying(source, b.clone(), what, verdict.clone(), sent, self.obs.clone());
+        let result = self.reg.put_blob(&self.dst, &b.digest, b.size, body).await;
+        // A verification failure aborts the upload from inside the body; the transport then
+        // reports a dropped request. The verdict says what really happened.
+        #[allow(clippy::unwrap_used)] // poisoned only if a holder panicked
+        if let Some(e) = verdict.lock().unwrap().take() {
+            return Err(e);
+        }
+        result
+    }
+
+    /// Copy the referrers of `subjects` (and, up to a small depth, their referrers).
+    async fn copy_referrers(&self, subjects: &[Digest], depth: usize, seen: &mut HashSet<Digest>) -> Result<(), CopyError> {
+        if depth > 2 {
+            return Ok(());
+        }
+        for subject in subjects {
+            if !seen.insert(subject.clone()) {
+                continue;
+            }
+            let mut next = Vec::new();
+            // OCI 1.1 referrers: the API, else the tag-schema fallback index.
+            let (descriptors, fallback_raw) = match self.reg.referrers(&self.src, subject).await? {
+                Some(list) => (list, None),
+                None => match self.get_optional(&self.src, &subject.fallback_tag()).await? {
+                    Some(raw) => {
+                        let (doc, _) = parse(&raw, || format!("referrers index {}", subject.fallback_tag()))?;
+                        (doc.manifests, Some(raw))
+                    }
+                    None => (Vec::new(), None),
+                },
+            };
+            for d in &descriptors {
+                let raw = self.reg.get_manifest(&self.src, d.digest.as_str()).await?;
+                let nodes = self.copy_tree(raw, None).await?;
+                self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
+                next.extend(nodes.into_iter().map(|n| n.raw.digest));
+            }
+            // A registry with the referrers API indexes `subject` itself; one without needs
+            // the fallback tag maintained by the client.
+            if !descriptors.is_empty() && self.reg.referrers(&self.dst, subject).await?.is_none() {
+                self.update_fallback(subject, &descriptors, fallback_raw.as_ref()).await?;
+            }
+            // Cosign's legacy tags.
+            for suffix in COSIGN_SUFFIXES {
+                let tag = format!("{}{suffix}", subject.fallback_tag());
+                if let Some(raw) = self.get_optional(&self.src, &tag).await? {
+                    let nodes = self.copy_tree(raw, Some(&tag)).await?;
+                    self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
+                    next.extend(nodes.into_iter().map(|n| n.raw.digest));
+                }
+            }
+            Box::pin(self.copy_referrers(&next, depth + 1, seen)).await?;
+        }
+        Ok(())
+    }
+
+    /// Merge `add` into the destination's fallback index for `subject` (read-modify-write,
+    /// no duplicates). When the destination has none and we add exactly what the source's
+    /// index lists, its bytes are copied verbatim.
+    async fn update_fallback(
+        &self,
+        subject: &Digest,
+        add: &[Descriptor],
+        source_index: Option<&RawManifest>,
+    ) -> Result<(), CopyError> {
+        let tag = subject.fallback_tag();
+        let existing = self.get_optional(&self.dst, &tag).await?;
+        let raw = match existing {
+            None => match source_index {
+                Some(src) => src.clone(),
+                _ => RawManifest::new(manifest::referrers_index(add), manifest::OCI_INDEX.to_owned()),
+            },
+            Some(current) => {
+                let (doc, _) = parse(&current, || format!("referrers index {}:{tag}", self.dst.repo_path()))?;
+                let mut merged = doc.manifests.clone();
+                for d in add {
+                    if !merged.iter().any(|m| m.digest == d.digest) {
+                        merged.push(d.clone());
+                    }
+                }
+                if merged.len() == doc.manifests.len() {
+                    return Ok(());
+                }
+                RawManifest::new(manifest::referrers_index(&merged), manifest::OCI_INDEX.to_owned())
+            }
+        };
+        self.push_manifest(&raw, &tag).await?;
+        Ok(())
+    }
+
+    async fn get_optional(&self, repo: &ImageRef, reference: &str) -> Result<Option<RawManifest>, CopyError> {
+        match self.reg.get_manifest(repo, reference).await {
+            Ok(m) => Ok(Some(m)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Wrap a source stream so that it is hashed and counted on the way and its last chunk is
+/// released only after the whole blob matched `expected`. On a mismatch the stream ends with
+/// an error (aborting the upload) and `verdict` records why.
+fn verifying(
+    source: BlobStream,
+    expected: Descriptor,
+    what: String,
+    verdict: Arc<Mutex<Option<RegistryError>>>,
+    sent: Arc<AtomicU64>,
+    obs: Arc<dyn CopyObserver>,
+) -> BlobStream {
+    struct State {
+        inner: futures_util::stream::BoxStream<'static, Result<Bytes, RegistryError>>,
+        hasher: Hasher,
+        held: Option<Bytes>,
+        done: bool,
+    }
+    let fail = {
+        let verdict = verdict.clone();
+        move |e: RegistryError| {
+            let msg = e.to_string();
+            #[allow(clippy::unwrap_used)]
+            verdict.lock().unwrap().replace(e);
+            RegistryError::Transient { what: "upload aborted".into(), detail: msg, retry_after: None }
+        }
+    };
+    let expected_size = expected.size;
+    let state = State { inner: source.stream, hasher: Hasher::default(), held: None, done: false };
+    let s = stream::unfold(state, move |mut st| {
+        let fail = fail.clone();
+        let expected = expected.clone();
+        let what = what.clone();
+        let sent = sent.clone();
+        let obs = obs.clone();
+        let release = move |chunk: Bytes| {
+            sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            obs.streamed(chunk.len() as u64);
+            chunk
+        };
+        async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                match st.inner.next().await {
+                    Some(Ok(chunk)) => {
+                        st.hasher.update(&chunk);
+                        if st.hasher.len() > expected.size {
+                            st.done = true;
+                            let e = RegistryError::DigestMismatch {
+                                what,
+                                expected: format!("{} bytes", expected.size),
+                                actual: format!("more than {} bytes", expected.size),
+                            };
+                            return Some((Err(fail(e)), st));
+                        }
+                        if let Some(prev) = st.held.replace(chunk) {
+                            return Some((Ok(release(prev)), st));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                    None => {
+                        st.done = true;
+                        let hasher = std::mem::take(&mut st.hasher);
+                        let len = hasher.len();
+                        let actual = hasher.finish();
+                        if len != expected.size || actual != expected.digest {
+                            let e = RegistryError::DigestMismatch {
+                                what,
+                                expected: format!("{} ({} bytes)", expected.digest, expected.size),
+                                actual: format!("{actual} ({len} bytes)"),
+                            };
+                            return Some((Err(fail(e)), st));
+                        }
+                        return st.held.take().map(|last| (Ok(release(last)), st));
+                    }
+                }
+            }
+        }
+    });
+    BlobStream { size: Some(expected_size), stream: s.boxed() }
+}

@@ -1,0 +1,20 @@
+//! Core library of the ECR promotion pipeline.
+//!
+//! Everything the five Lambdas and the `promote` command do lives here, behind small traits at
+//! the edges (registry, credentials, clock) so that tests swap real services for stand-ins
+//! without `cfg(test)` forks. The core never reads environment variables or files: the edges
+//! (Lambda `main`, the CLI) parse configuration once and hand it in.
+
+pub mod clock;
+pub mod copy;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod platform;
+pub mod reference;
+pub mod registry;
+
+pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, copy_image};
+pub use digest::Digest;
+pub use error::ErrorType;
+pub use reference::{ImageRef, ReferenceError};

@@ -1,0 +1,232 @@
+//! Image references in the usual grammar (`busybox`, `host:5000/team/app:1.0`, `repo@sha256:…`).
+//!
+//! Parsing (and Docker Hub normalisation) is `oci-client`'s; this module adds the rules the
+//! pipeline needs on top: a missing tag means `latest`, only `sha256` digests, and errors that
+//! name what is wrong with the input.
+
+use crate::digest::{Digest, DigestError};
+use crate::error::{Classify, ErrorType};
+use oci_client::{ParseError, Reference};
+use std::fmt;
+use std::str::FromStr;
+
+/// A parsed image reference: registry, repository, and a tag and/or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+/// Why an image reference was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    /// The reference does not follow the grammar.
+    #[error("invalid image reference {input:?}: {reason}")]
+    Invalid {
+        /// The rejected input (truncated).
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The digest part is malformed or uses an unsupported algorithm.
+    #[error("invalid image reference: {0}")]
+    Digest(#[from] DigestError),
+}
+
+impl Classify for ReferenceError {
+    fn error_type(&self) -> ErrorType {
+        ErrorType::InputInvalid
+    }
+}
+
+fn explain(e: &ParseError) -> &'static str {
+    match e {
+        ParseError::DigestInvalidFormat | ParseError::DigestInvalidLength => {
+            "the digest after '@' must be sha256:<64 lowercase hex characters>"
+        }
+        ParseError::DigestUnsupported => "only sha256 digests are supported",
+        ParseError::NameContainsUppercase => "the repository name must be lowercase",
+        ParseError::NameEmpty => "the repository name is empty",
+        ParseError::NameTooLong => "the repository name is longer than 255 characters",
+        ParseError::TagInvalidFormat => {
+            "a tag is 1 to 128 characters of [A-Za-z0-9_.-] and does not start with '.' or '-'"
+        }
+        _ => "expected [registry[:port]/]repository[:tag][@sha256:digest]",
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = ReferenceError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| ReferenceError::Invalid {
+            input: input.chars().take(300).collect(),
+            reason: reason.to_owned(),
+        };
+        if input.is_empty() {
+            return Err(invalid("the reference is empty"));
+        }
+        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("the reference contains whitespace or control characters"));
+        }
+        if input.contains("://") {
+            return Err(invalid("a reference has no scheme: drop the 'https://' prefix"));
+        }
+        let parsed: Reference = input.parse().map_err(|e| invalid(explain(&e)))?;
+        let digest = parsed.digest().map(str::parse).transpose()?;
+        let tag = match (parsed.tag(), &digest) {
+            (Some(t), _) => Some(t.to_owned()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest".to_owned()),
+        };
+        Ok(ImageRef {
+            registry: parsed.registry().to_owned(),
+            repository: parsed.repository().to_owned(),
+            tag,
+            digest,
+        })
+    }
+}
+
+impl ImageRef {
+    /// A reference from parts that are already known to be valid (a repository we read from a
+    /// reference, a digest we computed).
+    pub fn from_parts(registry: &str, repository: &str, tag: Option<&str>, digest: Option<Digest>) -> Self {
+        ImageRef {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.map(str::to_owned),
+            digest,
+        }
+    }
+
+    /// The registry as written (`docker.io`, `127.0.0.1:5000`, `1234.dkr.ecr…`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The host to talk to: Docker Hub's API lives on `index.docker.io`.
+    pub fn api_host(&self) -> &str {
+        match self.registry.as_str() {
+            "docker.io" => "index.docker.io",
+            other => other,
+        }
+    }
+
+    /// The repository (`library/busybox`, `team/app`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag, if any.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest, if any.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// What to ask the registry for: the digest when pinned, else the tag.
+    pub fn reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_owned(),
+        }
+    }
+
+    /// The same repository pinned to `digest` (the tag is dropped: after resolution every
+    /// step names digests).
+    pub fn pinned(&self, digest: Digest) -> ImageRef {
+        ImageRef { tag: None, digest: Some(digest), ..self.clone() }
+    }
+
+    /// The same repository at another tag.
+    pub fn with_tag(&self, tag: &str) -> ImageRef {
+        ImageRef { tag: Some(tag.to_owned()), digest: None, ..self.clone() }
+    }
+
+    /// `registry/repository`, without tag or digest.
+    pub fn repo_path(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// Whether both references live on the same registry (so blobs can be mounted).
+    pub fn same_registry(&self, other: &ImageRef) -> bool {
+        self.api_host() == other.api_host()
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ImageRef {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn docker_hub_normalisation() {
+        let r = parse("busybox");
+        assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(r.api_host(), "index.docker.io");
+        assert_eq!(parse("bitnami/redis:7").to_string(), "docker.io/bitnami/redis:7");
+    }
+
+    #[test]
+    fn ports_nested_repositories_tags_and_digests() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = parse(&format!("127.0.0.1:5000/team/sub/app:1.4.2@{d}"));
+        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "team/sub/app");
+        assert_eq!(r.tag(), Some("1.4.2"));
+        assert_eq!(r.digest().map(Digest::as_str), Some(d.as_str()));
+        assert_eq!(r.reference(), d);
+        let p = parse(&format!("ghcr.io/org/app@{d}"));
+        assert_eq!(p.tag(), None);
+        assert_eq!(p.to_string(), format!("ghcr.io/org/app@{d}"));
+        assert_eq!(parse("localhost:5000/app").tag(), Some("latest"));
+    }
+
+    #[test]
+    fn invalid_references_name_what_is_wrong() {
+        let cases = [
+            ("", "empty"),
+            ("Team/App:1", "lowercase"),
+            ("app:bad tag", "whitespace"),
+            ("app:-bad", "tag"),
+            ("https://ghcr.io/org/app", "scheme"),
+            ("app@sha256:1234", "digest"),
+            ("app@md5:d41d8cd98f00b204e9800998ecf8427e", "digest"),
+        ];
+        for (input, needle) in cases {
+            let msg = input.parse::<ImageRef>().unwrap_err().to_string();
+            assert!(msg.contains(needle), "{input:?} gave {msg:?}, expected it to mention {needle}");
+        }
+    }
+
+    #[test]
+    fn pinned_drops_the_tag() {
+        let d = Digest::of(b"m");
+        let r = parse("example.com/a/b:1").pinned(d.clone());
+        assert_eq!(r.tag(), None);
+        assert_eq!(r.reference(), d.to_string());
+    }
+}

@@ -1,0 +1,220 @@
+//! ECR registry credentials through `GetAuthorizationToken`, cached until shortly before they
+//! expire (tokens live 12 hours; one call per registry and container is plenty).
+
+use super::RegistryError;
+use super::auth::{CredentialProvider, Credentials};
+use crate::clock::{Clock, SystemClock};
+use async_trait::async_trait;
+use base64::Engine as _;
+use regex::Regex;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Mutex;
+
+/// An ECR private registry host: its account and region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EcrRegistry {
+    /// 12-digit account id.
+    pub account: String,
+    /// Region (`eu-west-1`).
+    pub region: String,
+}
+
+static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern
+    Regex::new(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$").unwrap()
+});
+
+impl EcrRegistry {
+    /// Recognise `<account>.dkr.ecr.<region>.amazonaws.com` (FIPS and China partitions too).
+    pub fn from_host(host: &str) -> Option<Self> {
+        let c = ECR_HOST.captures(host)?;
+        Some(EcrRegistry { account: c[1].to_owned(), region: c[2].to_owned() })
+    }
+}
+
+/// A decoded authorization token.
+#[derive(Clone)]
+pub struct EcrToken {
+    /// Always `AWS` in practice.
+    pub username: String,
+    /// The token.
+    pub password: String,
+    /// When ECR says it expires.
+    pub expires_at: SystemTime,
+}
+
+/// Calls `GetAuthorizationToken`. The seam for tests; [`SdkTokenSource`] is the real one.
+#[async_trait]
+pub trait EcrTokenSource: Send + Sync {
+    /// A fresh token for `registry`.
+    async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, String>;
+}
+
+/// Decode ECR's base64 `AWS:<password>` token.
+pub fn decode_token(b64: &str, expires_at: SystemTime) -> Result<EcrToken, String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| "the authorization token is not base64".to_owned())?;
+    let raw = String::from_utf8(raw).map_err(|_| "the authorization token is not UTF-8".to_owned())?;
+    let (u, p) = raw.split_once(':').ok_or("the authorization token is not USER:PASSWORD")?;
+    Ok(EcrToken { username: u.to_owned(), password: p.to_owned(), expires_at })
+}
+
+/// `GetAuthorizationToken` through `aws-sdk-ecr`, one client per region (a registry's region
+/// need not be the caller's).
+pub struct SdkTokenSource {
+    base: aws_sdk_ecr::config::Config,
+    clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+}
+
+impl SdkTokenSource {
+    /// From an SDK configuration built at the edge (credentials chain, endpoint override).
+    pub fn new(base: aws_sdk_ecr::config::Config) -> Self {
+        SdkTokenSource { base, clients: Mutex::default() }
+    }
+}
+
+#[async_trait]
+impl EcrTokenSource for SdkTokenSource {
+    async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, String> {
+        let client = {
+            let mut clients = self.clients.lock().await;
+            clients
+                .entry(registry.region.clone())
+                .or_insert_with(|| {
+                    let conf = self
+                        .base
+                        .to_builder()
+                        .region(aws_sdk_ecr::config::Region::new(registry.region.clone()))
+                        .build();
+                    aws_sdk_ecr::Client::from_conf(conf)
+                })
+                .clone()
+        };
+        // registryIds is deprecated but still selects the account for cross-account pulls.
+        #[allow(deprecated)]
+        let out = client
+            .get_authorization_token()
+            .registry_ids(&registry.account)
+            .send()
+            .await
+            .map_err(|e| format!("GetAuthorizationToken failed: {}", aws_sdk_ecr::error::DisplayErrorContext(e)))?;
+        let data = out.authorization_data().first().ok_or("GetAuthorizationToken returned no data")?;
+        let token = data.authorization_token().ok_or("GetAuthorizationToken returned no token")?;
+        let expires_at = data
+            .expires_at()
+            .and_then(|t| SystemTime::try_from(*t).ok())
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
+        decode_token(token, expires_at)
+    }
+}
+
+/// Credentials for ECR hosts, anonymous for every other host.
+pub struct EcrCredentials {
+    source: Arc<dyn EcrTokenSource>,
+    clock: Arc<dyn Clock>,
+    /// Refresh this long before ECR's expiry, so no request carries a token that expires in
+    /// flight.
+    margin: Duration,
+    cache: Mutex<HashMap<EcrRegistry, EcrToken>>,
+}
+
+impl EcrCredentials {
+    /// With the system clock and a 15-minute refresh margin.
+    pub fn new(source: Arc<dyn EcrTokenSource>) -> Self {
+        Self::with_clock(source, Arc::new(SystemClock))
+    }
+
+    /// With an injected clock (tests).
+    pub fn with_clock(source: Arc<dyn EcrTokenSource>, clock: Arc<dyn Clock>) -> Self {
+        EcrCredentials { source, clock, margin: Duration::from_secs(15 * 60), cache: Mutex::default() }
+    }
+}
+
+#[async_trait]
+impl CredentialProvider for EcrCredentials {
+    async fn credentials(&self, host: &str) -> Result<Credentials, RegistryError> {
+        let Some(registry) = EcrRegistry::from_host(host) else {
+            return Ok(Credentials::Anonymous);
+        };
+        // Held across the call on purpose: concurrent copies wait for one token request.
+        let mut cache = self.cache.lock().await;
+        let now = self.clock.now();
+        let fresh = cache.get(&registry).filter(|t| now + self.margin < t.expires_at).cloned();
+        let token = match fresh {
+            Some(t) => t,
+            None => {
+                let t = self
+                    .source
+                    .token(&registry)
+                    .await
+                    .map_err(|detail| RegistryError::Credentials { registry: host.to_owned(), detail })?;
+                tracing::debug!(registry = host, "fetched an ECR authorization token");
+                cache.insert(registry, t.clone());
+                t
+            }
+        };
+        Ok(Credentials::Basic { username: token.username, password: token.password })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex as StdMutex;
+
+    struct FakeSource(AtomicUsize);
+    #[async_trait]
+    impl EcrTokenSource for FakeSource {
+        async fn token(&self, _: &EcrRegistry) -> Result<EcrToken, String> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("AWS:tok{n}"));
+            decode_token(&b64, SystemTime::UNIX_EPOCH + Duration::from_secs(12 * 3600))
+        }
+    }
+    struct FakeClock(StdMutex<SystemTime>);
+    impl Clock for FakeClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    #[test]
+    fn recognises_ecr_hosts_only() {
+        let r = EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
+        assert_eq!((r.account.as_str(), r.region.as_str()), ("123456789012", "eu-west-1"));
+        assert!(EcrRegistry::from_host("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com").is_some());
+        assert!(EcrRegistry::from_host("public.ecr.aws").is_none());
+        assert!(EcrRegistry::from_host("123.dkr.ecr.eu-west-1.amazonaws.com").is_none());
+        assert!(EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.io").is_none());
+    }
+
+    #[tokio::test]
+    async fn caches_the_token_until_shortly_before_expiry() {
+        let source = Arc::new(FakeSource(AtomicUsize::new(0)));
+        let clock = Arc::new(FakeClock(StdMutex::new(SystemTime::UNIX_EPOCH)));
+        let creds = EcrCredentials::with_clock(source.clone(), clock.clone());
+        let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        let pw = |c: Credentials| match c {
+            Credentials::Basic { username, password } => format!("{username}:{password}"),
+            Credentials::Anonymous => "anon".into(),
+        };
+        assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok0");
+        *clock.0.lock().unwrap() += Duration::from_secs(11 * 3600);
+        assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok0", "still cached");
+        *clock.0.lock().unwrap() += Duration::from_secs(50 * 60);
+        assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok1", "refreshed 10 min before expiry");
+        assert_eq!(pw(creds.credentials("ghcr.io").await.unwrap()), "anon");
+        assert_eq!(source.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn rejects_malformed_tokens() {
+        assert!(decode_token("!!", SystemTime::UNIX_EPOCH).is_err());
+        let b64 = base64::engine::general_purpose::STANDARD.encode("nocolon");
+        assert!(decode_token(&b64, SystemTime::UNIX_EPOCH).is_err());
+    }
+}

@@ -1,0 +1,544 @@
+//! The OCI distribution API over HTTP(S).
+//!
+//! Requests go out through one `reqwest` client shared by every registry of a copy. When a
+//! registry challenges (401), credentials come from the [`CredentialProvider`] and the challenge
+//! itself (HTTP Basic, or the bearer-token flow) is run by `oci-client`; the resulting
+//! `Authorization` header is cached per host (Basic) or per repository and access (Bearer).
+//!
+//! Error messages name the operation, registry and object, never a credential, a token or an
+//! upload-session URL (those carry state tokens in their query).
+
+use super::auth::{CredentialProvider, Credentials};
+use super::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
+use crate::digest::Digest;
+use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
+use crate::reference::ImageRef;
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::BytesMut;
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::RegistryOperation;
+use oci_client::secrets::RegistryAuth;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Settings of the HTTP adapter.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Hosts (`host[:port]`) spoken to over plain HTTP. Everything else is HTTPS.
+    pub insecure_hosts: Vec<String>,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    pub read_timeout: Duration,
+    /// `User-Agent` sent with every request.
+    pub user_agent: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            insecure_hosts: Vec::new(),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(120),
+            user_agent: concat!("ecr-promotion/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Access {
+    Pull,
+    Push,
+}
+
+/// The HTTP(S) registry client.
+pub struct HttpRegistry {
+    http: reqwest::Client,
+    oci: oci_client::Client,
+    creds: Arc<dyn CredentialProvider>,
+    config: HttpConfig,
+    /// Basic auth applies to a whole host; learnt once, sent pre-emptively afterwards.
+    basic: RwLock<HashMap<String, HeaderValue>>,
+    /// Bearer tokens are scoped to a repository and an access.
+    bearer: RwLock<HashMap<(String, String, Access), HeaderValue>>,
+}
+
+impl HttpRegistry {
+    /// A client with `config`, asking `creds` when a registry wants credentials.
+    pub fn new(config: HttpConfig, creds: Arc<dyn CredentialProvider>) -> Result<Self, RegistryError> {
+        let http = reqwest::Client::builder()
+            .user_agent(&config.user_agent)
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            // Redirects to blob storage (S3 for ECR) must not carry our Authorization header;
+            // reqwest strips it on cross-host redirects.
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let oci = oci_client::Client::new(oci_client::client::ClientConfig {
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(config.insecure_hosts.clone()),
+            user_agent: "ecr-promotion",
+            connect_timeout: Some(config.connect_timeout),
+            read_timeout: Some(config.read_timeout),
+            ..Default::default()
+        });
+        Ok(HttpRegistry { http, oci, creds, config, basic: RwLock::default(), bearer: RwLock::default() })
+    }
+
+    fn base(&self, repo: &ImageRef) -> String {
+        let host = repo.api_host();
+        let scheme = if self.config.insecure_hosts.iter().any(|h| h == host) { "http" } else { "https" };
+        format!("{scheme}://{host}/v2/{}", repo.repository())
+    }
+
+    async fn cached_auth(&self, repo: &ImageRef, access: Access) -> Option<HeaderValue> {
+        let host = repo.api_host();
+        if let Some(h) = self.basic.read().await.get(host) {
+            return Some(h.clone());
+        }
+        let bearer = self.bearer.read().await;
+        let key = |a| (host.to_owned(), repo.repository().to_owned(), a);
+        // A push token covers pulls too.
+        bearer.get(&key(access)).or_else(|| bearer.get(&key(Access::Push))).cloned()
+    }
+
+    /// Run the registry's challenge with the provider's credentials and cache the result.
+    async fn negotiate(&self, repo: &ImageRef, access: Access, what: &str) -> Result<HeaderValue, RegistryError> {
+        let host = repo.api_host().to_owned();
+        let creds = self.creds.credentials(&host).await?;
+        let auth = match &creds {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+        };
+        let reference = oci_client::Reference::with_tag(
+            repo.registry().to_owned(),
+            repo.repository().to_owned(),
+            "latest".to_owned(),
+        );
+        let op = match access {
+            Access::Pull => RegistryOperation::Pull,
+            Access::Push => RegistryOperation::Push,
+        };
+        let unauthorized = |detail: String| RegistryError::Unauthorized { what: what.to_owned(), detail };
+        match self.oci.auth(&reference, &auth, op).await {
+            Ok(Some(token)) => {
+                let v = header_value(&format!("Bearer {token}"))?;
+                self.bearer.write().await.insert((host, repo.repository().to_owned(), access), v.clone());
+                Ok(v)
+            }
+            Ok(None) => match creds {
+                Credentials::Basic { username, password } => {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                    let v = header_value(&format!("Basic {b64}"))?;
+                    self.basic.write().await.insert(host, v.clone());
+                    Ok(v)
+                }
+                Credentials::Anonymous => Err(unauthorized(format!(
+                    "{host} requires credentials and none were found (use --src-creds/--dst-creds, \
+                     Docker's config.json, or AWS credentials for ECR)"
+                ))),
+            },
+            Err(oci_client::errors::OciDistributionError::RequestError(e)) => Err(transport(what, e)),
+            Err(e) => Err(unauthorized(format!("authentication with {host} failed: {}", truncate(&e.to_string())))),
+        }
+    }
+
+    /// Send a request built by `build`, authenticating once if the registry challenges.
+    async fn send(
+        &self,
+        repo: &ImageRef,
+        access: Access,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut auth = self.cached_auth(repo, access).await;
+        let mut negotiated = false;
+        loop {
+            let mut rb = build(&self.http);
+            if let Some(h) = &auth {
+                rb = rb.header(header::AUTHORIZATION, h.clone());
+            }
+            let resp = rb.send().await.map_err(|e| transport(what, e))?;
+            if resp.status() == StatusCode::UNAUTHORIZED && !negotiated {
+                auth = Some(self.negotiate(repo, access, what).await?);
+                negotiated = true;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    async fn get_manifest_once(&self, repo: &ImageRef, reference: &str, what: &str) -> Result<RawManifest, RegistryError> {
+        let url = format!("{}/manifests/{reference}", self.base(repo));
+        let resp = self
+            .send(repo, Access::Pull, what, |c| c.get(&url).header(header::ACCEPT, ACCEPT.join(", ")))
+            .await?;
+        let resp = check(resp, what).await?;
+        if resp.content_length().is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
+            return Err(too_large(what, resp.content_length().unwrap_or_default() as usize));
+        }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        // Read with a cap: a hostile registry must not make us buffer gigabytes.
+        let mut body = BytesMut::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport(what, e))?;
+            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+                return Err(too_large(what, body.len() + chunk.len()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bytes = body.freeze();
+        let (_, _, media_type) = ManifestDoc::parse(&bytes, content_type.as_deref())
+            .map_err(|source| RegistryError::Manifest { what: what.to_owned(), source })?;
+        let raw = RawManifest::new(bytes, media_type);
+        // Verified bytes: by digest, the bytes must hash to it; by tag, they must hash to what
+        // the registry says it served.
+        let expected = reference.parse::<Digest>().ok().or(header_digest);
+        if let Some(expected) = expected {
+            if expected != raw.digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: what.to_owned(),
+                    expected: expected.to_string(),
+                    actual: raw.digest.to_string(),
+                });
+            }
+        }
+        Ok(raw)
+    }
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, RegistryError> {
+    let mut v = HeaderValue::from_str(s).map_err(|_| RegistryError::Config("credentials contain characters HTTP headers cannot carry".into()))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn too_large(what: &str, n: usize) -> RegistryError {
+    RegistryError::Manifest { what: what.to_owned(), source: crate::manifest::ManifestError::TooLarge(n) }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 300;
+    if s.len() <= MAX { s.to_owned() } else { format!("{}…", &s[..s.floor_char_boundary(MAX)]) }
+}
+
+/// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.
+fn transport(what: &str, e: reqwest::Error) -> RegistryError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while transferring"
+    } else {
+        "request failed"
+    };
+    // `without_url`: upload locations carry session state in their query. reqwest's own
+    // message is terse ("error sending request"); the cause (connection refused) is at the end
+    // of its source chain.
+    let e = e.without_url();
+    let mut root = None;
+    let mut cur = std::error::Error::source(&e);
+    while let Some(s) = cur {
+        root = Some(s.to_string());
+        cur = s.source();
+    }
+    let detail = match root {
+        Some(r) => format!("{kind}: {e} ({r})"),
+        None => format!("{kind}: {e}"),
+    };
+    RegistryError::Transient { what: what.to_owned(), detail: truncate(&detail), retry_after: None }
+}
+
+/// Turn a non-success answer into the matching error; pass successes through.
+async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = retry_after(resp.headers());
+    let body = resp.text().await.unwrap_or_default();
+    Err(status_error(status, what, &body, retry_after))
+}
+
+fn status_error(status: StatusCode, what: &str, body: &str, retry_after: Option<Duration>) -> RegistryError {
+    let what = what.to_owned();
+    // The OCI error envelope: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}.
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("errors")?.get(0)?.clone();
+            Some(format!(
+                "{} {}",
+                e.get("code").and_then(|c| c.as_str()).unwrap_or(""),
+                e.get("message").and_then(|c| c.as_str()).unwrap_or("")
+            ))
+        })
+        .map(|d| format!("HTTP {}: {}", status.as_u16(), truncate(d.trim())))
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    match status.as_u16() {
+        401 | 403 => RegistryError::Unauthorized { what, detail },
+        404 => RegistryError::NotFound { what },
+        408 | 429 | 500..=599 => RegistryError::Transient { what, detail, retry_after },
+        _ => RegistryError::Protocol { what, detail },
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for registries and treated as absent).
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    h.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Resolve an upload `Location` (absolute or relative) and add `digest` to its query.
+fn upload_url(base: &str, location: &str, digest: &Digest) -> Result<url::Url, RegistryError> {
+    let base = url::Url::parse(base).map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
+    let mut u = base
+        .join(location)
+        .map_err(|_| RegistryError::Protocol { what: "blob upload".into(), detail: "unusable Location header".into() })?;
+    u.query_pairs_mut().append_pair("digest", digest.as_str());
+    Ok(u)
+}
+
+fn location(resp: &Response, what: &str) -> Result<String, RegistryError> {
+    resp.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| RegistryError::Protocol { what: what.to_owned(), detail: "no Location header".into() })
+}
+
+#[async_trait]
+impl Registry for HttpRegistry {
+    async fn get_manifest(&self, repo: &ImageRef, reference: &str) -> Result<RawManifest, RegistryError> {
+        let what = format!("manifest {}:{reference}", repo.repo_path());
+        self.config.retry.run("get_manifest", || self.get_manifest_once(repo, reference, &what)).await
+    }
+
+    async fn head_manifest(&self, repo: &ImageRef, reference: &str) -> Result<Option<Digest>, RegistryError> {
+        let what = format!("manifest {}:{reference}", repo.repo_path());
+        let url = format!("{}/manifests/{reference}", self.base(repo));
+        self.config
+            .retry
+            .run("head_manifest", || async {
+                let resp = self
+                    .send(repo, Access::Pull, &what, |c| c.head(&url).header(header::ACCEPT, ACCEPT.join(", ")))
+                    .await?;
+                if resp.status() == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                let resp = check(resp, &what).await?;
+                let digest = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                match digest {
+                    Some(d) => d.parse().map(Some).map_err(|e: crate::digest::DigestError| RegistryError::Protocol {
+                        what: what.clone(),
+                        detail: e.to_string(),
+                    }),
+                    // Some registries omit the header on HEAD: fall back to reading the bytes.
+                    None => Ok(Some(self.get_manifest_once(repo, reference, &what).await?.digest)),
+                }
+            })
+            .await
+    }
+
+    async fn put_manifest(&self, repo: &ImageRef, reference: &str, manifest: &RawManifest) -> Result<PutManifest, RegistryError> {
+        let what = format!("push manifest {}:{reference}", repo.repo_path());
+        let url = format!("{}/manifests/{reference}", self.base(repo));
+        self.config
+            .retry
+            .run("put_manifest", || async {
+                let resp = self
+                    .send(repo, Access::Push, &what, |c| {
+                        c.put(&url).header(header::CONTENT_TYPE, &manifest.media_type).body(manifest.bytes.clone())
+                    })
+                    .await?;
+                let resp = check(resp, &what).await?;
+                let subject_processed = resp.headers().contains_key("oci-subject");
+                if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+                    if d != manifest.digest.as_str() {
+                        return Err(RegistryError::DigestMismatch {
+                            what: what.clone(),
+                            expected: manifest.digest.to_string(),
+                            actual: d.to_owned(),
+                        });
+                    }
+                }
+                Ok(PutManifest { digest: manifest.digest.clone(), subject_processed })
+            })
+            .await
+    }
+
+    async fn head_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let what = format!("blob {}@{digest}", repo.repo_path());
+        let url = format!("{}/blobs/{digest}", self.base(repo));
+        self.config
+            .retry
+            .run("head_blob", || async {
+                let resp = self.send(repo, Access::Pull, &what, |c| c.head(&url)).await?;
+                if resp.status() == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                let resp = check(resp, &what).await?;
+                Ok(Some(resp.content_length().unwrap_or_default()))
+            })
+            .await
+    }
+
+    async fn get_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        let what = format!("blob {}@{digest}", repo.repo_path());
+        let url = format!("{}/blobs/{digest}", self.base(repo));
+        let resp = self
+            .config
+            .retry
+            .run("get_blob", || async { check(self.send(repo, Access::Pull, &what, |c| c.get(&url)).await?, &what).await })
+            .await?;
+        let size = resp.content_length();
+        let stream = resp.bytes_stream().map_err(move |e| transport(&what, e)).boxed();
+        Ok(BlobStream { size, stream })
+    }
+
+    async fn mount_blob(&self, repo: &ImageRef, digest: &Digest, from: &ImageRef) -> Result<bool, RegistryError> {
+        let what = format!("mount blob {digest} into {} from {}", repo.repo_path(), from.repository());
+        let url = format!("{}/blobs/uploads/", self.base(repo));
+        let query = [("mount", digest.as_str()), ("from", from.repository())];
+        self.config
+            .retry
+            .run("mount_blob", || async {
+                let resp = self
+                    .send(repo, Access::Push, &what, |c| c.post(&url).query(&query).header(header::CONTENT_LENGTH, 0))
+                    .await?;
+                match resp.status() {
+                    StatusCode::CREATED => Ok(true),
+                    StatusCode::ACCEPTED => {
+                        // Declined: the registry opened an upload session instead. Cancel it
+                        // (best effort) so it does not linger; the caller uploads afresh.
+                        if let Ok(loc) = location(&resp, &what) {
+                            if let Ok(base) = url::Url::parse(&url) {
+                                if let Ok(u) = base.join(&loc) {
+                                    let _ = self.send(repo, Access::Push, &what, |c| c.request(Method::DELETE, u.clone())).await;
+                                }
+                            }
+                        }
+                        Ok(false)
+                    }
+                    _ => check(resp, &what).await.map(|_| false),
+                }
+            })
+            .await
+    }
+
+    async fn put_blob(&self, repo: &ImageRef, digest: &Digest, size: u64, body: BlobStream) -> Result<(), RegistryError> {
+        let what = format!("upload blob {digest} to {}", repo.repo_path());
+        let url = format!("{}/blobs/uploads/", self.base(repo));
+        let resp = self
+            .config
+            .retry
+            .run("start_upload", || async {
+                check(self.send(repo, Access::Push, &what, |c| c.post(&url).header(header::CONTENT_LENGTH, 0)).await?, &what).await
+            })
+            .await?;
+        let put = upload_url(&url, &location(&resp, &what)?, digest)?;
+        // One PUT with the whole body: the upload commits only if every byte arrives and
+        // hashes to `digest`, so a failure half-way leaves nothing behind. The body cannot be
+        // replayed, so this request is not retried here: the caller retries the whole transfer.
+        let mut rb = self
+            .http
+            .put(put)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(body.stream));
+        if let Some(h) = self.cached_auth(repo, Access::Push).await {
+            rb = rb.header(header::AUTHORIZATION, h);
+        }
+        let resp = rb.send().await.map_err(|e| transport(&what, e))?;
+        check(resp, &what).await.map(|_| ())
+    }
+
+    async fn referrers(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        let what = format!("referrers of {}@{digest}", repo.repo_path());
+        let url = format!("{}/referrers/{digest}", self.base(repo));
+        self.config
+            .retry
+            .run("referrers", || async {
+                let resp = self.send(repo, Access::Pull, &what, |c| c.get(&url).header(header::ACCEPT, crate::manifest::OCI_INDEX)).await?;
+                if resp.status() == StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                let resp = check(resp, &what).await?;
+                let bytes = resp.bytes().await.map_err(|e| transport(&what, e))?;
+                if bytes.len() > MAX_MANIFEST_BYTES {
+                    return Err(too_large(&what, bytes.len()));
+                }
+                let doc: ManifestDoc = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                    what: what.clone(),
+                    detail: format!("the referrers answer is not an index: {e}"),
+                })?;
+                Ok(Some(doc.manifests))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_map_to_stable_error_types() {
+        use crate::error::{Classify, ErrorType};
+        let env = r#"{"errors":[{"code":"DENIED","message":"nope"}]}"#;
+        let cases = [
+            (401, ErrorType::RegistryUnauthorized),
+            (403, ErrorType::RegistryUnauthorized),
+            (404, ErrorType::RegistryNotFound),
+            (429, ErrorType::RegistryTransient),
+            (503, ErrorType::RegistryTransient),
+            (400, ErrorType::RegistryProtocol),
+            (405, ErrorType::RegistryProtocol),
+        ];
+        for (code, ty) in cases {
+            let e = status_error(StatusCode::from_u16(code).unwrap(), "op", env, None);
+            assert_eq!(e.error_type(), ty, "{code}");
+        }
+        let e = status_error(StatusCode::BAD_REQUEST, "op", env, None);
+        assert!(e.to_string().contains("DENIED nope"), "{e}");
+    }
+
+    #[test]
+    fn retry_after_seconds_are_read() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn upload_url_keeps_session_state_and_adds_the_digest() {
+        let d = Digest::of(b"x");
+        let u = upload_url("http://h:5000/v2/r/blobs/uploads/", "/v2/r/blobs/uploads/abc?_state=s", &d).unwrap();
+        assert_eq!(u.path(), "/v2/r/blobs/uploads/abc");
+        let q: Vec<_> = u.query_pairs().collect();
+        assert_eq!(q[0].1, "s");
+        assert_eq!(q[1].1, d.as_str());
+        let abs = upload_url("http://h:5000/v2/r/blobs/uploads/", "https://other/up/1", &d).unwrap();
+        assert_eq!(abs.host_str(), Some("other"));
+    }
+}
