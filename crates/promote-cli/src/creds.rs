@@ -3,13 +3,19 @@
 //! included), ECR's `GetAuthorizationToken` for ECR hosts, then anonymous.
 
 use promotion_core::registry::RegistryError;
-use promotion_core::registry::auth::{ChainProvider, CredentialProvider, Credentials, StaticCredentials};
+use promotion_core::registry::auth::{
+    ChainProvider, CredentialProvider, Credentials, StaticCredentials,
+};
 use std::sync::Arc;
 
 use ecr::LazyEcr;
 
 /// The provider chain.
-pub fn chain(fixed: Vec<(String, Credentials)>, region: Option<String>, endpoint: Option<String>) -> ChainProvider {
+pub fn chain(
+    fixed: Vec<(String, Credentials)>,
+    region: Option<String>,
+    endpoint: Option<String>,
+) -> ChainProvider {
     let mut explicit = StaticCredentials::default();
     for (host, c) in fixed {
         explicit.insert(&host, c);
@@ -31,12 +37,19 @@ impl CredentialProvider for DockerConfig {
         let host = registry.to_owned();
         let found = tokio::task::spawn_blocking(move || docker_credential::get_credential(&host))
             .await
-            .map_err(|e| RegistryError::Credentials { registry: registry.to_owned(), detail: e.to_string() })?;
+            .map_err(|e| RegistryError::Credentials {
+                registry: registry.to_owned(),
+                detail: e.to_string(),
+            })?;
         match found {
-            Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Credentials::Basic { username, password }),
+            Ok(DockerCredential::UsernamePassword(username, password)) => {
+                Ok(Credentials::Basic { username, password })
+            }
             // Identity tokens are OAuth refresh tokens; oci-client's flow cannot use them.
             Ok(DockerCredential::IdentityToken(_)) => Ok(Credentials::Anonymous),
-            Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => Ok(Credentials::Anonymous),
+            Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
+                Ok(Credentials::Anonymous)
+            }
             // Helper output can contain secrets: name the failure, not what it printed.
             Err(E::HelperFailure { helper, .. }) => Err(RegistryError::Credentials {
                 registry: registry.to_owned(),
@@ -69,7 +82,11 @@ mod ecr {
     impl LazyEcr {
         /// Configured from `--aws-region` and `--aws-endpoint-url`.
         pub fn new(region: Option<String>, endpoint: Option<String>) -> Self {
-            LazyEcr { region, endpoint, inner: OnceCell::new() }
+            LazyEcr {
+                region,
+                endpoint,
+                inner: OnceCell::new(),
+            }
         }
     }
 
@@ -90,7 +107,9 @@ mod ecr {
                         loader = loader.endpoint_url(e);
                     }
                     let sdk = loader.load().await;
-                    EcrCredentials::new(Arc::new(SdkTokenSource::new(aws_sdk_ecr::config::Config::from(&sdk))))
+                    EcrCredentials::new(Arc::new(SdkTokenSource::new(
+                        aws_sdk_ecr::config::Config::from(&sdk),
+                    )))
                 })
                 .await;
             inner.credentials(registry).await

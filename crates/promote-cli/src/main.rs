@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "promote", version, about = "Promote container images into a trusted registry")]
+#[command(
+    name = "promote",
+    version,
+    about = "Promote container images into a trusted registry"
+)]
 struct Cli {
     /// Speak plain HTTP to this registry (HOST[:PORT]); repeatable. For local registries only.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
@@ -59,10 +63,20 @@ struct CopyArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     /// Source credentials USER:PASSWORD (prefer the environment variable).
-    #[arg(long, env = "PROMOTE_SRC_CREDS", hide_env_values = true, value_name = "USER:PASS")]
+    #[arg(
+        long,
+        env = "PROMOTE_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
     src_creds: Option<String>,
     /// Destination credentials USER:PASSWORD (prefer the environment variable).
-    #[arg(long, env = "PROMOTE_DST_CREDS", hide_env_values = true, value_name = "USER:PASS")]
+    #[arg(
+        long,
+        env = "PROMOTE_DST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
     dst_creds: Option<String>,
 }
 
@@ -74,19 +88,28 @@ struct Failure {
 
 impl<E: Classify + std::fmt::Display> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure { kind: e.error_type(), message: e.to_string() }
+        Failure {
+            kind: e.error_type(),
+            message: e.to_string(),
+        }
     }
 }
 
 fn input(message: String) -> Failure {
-    Failure { kind: ErrorType::InputInvalid, message }
+    Failure {
+        kind: ErrorType::InputInvalid,
+        message,
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -99,7 +122,10 @@ fn main() -> ExitCode {
             let line = f.message.lines().next().unwrap_or_default().to_owned();
             eprintln!("error: {line} [{}]", f.kind);
             if json {
-                println!("{}", serde_json::json!({"error": {"type": f.kind.as_str(), "message": f.message}}));
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"type": f.kind.as_str(), "message": f.message}})
+                );
             }
             ExitCode::from(match f.kind {
                 ErrorType::InputInvalid => 2,
@@ -117,7 +143,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROMOTE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -134,9 +165,13 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
     let src = parse_ref(&args.src)?;
     let dst = parse_ref(&args.dst)?;
     let mut fixed = Vec::new();
-    for (r, c, flag) in [(&src, &args.src_creds, "--src-creds"), (&dst, &args.dst_creds, "--dst-creds")] {
+    for (r, c, flag) in [
+        (&src, &args.src_creds, "--src-creds"),
+        (&dst, &args.dst_creds, "--dst-creds"),
+    ] {
         if let Some(c) = c {
-            let creds = Credentials::parse_user_pass(c).map_err(|e| input(format!("{flag}: {e}")))?;
+            let creds =
+                Credentials::parse_user_pass(c).map_err(|e| input(format!("{flag}: {e}")))?;
             fixed.push((r.api_host().to_owned(), creds));
         }
     }
@@ -152,7 +187,9 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
     let result = promotion_core::copy_image(&registry, &src, &dst, &opts, bar.clone()).await;
     bar.finish();
     let report = result.map_err(|e| {
-        tracing::info!(operation = "copy", source = %src, destination = %dst, outcome = "failed",
+        // On failure the error line is the canonical line (exactly one line on stderr); the
+        // structured version is there with -v.
+        tracing::debug!(operation = "copy", source = %src, destination = %dst, outcome = "failed",
             error_type = %e.error_type(), duration_ms = started.elapsed().as_millis() as u64, "done");
         Failure::from(e)
     })?;
@@ -174,10 +211,12 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
         "done"
     );
     if cli.json {
-        let out = serde_json::to_string(&report).context("serialising the report").map_err(|e| Failure {
-            kind: ErrorType::InputInvalid,
-            message: e.to_string(),
-        })?;
+        let out = serde_json::to_string(&report)
+            .context("serialising the report")
+            .map_err(|e| Failure {
+                kind: ErrorType::InputInvalid,
+                message: e.to_string(),
+            })?;
         println!("{out}");
     } else {
         println!("copied {} → {}", report.source, report.destination);
@@ -192,7 +231,10 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
             report.blobs_mounted,
             report.blobs_skipped
         );
-        println!("  manifests  {} pushed, {} already present", report.manifests_pushed, report.manifests_skipped);
+        println!(
+            "  manifests  {} pushed, {} already present",
+            report.manifests_pushed, report.manifests_skipped
+        );
         if args.referrers {
             println!("  referrers  {} copied", report.referrers_copied);
         }
@@ -201,7 +243,10 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
 }
 
 fn build_registry(cli: &Cli, fixed: Vec<(String, Credentials)>) -> Result<HttpRegistry, Failure> {
-    let config = HttpConfig { insecure_hosts: cli.insecure_registry.clone(), ..HttpConfig::default() };
+    let config = HttpConfig {
+        insecure_hosts: cli.insecure_registry.clone(),
+        ..HttpConfig::default()
+    };
     let provider = creds::chain(fixed, cli.aws_region.clone(), cli.aws_endpoint_url.clone());
     HttpRegistry::new(config, Arc::new(provider)).map_err(Failure::from)
 }

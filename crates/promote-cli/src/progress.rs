@@ -1,8 +1,8 @@
 //! Progress on a terminal, silence elsewhere.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use promotion_core::copy::{BlobOutcome, CopyObserver};
 use promotion_core::Digest;
+use promotion_core::copy::{BlobOutcome, CopyObserver};
 use std::io::IsTerminal;
 
 /// One bar for the bytes of a copy. Blobs that need no streaming count as done at once, so
@@ -12,9 +12,15 @@ pub struct Bar(ProgressBar);
 impl Bar {
     /// A hidden bar unless stderr is a terminal.
     pub fn new(message: &str) -> Self {
-        let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let bar = ProgressBar::with_draw_target(Some(0), target);
-        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(message.to_owned());

@@ -51,7 +51,12 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { platforms: Vec::new(), referrers: false, concurrency: 4, retry: RetryPolicy::default() }
+        CopyOptions {
+            platforms: Vec::new(),
+            referrers: false,
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -193,7 +198,14 @@ pub async fn copy_image<R: Registry + ?Sized>(
     if opts.concurrency == 0 {
         return Err(CopyError::Input("concurrency must be at least 1".into()));
     }
-    let engine = Engine { reg, src: src.clone(), dst: dst.clone(), opts, obs, stats: Stats::default() };
+    let engine = Engine {
+        reg,
+        src: src.clone(),
+        dst: dst.clone(),
+        opts,
+        obs,
+        stats: Stats::default(),
+    };
 
     // 1. Resolve once. `get_manifest` verifies the bytes against the digest.
     let resolved = reg.get_manifest(src, &src.reference()).await?;
@@ -201,13 +213,13 @@ pub async fn copy_image<R: Registry + ?Sized>(
     tracing::debug!(digest = %source_digest, "source resolved");
     let (top, platforms) = engine.select_platforms(resolved).await?;
 
-    if let Some(d) = dst.digest() {
-        if *d != top.digest {
-            return Err(CopyError::Input(format!(
-                "the destination names digest {d}, but the copy produces {}",
-                top.digest
-            )));
-        }
+    if let Some(d) = dst.digest()
+        && *d != top.digest
+    {
+        return Err(CopyError::Input(format!(
+            "the destination names digest {d}, but the copy produces {}",
+            top.digest
+        )));
     }
 
     // 2-5. The tree: blobs, children, top manifest, tag.
@@ -242,24 +254,40 @@ pub async fn copy_image<R: Registry + ?Sized>(
 
 fn parse(raw: &RawManifest, what: impl Fn() -> String) -> Result<(ManifestDoc, Kind), CopyError> {
     let (doc, kind, _) =
-        ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|source| CopyError::Manifest { what: what(), source })?;
+        ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|source| {
+            CopyError::Manifest {
+                what: what(),
+                source,
+            }
+        })?;
     Ok((doc, kind))
 }
 
 fn platform_name(d: &Descriptor) -> String {
-    d.platform.as_ref().map_or_else(|| "unknown".to_owned(), ToString::to_string)
+    d.platform
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), ToString::to_string)
 }
 
 impl<R: Registry + ?Sized> Engine<'_, R> {
     /// Apply `--platform`: the top manifest to write, and the platforms it carries.
-    async fn select_platforms(&self, top: RawManifest) -> Result<(RawManifest, Vec<PlatformDigest>), CopyError> {
+    async fn select_platforms(
+        &self,
+        top: RawManifest,
+    ) -> Result<(RawManifest, Vec<PlatformDigest>), CopyError> {
         let (doc, kind) = parse(&top, || format!("manifest {}", self.src))?;
         if kind == Kind::Manifest {
             // A single-platform image is copied as it is; its platform lives in its config.
             return Ok((top, Vec::new()));
         }
         let all = |entries: &[&Descriptor]| -> Vec<PlatformDigest> {
-            entries.iter().map(|d| PlatformDigest { platform: platform_name(d), digest: d.digest.clone() }).collect()
+            entries
+                .iter()
+                .map(|d| PlatformDigest {
+                    platform: platform_name(d),
+                    digest: d.digest.clone(),
+                })
+                .collect()
         };
         if self.opts.platforms.is_empty() {
             let entries: Vec<&Descriptor> = doc.manifests.iter().collect();
@@ -268,26 +296,44 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
         let selected: Vec<&Descriptor> = doc
             .manifests
             .iter()
-            .filter(|d| d.platform.as_ref().is_some_and(|p| self.opts.platforms.iter().any(|s| s.selects(p))))
+            .filter(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| self.opts.platforms.iter().any(|s| s.selects(p)))
+            })
             .collect();
         match selected.as_slice() {
+            // Everything selected: the index as it is, byte for byte.
+            all_of if all_of.len() == doc.manifests.len() => Ok((top, all(all_of))),
             [] => {
                 let available: Vec<String> = doc.manifests.iter().map(platform_name).collect();
                 Err(CopyError::Input(format!(
                     "no platform of {} matches {}; it has {}",
                     self.src,
-                    self.opts.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    self.opts
+                        .platforms
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     available.join(", ")
                 )))
             }
             [one] => {
-                let child = self.reg.get_manifest(&self.src, one.digest.as_str()).await?;
+                let child = self
+                    .reg
+                    .get_manifest(&self.src, one.digest.as_str())
+                    .await?;
                 Ok((child, all(&selected)))
             }
             many => {
                 let keep: Vec<Digest> = many.iter().map(|d| d.digest.clone()).collect();
-                let bytes = manifest::filter_index(&top.bytes, &keep)
-                    .map_err(|source| CopyError::Manifest { what: format!("index {}", self.src), source })?;
+                let bytes = manifest::filter_index(&top.bytes, &keep).map_err(|source| {
+                    CopyError::Manifest {
+                        what: format!("index {}", self.src),
+                        source,
+                    }
+                })?;
                 Ok((RawManifest::new(bytes, top.media_type.clone()), all(many)))
             }
         }
@@ -298,7 +344,8 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
     async fn copy_tree(&self, top: RawManifest, tag: Option<&str>) -> Result<Vec<Node>, CopyError> {
         let mut nodes = Vec::new();
         self.collect(top, 0, &mut nodes).await?;
-        self.copy_blob_list(nodes.iter().flat_map(|n| n.doc.blobs().cloned()).collect()).await?;
+        self.copy_blob_list(nodes.iter().flat_map(|n| n.doc.blobs().cloned()).collect())
+            .await?;
         // Children first (post-order), each by digest; the top last, under its tag.
         let last = nodes.len() - 1;
         for (i, n) in nodes.iter().enumerate() {
@@ -315,24 +362,42 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
     /// with bounded concurrency. The first failure cancels the transfers in flight, which
     /// abandons their uploads uncommitted.
     async fn copy_blob_list(&self, blobs: Vec<Descriptor>) -> Result<(), CopyError> {
-        let unique: BTreeMap<Digest, Descriptor> = blobs.into_iter().map(|b| (b.digest.clone(), b)).collect();
-        self.obs.planned(unique.len(), unique.values().map(|b| b.size).sum());
-        stream::iter(unique.into_values().map(|b| async move { self.transfer_blob(&b).await }))
-            .buffer_unordered(self.opts.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
+        let unique: BTreeMap<Digest, Descriptor> =
+            blobs.into_iter().map(|b| (b.digest.clone(), b)).collect();
+        self.obs
+            .planned(unique.len(), unique.values().map(|b| b.size).sum());
+        stream::iter(
+            unique
+                .into_values()
+                .map(|b| async move { self.transfer_blob(&b).await }),
+        )
+        .buffer_unordered(self.opts.concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
         Ok(())
     }
 
     /// Read the tree below `m` (post-order: children before their parent).
-    async fn collect(&self, m: RawManifest, depth: usize, out: &mut Vec<Node>) -> Result<(), CopyError> {
-        let (doc, kind) = parse(&m, || format!("manifest {}@{}", self.src.repo_path(), m.digest))?;
+    async fn collect(
+        &self,
+        m: RawManifest,
+        depth: usize,
+        out: &mut Vec<Node>,
+    ) -> Result<(), CopyError> {
+        let (doc, kind) = parse(&m, || {
+            format!("manifest {}@{}", self.src.repo_path(), m.digest)
+        })?;
         if kind == Kind::Index {
             if depth >= MAX_DEPTH {
-                return Err(CopyError::Input(format!("indexes nested deeper than {MAX_DEPTH} levels")));
+                return Err(CopyError::Input(format!(
+                    "indexes nested deeper than {MAX_DEPTH} levels"
+                )));
             }
             for child in &doc.manifests {
-                let raw = self.reg.get_manifest(&self.src, child.digest.as_str()).await?;
+                let raw = self
+                    .reg
+                    .get_manifest(&self.src, child.digest.as_str())
+                    .await?;
                 Box::pin(self.collect(raw, depth + 1, out)).await?;
             }
         }
@@ -374,7 +439,9 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
                 Ok(true) => return Ok(BlobOutcome::Mounted),
                 Ok(false) => tracing::debug!(digest = %b.digest, "mount declined, uploading"),
                 Err(e) if e.is_retryable() => return Err(e.into()),
-                Err(e) => tracing::debug!(digest = %b.digest, error = %e, "mount failed, uploading"),
+                Err(e) => {
+                    tracing::debug!(digest = %b.digest, error = %e, "mount failed, uploading")
+                }
             }
         }
         // The registry client retries single requests; a transfer that fails half-way is
@@ -389,24 +456,33 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
                 r.map(|()| before.load(Ordering::Relaxed))
             })
             .await?;
-        self.stats.bytes_streamed.fetch_add(streamed, Ordering::Relaxed);
+        self.stats
+            .bytes_streamed
+            .fetch_add(streamed, Ordering::Relaxed);
         Ok(BlobOutcome::Streamed)
     }
 
     async fn stream_blob(&self, b: &Descriptor, sent: Arc<AtomicU64>) -> Result<(), RegistryError> {
         let what = format!("blob {}@{}", self.src.repo_path(), b.digest);
         let source = self.reg.get_blob(&self.src, &b.digest).await?;
-        if let Some(len) = source.size {
-            if len != b.size {
-                return Err(RegistryError::DigestMismatch {
-                    what,
-                    expected: format!("{} bytes", b.size),
-                    actual: format!("{len} bytes"),
-                });
-            }
+        if let Some(len) = source.size
+            && len != b.size
+        {
+            return Err(RegistryError::DigestMismatch {
+                what,
+                expected: format!("{} bytes", b.size),
+                actual: format!("{len} bytes"),
+            });
         }
         let verdict: Arc<Mutex<Option<RegistryError>>> = Arc::default();
-        let body = verifying(source, b.clone(), what, verdict.clone(), sent, self.obs.clone());
+        let body = verifying(
+            source,
+            b.clone(),
+            what,
+            verdict.clone(),
+            sent,
+            self.obs.clone(),
+        );
         let result = self.reg.put_blob(&self.dst, &b.digest, b.size, body).await;
         // A verification failure aborts the upload from inside the body; the transport then
         // reports a dropped request. The verdict says what really happened.
@@ -418,7 +494,12 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
     }
 
     /// Copy the referrers of `subjects` (and, up to a small depth, their referrers).
-    async fn copy_referrers(&self, subjects: &[Digest], depth: usize, seen: &mut HashSet<Digest>) -> Result<(), CopyError> {
+    async fn copy_referrers(
+        &self,
+        subjects: &[Digest],
+        depth: usize,
+        seen: &mut HashSet<Digest>,
+    ) -> Result<(), CopyError> {
         if depth > 2 {
             return Ok(());
         }
@@ -430,9 +511,14 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
             // OCI 1.1 referrers: the API, else the tag-schema fallback index.
             let (descriptors, fallback_raw) = match self.reg.referrers(&self.src, subject).await? {
                 Some(list) => (list, None),
-                None => match self.get_optional(&self.src, &subject.fallback_tag()).await? {
+                None => match self
+                    .get_optional(&self.src, &subject.fallback_tag())
+                    .await?
+                {
                     Some(raw) => {
-                        let (doc, _) = parse(&raw, || format!("referrers index {}", subject.fallback_tag()))?;
+                        let (doc, _) = parse(&raw, || {
+                            format!("referrers index {}", subject.fallback_tag())
+                        })?;
                         (doc.manifests, Some(raw))
                     }
                     None => (Vec::new(), None),
@@ -447,7 +533,8 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
             // A registry with the referrers API indexes `subject` itself; one without needs
             // the fallback tag maintained by the client.
             if !descriptors.is_empty() && self.reg.referrers(&self.dst, subject).await?.is_none() {
-                self.update_fallback(subject, &descriptors, fallback_raw.as_ref()).await?;
+                self.update_fallback(subject, &descriptors, fallback_raw.as_ref())
+                    .await?;
             }
             // Cosign's legacy tags.
             for suffix in COSIGN_SUFFIXES {
@@ -477,10 +564,15 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
         let raw = match existing {
             None => match source_index {
                 Some(src) => src.clone(),
-                _ => RawManifest::new(manifest::referrers_index(add), manifest::OCI_INDEX.to_owned()),
+                _ => RawManifest::new(
+                    manifest::referrers_index(add),
+                    manifest::OCI_INDEX.to_owned(),
+                ),
             },
             Some(current) => {
-                let (doc, _) = parse(&current, || format!("referrers index {}:{tag}", self.dst.repo_path()))?;
+                let (doc, _) = parse(&current, || {
+                    format!("referrers index {}:{tag}", self.dst.repo_path())
+                })?;
                 let mut merged = doc.manifests.clone();
                 for d in add {
                     if !merged.iter().any(|m| m.digest == d.digest) {
@@ -490,14 +582,21 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
                 if merged.len() == doc.manifests.len() {
                     return Ok(());
                 }
-                RawManifest::new(manifest::referrers_index(&merged), manifest::OCI_INDEX.to_owned())
+                RawManifest::new(
+                    manifest::referrers_index(&merged),
+                    manifest::OCI_INDEX.to_owned(),
+                )
             }
         };
         self.push_manifest(&raw, &tag).await?;
         Ok(())
     }
 
-    async fn get_optional(&self, repo: &ImageRef, reference: &str) -> Result<Option<RawManifest>, CopyError> {
+    async fn get_optional(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<RawManifest>, CopyError> {
         match self.reg.get_manifest(repo, reference).await {
             Ok(m) => Ok(Some(m)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
@@ -529,11 +628,20 @@ fn verifying(
             let msg = e.to_string();
             #[allow(clippy::unwrap_used)]
             verdict.lock().unwrap().replace(e);
-            RegistryError::Transient { what: "upload aborted".into(), detail: msg, retry_after: None }
+            RegistryError::Transient {
+                what: "upload aborted".into(),
+                detail: msg,
+                retry_after: None,
+            }
         }
     };
     let expected_size = expected.size;
-    let state = State { inner: source.stream, hasher: Hasher::default(), held: None, done: false };
+    let state = State {
+        inner: source.stream,
+        hasher: Hasher::default(),
+        held: None,
+        done: false,
+    };
     let s = stream::unfold(state, move |mut st| {
         let fail = fail.clone();
         let expected = expected.clone();
@@ -589,5 +697,491 @@ fn verifying(
             }
         }
     });
-    BlobStream { size: Some(expected_size), stream: s.boxed() }
+    BlobStream {
+        size: Some(expected_size),
+        stream: s.boxed(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::manifest::{OCI_INDEX, OCI_MANIFEST};
+    use crate::registry::memory::{Behaviour, MemoryRegistry};
+    use std::time::Duration;
+
+    fn r(s: &str) -> ImageRef {
+        s.parse().unwrap()
+    }
+
+    fn fast() -> CopyOptions {
+        CopyOptions {
+            retry: RetryPolicy {
+                max_retries: 3,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            },
+            ..CopyOptions::default()
+        }
+    }
+
+    fn desc(mt: &str, d: &Digest, size: usize) -> serde_json::Value {
+        serde_json::json!({"mediaType": mt, "digest": d.as_str(), "size": size})
+    }
+
+    /// An image with `layers` random-ish layers; returns the manifest.
+    fn image(
+        reg: &MemoryRegistry,
+        repo: &ImageRef,
+        tag: Option<&str>,
+        seed: u8,
+        layers: &[usize],
+    ) -> RawManifest {
+        let config = Bytes::from(format!(
+            r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#
+        ));
+        let cd = reg.put_blob_bytes(repo, config.clone());
+        let ls: Vec<_> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let bytes: Vec<u8> = (0..*n)
+                    .map(|j| {
+                        (j as u8)
+                            .wrapping_mul(31)
+                            .wrapping_add(seed)
+                            .wrapping_add(i as u8)
+                    })
+                    .collect();
+                let d = reg.put_blob_bytes(repo, Bytes::from(bytes));
+                desc("application/vnd.oci.image.layer.v1.tar", &d, *n)
+            })
+            .collect();
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": desc("application/vnd.oci.image.config.v1+json", &cd, config.len()), "layers": ls});
+        let raw = RawManifest::new(
+            Bytes::from(serde_json::to_vec_pretty(&m).unwrap()),
+            OCI_MANIFEST.into(),
+        );
+        reg.put_manifest_bytes(repo, tag, raw.clone());
+        raw
+    }
+
+    fn index(
+        reg: &MemoryRegistry,
+        repo: &ImageRef,
+        tag: &str,
+        children: &[(&RawManifest, &str)],
+    ) -> RawManifest {
+        let ms: Vec<_> = children
+            .iter()
+            .map(|(m, p)| {
+                let mut d = desc(OCI_MANIFEST, &m.digest, m.bytes.len());
+                let parts: Vec<&str> = p.split('/').collect();
+                d["platform"] = serde_json::json!({"os": parts[0], "architecture": parts[1]});
+                d
+            })
+            .collect();
+        let doc = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms});
+        let raw = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&doc).unwrap()),
+            OCI_INDEX.into(),
+        );
+        reg.put_manifest_bytes(repo, Some(tag), raw.clone());
+        raw
+    }
+
+    fn multi(reg: &MemoryRegistry, repo: &ImageRef) -> (RawManifest, RawManifest, RawManifest) {
+        let amd = image(reg, repo, None, 1, &[5000, 3000]);
+        let arm = image(reg, repo, None, 2, &[4000]);
+        let idx = index(
+            reg,
+            repo,
+            "1.0",
+            &[(&amd, "linux/amd64"), (&arm, "linux/arm64")],
+        );
+        (idx, amd, arm)
+    }
+
+    fn three(reg: &MemoryRegistry, repo: &ImageRef) -> RawManifest {
+        let (_, amd, arm) = multi(reg, repo);
+        let s390 = image(reg, repo, None, 3, &[100]);
+        index(
+            reg,
+            repo,
+            "3",
+            &[
+                (&amd, "linux/amd64"),
+                (&arm, "linux/arm64"),
+                (&s390, "linux/s390x"),
+            ],
+        )
+    }
+
+    async fn copy(
+        reg: &MemoryRegistry,
+        src: &str,
+        dst: &str,
+        opts: &CopyOptions,
+    ) -> Result<CopyReport, CopyError> {
+        copy_image(reg, &r(src), &r(dst), opts, Arc::new(NoProgress)).await
+    }
+
+    #[tokio::test]
+    async fn copies_an_index_byte_for_byte_resolving_the_tag_once() {
+        let reg = MemoryRegistry::new();
+        let (idx, amd, arm) = multi(&reg, &r("src.example/team/app"));
+        let rep = copy(
+            &reg,
+            "src.example/team/app:1.0",
+            "dst.example/prod/app:1.0",
+            &fast(),
+        )
+        .await
+        .unwrap();
+        let dst = r("dst.example/prod/app");
+        assert_eq!(rep.digest, idx.digest);
+        assert_eq!(rep.source_digest, idx.digest);
+        assert_eq!(reg.tag(&dst, "1.0"), Some(idx.digest.clone()));
+        assert_eq!(reg.manifest(&dst, &idx.digest).unwrap().bytes, idx.bytes);
+        assert!(
+            reg.manifest(&dst, &amd.digest).is_some() && reg.manifest(&dst, &arm.digest).is_some()
+        );
+        assert_eq!(rep.platforms.len(), 2);
+        let configs: u64 = [&amd, &arm]
+            .iter()
+            .map(|m| {
+                ManifestDoc::parse(&m.bytes, None)
+                    .unwrap()
+                    .0
+                    .config
+                    .unwrap()
+                    .size
+            })
+            .sum();
+        assert_eq!(
+            (rep.blobs_streamed, rep.bytes_streamed),
+            (5, 5000 + 3000 + 4000 + configs)
+        );
+        assert_eq!(reg.calls().tag_gets, 1, "the tag is resolved exactly once");
+        assert_eq!(reg.calls().bytes_uploaded, rep.bytes_streamed);
+    }
+
+    #[tokio::test]
+    async fn a_rerun_streams_nothing_and_writes_nothing() {
+        let reg = MemoryRegistry::new();
+        multi(&reg, &r("src.example/app"));
+        copy(&reg, "src.example/app:1.0", "dst.example/app:1.0", &fast())
+            .await
+            .unwrap();
+        let before = reg.calls();
+        let rep = copy(&reg, "src.example/app:1.0", "dst.example/app:1.0", &fast())
+            .await
+            .unwrap();
+        assert_eq!(
+            (rep.bytes_streamed, rep.blobs_streamed, rep.manifests_pushed),
+            (0, 0, 0)
+        );
+        assert_eq!((rep.blobs_skipped, rep.manifests_skipped), (5, 3));
+        assert_eq!(reg.calls().manifest_puts, before.manifest_puts);
+    }
+
+    #[tokio::test]
+    async fn same_registry_mounts_and_falls_back_to_upload_when_declined() {
+        let reg = MemoryRegistry::new();
+        multi(&reg, &r("reg.example/quarantine/app"));
+        let rep = copy(
+            &reg,
+            "reg.example/quarantine/app:1.0",
+            "reg.example/trusted/app:1.0",
+            &fast(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((rep.blobs_mounted, rep.bytes_streamed), (5, 0));
+
+        reg.set_behaviour(Behaviour {
+            decline_mounts: true,
+            ..Behaviour::default()
+        });
+        let rep = copy(
+            &reg,
+            "reg.example/quarantine/app:1.0",
+            "reg.example/other/app:1.0",
+            &fast(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((rep.blobs_mounted, rep.blobs_streamed), (0, 5));
+        assert!(rep.bytes_streamed > 0);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_source_blob_fails_and_leaves_no_manifest() {
+        let reg = MemoryRegistry::new();
+        let src = r("src.example/app");
+        let (idx, amd, _) = multi(&reg, &src);
+        let (doc, _, _) = ManifestDoc::parse(&amd.bytes, None).unwrap();
+        let layer = &doc.layers[0];
+        reg.corrupt_blob(
+            &src,
+            &layer.digest,
+            Bytes::from(vec![0u8; layer.size as usize]),
+        );
+        let err = copy(&reg, "src.example/app:1.0", "dst.example/app:1.0", &fast())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::ImageDigestMismatch, "{err}");
+        let dst = r("dst.example/app");
+        assert_eq!(reg.tag(&dst, "1.0"), None);
+        assert!(
+            reg.manifest(&dst, &idx.digest).is_none() && reg.manifest(&dst, &amd.digest).is_none()
+        );
+        assert!(
+            !reg.has_blob(&dst, &layer.digest),
+            "the corrupt blob was never committed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transfer_dropped_mid_stream_is_retried_whole_and_counted_once() {
+        let reg = MemoryRegistry::new();
+        image(&reg, &r("src.example/app"), Some("1"), 9, &[10_000]);
+        reg.set_behaviour(Behaviour {
+            fail_blob_reads: 1,
+            ..Behaviour::default()
+        });
+        let rep = copy(
+            &reg,
+            "src.example/app:1",
+            "dst.example/app:1",
+            &CopyOptions {
+                concurrency: 1,
+                ..fast()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rep.blobs_streamed, 2);
+        assert_eq!(rep.bytes_streamed, reg.calls().bytes_uploaded);
+    }
+
+    #[tokio::test]
+    async fn platform_selection_gives_the_child_or_a_filtered_index() {
+        let reg = MemoryRegistry::new();
+        let (idx, _, arm) = multi(&reg, &r("src.example/app"));
+        let one = CopyOptions {
+            platforms: vec!["linux/arm64".parse().unwrap()],
+            ..fast()
+        };
+        let rep = copy(&reg, "src.example/app:1.0", "dst.example/app:arm", &one)
+            .await
+            .unwrap();
+        assert_eq!(rep.digest, arm.digest);
+        assert_eq!(
+            reg.tag(&r("dst.example/app"), "arm"),
+            Some(arm.digest.clone())
+        );
+
+        let both = CopyOptions {
+            platforms: vec![
+                "linux/arm64".parse().unwrap(),
+                "linux/amd64".parse().unwrap(),
+            ],
+            ..fast()
+        };
+        let rep = copy(&reg, "src.example/app:1.0", "dst.example/app:both", &both)
+            .await
+            .unwrap();
+        assert_eq!(
+            rep.digest, idx.digest,
+            "selecting every platform keeps the index byte for byte"
+        );
+        let idx3 = three(&reg, &r("src.example/app"));
+        let rep = copy(&reg, "src.example/app:3", "dst.example/app:two", &both)
+            .await
+            .unwrap();
+        assert_eq!(rep.platforms.len(), 2);
+        // Two of three children: a filtered index with a new digest.
+        assert_ne!(rep.digest, idx3.digest);
+        let (doc, _, _) = ManifestDoc::parse(
+            &reg.manifest(&r("dst.example/app"), &rep.digest)
+                .unwrap()
+                .bytes,
+            None,
+        )
+        .unwrap();
+        assert_eq!(doc.manifests.len(), 2);
+
+        let none = CopyOptions {
+            platforms: vec!["windows/amd64".parse().unwrap()],
+            ..fast()
+        };
+        let err = copy(&reg, "src.example/app:1.0", "dst.example/app:x", &none)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::InputInvalid);
+        assert!(
+            err.to_string().contains("linux/amd64, linux/arm64"),
+            "{err}"
+        );
+    }
+
+    fn referrer(
+        reg: &MemoryRegistry,
+        repo: &ImageRef,
+        subject: &RawManifest,
+        artifact_type: &str,
+        seed: u8,
+    ) -> RawManifest {
+        let payload = reg.put_blob_bytes(repo, Bytes::from(vec![seed; 100]));
+        let empty = reg.put_blob_bytes(repo, Bytes::from_static(b"{}"));
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": desc(crate::manifest::OCI_EMPTY, &empty, 2),
+            "layers": [desc("application/octet-stream", &payload, 100)],
+            "subject": desc(&subject.media_type, &subject.digest, subject.bytes.len())});
+        let raw = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&m).unwrap()),
+            OCI_MANIFEST.into(),
+        );
+        reg.put_manifest_bytes(repo, None, raw.clone());
+        raw
+    }
+
+    #[tokio::test]
+    async fn referrers_come_along_through_the_fallback_tag_and_cosign_tags() {
+        let reg = MemoryRegistry::new();
+        let src = r("src.example/app");
+        let (idx, _, _) = multi(&reg, &src);
+        let sig = referrer(
+            &reg,
+            &src,
+            &idx,
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            1,
+        );
+        let sbom = referrer(&reg, &src, &idx, "application/spdx+json", 2);
+        let fallback = RawManifest::new(
+            manifest::referrers_index(&[sig.descriptor(), sbom.descriptor()]),
+            OCI_INDEX.into(),
+        );
+        reg.put_manifest_bytes(&src, Some(&idx.digest.fallback_tag()), fallback.clone());
+        let legacy = image(
+            &reg,
+            &src,
+            Some(&format!("{}.sig", idx.digest.fallback_tag())),
+            3,
+            &[10],
+        );
+
+        let without = copy(&reg, "src.example/app:1.0", "dst.example/a:1.0", &fast())
+            .await
+            .unwrap();
+        assert_eq!(without.referrers_copied, 0);
+        assert!(reg.tags(&r("dst.example/a")) == vec!["1.0".to_owned()]);
+
+        let opts = CopyOptions {
+            referrers: true,
+            ..fast()
+        };
+        let rep = copy(&reg, "src.example/app:1.0", "dst.example/b:1.0", &opts)
+            .await
+            .unwrap();
+        let dst = r("dst.example/b");
+        assert_eq!(rep.referrers_copied, 3);
+        assert!(
+            reg.manifest(&dst, &sig.digest).is_some() && reg.manifest(&dst, &sbom.digest).is_some()
+        );
+        // No index existed at the destination: the source's fallback index is copied verbatim.
+        assert_eq!(
+            reg.tag(&dst, &idx.digest.fallback_tag()),
+            Some(fallback.digest.clone())
+        );
+        assert_eq!(
+            reg.tag(&dst, &format!("{}.sig", idx.digest.fallback_tag())),
+            Some(legacy.digest)
+        );
+
+        // Idempotent: a second run adds nothing and does not duplicate index entries.
+        let again = copy(&reg, "src.example/app:1.0", "dst.example/b:1.0", &opts)
+            .await
+            .unwrap();
+        assert_eq!((again.manifests_pushed, again.bytes_streamed), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn referrers_merge_into_an_existing_destination_index_without_duplicates() {
+        let reg = MemoryRegistry::new();
+        let src = r("src.example/app");
+        let dst = r("dst.example/app");
+        let img = image(&reg, &src, Some("1"), 4, &[10]);
+        let sig = referrer(&reg, &src, &img, "application/example.sig", 1);
+        reg.put_manifest_bytes(
+            &src,
+            Some(&img.digest.fallback_tag()),
+            RawManifest::new(
+                manifest::referrers_index(&[sig.descriptor()]),
+                OCI_INDEX.into(),
+            ),
+        );
+        // The destination already lists another referrer (and our blob) in its index.
+        let other = image(&reg, &dst, None, 5, &[10]);
+        reg.put_manifest_bytes(
+            &dst,
+            Some(&img.digest.fallback_tag()),
+            RawManifest::new(
+                manifest::referrers_index(&[other.descriptor(), sig.descriptor()]),
+                OCI_INDEX.into(),
+            ),
+        );
+        copy(
+            &reg,
+            "src.example/app:1",
+            "dst.example/app:1",
+            &CopyOptions {
+                referrers: true,
+                ..fast()
+            },
+        )
+        .await
+        .unwrap();
+        let idx_digest = reg.tag(&dst, &img.digest.fallback_tag()).unwrap();
+        let (doc, _, _) =
+            ManifestDoc::parse(&reg.manifest(&dst, &idx_digest).unwrap().bytes, None).unwrap();
+        assert_eq!(doc.manifests.len(), 2, "no duplicate entry");
+
+        // With the referrers API at the destination no fallback tag is written at all.
+        let api = MemoryRegistry::new();
+        api.set_behaviour(Behaviour {
+            referrers_api: true,
+            ..Behaviour::default()
+        });
+        let img = image(&api, &src, Some("1"), 4, &[10]);
+        referrer(&api, &src, &img, "application/example.sig", 1);
+        let rep = copy(
+            &api,
+            "src.example/app:1",
+            "dst.example/app:1",
+            &CopyOptions {
+                referrers: true,
+                ..fast()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rep.referrers_copied, 1);
+        assert_eq!(api.tags(&dst), vec!["1".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_destination_digest_must_match_what_is_copied() {
+        let reg = MemoryRegistry::new();
+        image(&reg, &r("src.example/app"), Some("1"), 1, &[10]);
+        let wrong = format!("dst.example/app@{}", Digest::of(b"other"));
+        let err = copy(&reg, "src.example/app:1", &wrong, &fast())
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::InputInvalid);
+    }
 }

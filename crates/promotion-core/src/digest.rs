@@ -46,7 +46,10 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| DigestError { input: s.chars().take(100).collect(), reason };
+        let err = |reason| DigestError {
+            input: s.chars().take(100).collect(),
+            reason,
+        };
         let Some((alg, hex)) = s.split_once(':') else {
             return Err(err("expected <algorithm>:<hex>"));
         };
@@ -56,7 +59,10 @@ impl FromStr for Digest {
         if hex.len() != 64 {
             return Err(err("a sha256 digest has 64 hex characters"));
         }
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(err("the hex part must be lowercase hexadecimal"));
         }
         Ok(Digest(s.to_owned()))
@@ -139,9 +145,16 @@ mod tests {
             ("sha256", "expected <algorithm>:<hex>"),
             ("md5:abc", "only sha256 digests are supported"),
             ("sha256:abc", "a sha256 digest has 64 hex characters"),
-            (&*format!("sha256:{}", "G".repeat(64)), "the hex part must be lowercase hexadecimal"),
+            (
+                &*format!("sha256:{}", "G".repeat(64)),
+                "the hex part must be lowercase hexadecimal",
+            ),
         ] {
-            assert_eq!(input.parse::<Digest>().unwrap_err().reason, reason, "{input}");
+            assert_eq!(
+                input.parse::<Digest>().unwrap_err().reason,
+                reason,
+                "{input}"
+            );
         }
     }
 

@@ -79,6 +79,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorType::ALL.len());
-        assert!(names.iter().all(|n| !n.starts_with("States.") && n.contains('.')));
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with("States.") && n.contains('.'))
+        );
     }
 }

@@ -24,7 +24,12 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// Every manifest type we understand, sent in every manifest request. distribution 2.8 answers
 /// 404 for an OCI manifest when its type is missing from `Accept`, and silently picks one
 /// platform of a Docker list when only the Docker manifest type is listed.
-pub const ACCEPT: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST];
+pub const ACCEPT: [&str; 4] = [
+    OCI_INDEX,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    DOCKER_MANIFEST,
+];
 
 /// Registries (ECR among them) refuse manifests over 4 MiB; we refuse to read larger ones.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -102,7 +107,10 @@ pub enum ManifestError {
 impl ManifestDoc {
     /// Parse `bytes`; `header_type` is the registry's `Content-Type`, used when the document
     /// does not state its own media type (allowed for OCI documents).
-    pub fn parse(bytes: &[u8], header_type: Option<&str>) -> Result<(Self, Kind, String), ManifestError> {
+    pub fn parse(
+        bytes: &[u8],
+        header_type: Option<&str>,
+    ) -> Result<(Self, Kind, String), ManifestError> {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()));
         }
@@ -127,7 +135,9 @@ impl ManifestDoc {
             other => return Err(ManifestError::UnsupportedMediaType(other.to_owned())),
         };
         if kind == Kind::Manifest && doc.config.is_none() {
-            return Err(ManifestError::Malformed("an image manifest needs a config".into()));
+            return Err(ManifestError::Malformed(
+                "an image manifest needs a config".into(),
+            ));
         }
         Ok((doc, kind, media_type))
     }
@@ -152,7 +162,11 @@ pub struct RawManifest {
 impl RawManifest {
     /// Wrap bytes, computing their digest.
     pub fn new(bytes: Bytes, media_type: String) -> Self {
-        RawManifest { digest: Digest::of(&bytes), bytes, media_type }
+        RawManifest {
+            digest: Digest::of(&bytes),
+            bytes,
+            media_type,
+        }
     }
 
     /// A descriptor pointing at this manifest.
@@ -174,8 +188,13 @@ mod tests {
 
     #[test]
     fn parses_docker_and_oci_documents_and_infers_missing_media_types() {
-        let cfg = format!(r#"{{"mediaType":"x","digest":"{}","size":2}}"#, Digest::of(b"{}"));
-        let docker = format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{cfg},"layers":[]}}"#);
+        let cfg = format!(
+            r#"{{"mediaType":"x","digest":"{}","size":2}}"#,
+            Digest::of(b"{}")
+        );
+        let docker = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{cfg},"layers":[]}}"#
+        );
         let (_, kind, mt) = ManifestDoc::parse(docker.as_bytes(), None).unwrap();
         assert_eq!((kind, mt.as_str()), (Kind::Manifest, DOCKER_MANIFEST));
 
@@ -185,19 +204,36 @@ mod tests {
         assert_eq!(doc.blobs().count(), 2);
 
         let index = format!(r#"{{"schemaVersion":2,"manifests":[{cfg}]}}"#);
-        let (_, kind, _) = ManifestDoc::parse(index.as_bytes(), Some(DOCKER_MANIFEST_LIST)).unwrap();
+        let (_, kind, _) =
+            ManifestDoc::parse(index.as_bytes(), Some(DOCKER_MANIFEST_LIST)).unwrap();
         assert_eq!(kind, Kind::Index);
     }
 
     #[test]
     fn rejects_schema1_unknown_types_and_oversized_documents() {
         let s1 = br#"{"schemaVersion":1,"name":"x"}"#;
-        assert!(ManifestDoc::parse(s1, None).unwrap_err().to_string().contains("schemaVersion"));
+        assert!(
+            ManifestDoc::parse(s1, None)
+                .unwrap_err()
+                .to_string()
+                .contains("schemaVersion")
+        );
         let odd = br#"{"schemaVersion":2,"mediaType":"application/x-odd","layers":[]}"#;
-        assert!(ManifestDoc::parse(odd, None).unwrap_err().to_string().contains("application/x-odd"));
+        assert!(
+            ManifestDoc::parse(odd, None)
+                .unwrap_err()
+                .to_string()
+                .contains("application/x-odd")
+        );
         let big = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert!(matches!(ManifestDoc::parse(&big, None), Err(ManifestError::TooLarge(_))));
-        assert!(matches!(ManifestDoc::parse(b"nope", None), Err(ManifestError::Malformed(_))));
+        assert!(matches!(
+            ManifestDoc::parse(&big, None),
+            Err(ManifestError::TooLarge(_))
+        ));
+        assert!(matches!(
+            ManifestDoc::parse(b"nope", None),
+            Err(ManifestError::Malformed(_))
+        ));
     }
 }
 
@@ -211,8 +247,14 @@ pub fn filter_index(bytes: &[u8], keep: &[Digest]) -> Result<Bytes, ManifestErro
         .get_mut("manifests")
         .and_then(|m| m.as_array_mut())
         .ok_or_else(|| ManifestError::Malformed("an index needs a manifests array".into()))?;
-    children.retain(|c| c.get("digest").and_then(|d| d.as_str()).is_some_and(|d| keep.iter().any(|k| k.as_str() == d)));
-    serde_json::to_vec(&doc).map(Bytes::from).map_err(|e| ManifestError::Malformed(e.to_string()))
+    children.retain(|c| {
+        c.get("digest")
+            .and_then(|d| d.as_str())
+            .is_some_and(|d| keep.iter().any(|k| k.as_str() == d))
+    });
+    serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .map_err(|e| ManifestError::Malformed(e.to_string()))
 }
 
 /// A referrers index (the tag-schema fallback `sha256-<hex>`) listing `descriptors`.
@@ -238,11 +280,25 @@ mod filter_tests {
         );
         let out = filter_index(src.as_bytes(), &[c.clone(), a.clone()]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let kept: Vec<_> = v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
+        let kept: Vec<_> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
         assert_eq!(kept, [a.as_str(), c.as_str()]);
         assert_eq!(v["x-extra"]["k"], 1);
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["schemaVersion", "mediaType", "x-extra", "manifests", "annotations"]);
+        assert_eq!(
+            keys,
+            [
+                "schemaVersion",
+                "mediaType",
+                "x-extra",
+                "manifests",
+                "annotations"
+            ]
+        );
     }
 
     #[test]

@@ -57,6 +57,22 @@ fn explain(e: &ParseError) -> &'static str {
     }
 }
 
+/// Whether the repository part (after an optional registry host, before tag or digest) has
+/// uppercase letters. Registry hosts are case-insensitive and tags may be mixed case.
+fn has_uppercase_repository(input: &str) -> bool {
+    let name = input.split('@').next().unwrap_or(input);
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if let Some(last) = parts.last_mut() {
+        *last = last.split(':').next().unwrap_or(last);
+    }
+    let first_is_host =
+        parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost");
+    parts
+        .iter()
+        .skip(usize::from(first_is_host))
+        .any(|p| p.chars().any(|c| c.is_ascii_uppercase()))
+}
+
 impl FromStr for ImageRef {
     type Err = ReferenceError;
 
@@ -69,12 +85,23 @@ impl FromStr for ImageRef {
             return Err(invalid("the reference is empty"));
         }
         if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("the reference contains whitespace or control characters"));
+            return Err(invalid(
+                "the reference contains whitespace or control characters",
+            ));
         }
         if input.contains("://") {
-            return Err(invalid("a reference has no scheme: drop the 'https://' prefix"));
+            return Err(invalid(
+                "a reference has no scheme: drop the 'https://' prefix",
+            ));
         }
-        let parsed: Reference = input.parse().map_err(|e| invalid(explain(&e)))?;
+        let parsed: Reference = input.parse().map_err(|e| {
+            // oci-spec reports an uppercase repository as a generic format error; say it.
+            if has_uppercase_repository(input) {
+                invalid("the repository name must be lowercase")
+            } else {
+                invalid(explain(&e))
+            }
+        })?;
         let digest = parsed.digest().map(str::parse).transpose()?;
         let tag = match (parsed.tag(), &digest) {
             (Some(t), _) => Some(t.to_owned()),
@@ -93,7 +120,12 @@ impl FromStr for ImageRef {
 impl ImageRef {
     /// A reference from parts that are already known to be valid (a repository we read from a
     /// reference, a digest we computed).
-    pub fn from_parts(registry: &str, repository: &str, tag: Option<&str>, digest: Option<Digest>) -> Self {
+    pub fn from_parts(
+        registry: &str,
+        repository: &str,
+        tag: Option<&str>,
+        digest: Option<Digest>,
+    ) -> Self {
         ImageRef {
             registry: registry.to_owned(),
             repository: repository.to_owned(),
@@ -142,12 +174,30 @@ impl ImageRef {
     /// The same repository pinned to `digest` (the tag is dropped: after resolution every
     /// step names digests).
     pub fn pinned(&self, digest: Digest) -> ImageRef {
-        ImageRef { tag: None, digest: Some(digest), ..self.clone() }
+        ImageRef {
+            tag: None,
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// The same repository at another tag.
     pub fn with_tag(&self, tag: &str) -> ImageRef {
-        ImageRef { tag: Some(tag.to_owned()), digest: None, ..self.clone() }
+        ImageRef {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+
+    /// `registry/repository` followed by `@digest` or `:tag`, for messages about `reference`.
+    pub fn at(&self, reference: &str) -> String {
+        let sep = if reference.parse::<Digest>().is_ok() {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{sep}{reference}", self.repo_path())
     }
 
     /// `registry/repository`, without tag or digest.
@@ -187,7 +237,10 @@ mod tests {
         let r = parse("busybox");
         assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
         assert_eq!(r.api_host(), "index.docker.io");
-        assert_eq!(parse("bitnami/redis:7").to_string(), "docker.io/bitnami/redis:7");
+        assert_eq!(
+            parse("bitnami/redis:7").to_string(),
+            "docker.io/bitnami/redis:7"
+        );
     }
 
     #[test]
@@ -218,7 +271,10 @@ mod tests {
         ];
         for (input, needle) in cases {
             let msg = input.parse::<ImageRef>().unwrap_err().to_string();
-            assert!(msg.contains(needle), "{input:?} gave {msg:?}, expected it to mention {needle}");
+            assert!(
+                msg.contains(needle),
+                "{input:?} gave {msg:?}, expected it to mention {needle}"
+            );
         }
     }
 

@@ -38,9 +38,10 @@ impl Credentials {
     /// Parse `USER:PASS` (the password may itself contain colons).
     pub fn parse_user_pass(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() && !p.is_empty() => {
-                Ok(Credentials::Basic { username: u.to_owned(), password: p.to_owned() })
-            }
+            Some((u, p)) if !u.is_empty() && !p.is_empty() => Ok(Credentials::Basic {
+                username: u.to_owned(),
+                password: p.to_owned(),
+            }),
             _ => Err("credentials must be USER:PASSWORD with neither part empty".to_owned()),
         }
     }
@@ -67,7 +68,11 @@ impl StaticCredentials {
 #[async_trait]
 impl CredentialProvider for StaticCredentials {
     async fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError> {
-        Ok(self.0.get(normalise_host(registry)).cloned().unwrap_or(Credentials::Anonymous))
+        Ok(self
+            .0
+            .get(normalise_host(registry))
+            .cloned()
+            .unwrap_or(Credentials::Anonymous))
     }
 }
 
@@ -111,12 +116,26 @@ mod tests {
     #[tokio::test]
     async fn chain_takes_the_first_provider_with_credentials_and_debug_redacts() {
         let mut a = StaticCredentials::default();
-        a.insert("docker.io", Credentials::parse_user_pass("u:p:with:colons").unwrap());
-        let chain = ChainProvider::default().with(Arc::new(StaticCredentials::default())).with(Arc::new(a));
+        a.insert(
+            "docker.io",
+            Credentials::parse_user_pass("u:p:with:colons").unwrap(),
+        );
+        let chain = ChainProvider::default()
+            .with(Arc::new(StaticCredentials::default()))
+            .with(Arc::new(a));
         let c = chain.credentials("index.docker.io").await.unwrap();
-        assert_eq!(c, Credentials::Basic { username: "u".into(), password: "p:with:colons".into() });
+        assert_eq!(
+            c,
+            Credentials::Basic {
+                username: "u".into(),
+                password: "p:with:colons".into()
+            }
+        );
         assert!(!format!("{c:?}").contains("colons"));
-        assert_eq!(chain.credentials("ghcr.io").await.unwrap(), Credentials::Anonymous);
+        assert_eq!(
+            chain.credentials("ghcr.io").await.unwrap(),
+            Credentials::Anonymous
+        );
         assert!(Credentials::parse_user_pass("nopass").is_err());
         assert!(Credentials::parse_user_pass(":p").is_err());
     }

@@ -30,7 +30,10 @@ impl EcrRegistry {
     /// Recognise `<account>.dkr.ecr.<region>.amazonaws.com` (FIPS and China partitions too).
     pub fn from_host(host: &str) -> Option<Self> {
         let c = ECR_HOST.captures(host)?;
-        Some(EcrRegistry { account: c[1].to_owned(), region: c[2].to_owned() })
+        Some(EcrRegistry {
+            account: c[1].to_owned(),
+            region: c[2].to_owned(),
+        })
     }
 }
 
@@ -57,9 +60,16 @@ pub fn decode_token(b64: &str, expires_at: SystemTime) -> Result<EcrToken, Strin
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|_| "the authorization token is not base64".to_owned())?;
-    let raw = String::from_utf8(raw).map_err(|_| "the authorization token is not UTF-8".to_owned())?;
-    let (u, p) = raw.split_once(':').ok_or("the authorization token is not USER:PASSWORD")?;
-    Ok(EcrToken { username: u.to_owned(), password: p.to_owned(), expires_at })
+    let raw =
+        String::from_utf8(raw).map_err(|_| "the authorization token is not UTF-8".to_owned())?;
+    let (u, p) = raw
+        .split_once(':')
+        .ok_or("the authorization token is not USER:PASSWORD")?;
+    Ok(EcrToken {
+        username: u.to_owned(),
+        password: p.to_owned(),
+        expires_at,
+    })
 }
 
 /// `GetAuthorizationToken` through `aws-sdk-ecr`, one client per region (a registry's region
@@ -72,7 +82,10 @@ pub struct SdkTokenSource {
 impl SdkTokenSource {
     /// From an SDK configuration built at the edge (credentials chain, endpoint override).
     pub fn new(base: aws_sdk_ecr::config::Config) -> Self {
-        SdkTokenSource { base, clients: Mutex::default() }
+        SdkTokenSource {
+            base,
+            clients: Mutex::default(),
+        }
     }
 }
 
@@ -100,9 +113,19 @@ impl EcrTokenSource for SdkTokenSource {
             .registry_ids(&registry.account)
             .send()
             .await
-            .map_err(|e| format!("GetAuthorizationToken failed: {}", aws_sdk_ecr::error::DisplayErrorContext(e)))?;
-        let data = out.authorization_data().first().ok_or("GetAuthorizationToken returned no data")?;
-        let token = data.authorization_token().ok_or("GetAuthorizationToken returned no token")?;
+            .map_err(|e| {
+                format!(
+                    "GetAuthorizationToken failed: {}",
+                    aws_sdk_ecr::error::DisplayErrorContext(e)
+                )
+            })?;
+        let data = out
+            .authorization_data()
+            .first()
+            .ok_or("GetAuthorizationToken returned no data")?;
+        let token = data
+            .authorization_token()
+            .ok_or("GetAuthorizationToken returned no token")?;
         let expires_at = data
             .expires_at()
             .and_then(|t| SystemTime::try_from(*t).ok())
@@ -129,7 +152,12 @@ impl EcrCredentials {
 
     /// With an injected clock (tests).
     pub fn with_clock(source: Arc<dyn EcrTokenSource>, clock: Arc<dyn Clock>) -> Self {
-        EcrCredentials { source, clock, margin: Duration::from_secs(15 * 60), cache: Mutex::default() }
+        EcrCredentials {
+            source,
+            clock,
+            margin: Duration::from_secs(15 * 60),
+            cache: Mutex::default(),
+        }
     }
 }
 
@@ -142,29 +170,36 @@ impl CredentialProvider for EcrCredentials {
         // Held across the call on purpose: concurrent copies wait for one token request.
         let mut cache = self.cache.lock().await;
         let now = self.clock.now();
-        let fresh = cache.get(&registry).filter(|t| now + self.margin < t.expires_at).cloned();
+        let fresh = cache
+            .get(&registry)
+            .filter(|t| now + self.margin < t.expires_at)
+            .cloned();
         let token = match fresh {
             Some(t) => t,
             None => {
-                let t = self
-                    .source
-                    .token(&registry)
-                    .await
-                    .map_err(|detail| RegistryError::Credentials { registry: host.to_owned(), detail })?;
+                let t = self.source.token(&registry).await.map_err(|detail| {
+                    RegistryError::Credentials {
+                        registry: host.to_owned(),
+                        detail,
+                    }
+                })?;
                 tracing::debug!(registry = host, "fetched an ECR authorization token");
                 cache.insert(registry, t.clone());
                 t
             }
         };
-        Ok(Credentials::Basic { username: token.username, password: token.password })
+        Ok(Credentials::Basic {
+            username: token.username,
+            password: token.password,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct FakeSource(AtomicUsize);
     #[async_trait]
@@ -172,7 +207,10 @@ mod tests {
         async fn token(&self, _: &EcrRegistry) -> Result<EcrToken, String> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             let b64 = base64::engine::general_purpose::STANDARD.encode(format!("AWS:tok{n}"));
-            decode_token(&b64, SystemTime::UNIX_EPOCH + Duration::from_secs(12 * 3600))
+            decode_token(
+                &b64,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(12 * 3600),
+            )
         }
     }
     struct FakeClock(StdMutex<SystemTime>);
@@ -185,11 +223,19 @@ mod tests {
     #[test]
     fn recognises_ecr_hosts_only() {
         let r = EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
-        assert_eq!((r.account.as_str(), r.region.as_str()), ("123456789012", "eu-west-1"));
-        assert!(EcrRegistry::from_host("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com").is_some());
+        assert_eq!(
+            (r.account.as_str(), r.region.as_str()),
+            ("123456789012", "eu-west-1")
+        );
+        assert!(
+            EcrRegistry::from_host("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com").is_some()
+        );
         assert!(EcrRegistry::from_host("public.ecr.aws").is_none());
         assert!(EcrRegistry::from_host("123.dkr.ecr.eu-west-1.amazonaws.com").is_none());
-        assert!(EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.io").is_none());
+        assert!(
+            EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.io")
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -204,9 +250,17 @@ mod tests {
         };
         assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok0");
         *clock.0.lock().unwrap() += Duration::from_secs(11 * 3600);
-        assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok0", "still cached");
+        assert_eq!(
+            pw(creds.credentials(host).await.unwrap()),
+            "AWS:tok0",
+            "still cached"
+        );
         *clock.0.lock().unwrap() += Duration::from_secs(50 * 60);
-        assert_eq!(pw(creds.credentials(host).await.unwrap()), "AWS:tok1", "refreshed 10 min before expiry");
+        assert_eq!(
+            pw(creds.credentials(host).await.unwrap()),
+            "AWS:tok1",
+            "refreshed 10 min before expiry"
+        );
         assert_eq!(pw(creds.credentials("ghcr.io").await.unwrap()), "anon");
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
     }

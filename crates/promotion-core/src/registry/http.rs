@@ -73,7 +73,10 @@ pub struct HttpRegistry {
 
 impl HttpRegistry {
     /// A client with `config`, asking `creds` when a registry wants credentials.
-    pub fn new(config: HttpConfig, creds: Arc<dyn CredentialProvider>) -> Result<Self, RegistryError> {
+    pub fn new(
+        config: HttpConfig,
+        creds: Arc<dyn CredentialProvider>,
+    ) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .user_agent(&config.user_agent)
             .connect_timeout(config.connect_timeout)
@@ -84,18 +87,31 @@ impl HttpRegistry {
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
         let oci = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(config.insecure_hosts.clone()),
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(
+                config.insecure_hosts.clone(),
+            ),
             user_agent: "ecr-promotion",
             connect_timeout: Some(config.connect_timeout),
             read_timeout: Some(config.read_timeout),
             ..Default::default()
         });
-        Ok(HttpRegistry { http, oci, creds, config, basic: RwLock::default(), bearer: RwLock::default() })
+        Ok(HttpRegistry {
+            http,
+            oci,
+            creds,
+            config,
+            basic: RwLock::default(),
+            bearer: RwLock::default(),
+        })
     }
 
     fn base(&self, repo: &ImageRef) -> String {
         let host = repo.api_host();
-        let scheme = if self.config.insecure_hosts.iter().any(|h| h == host) { "http" } else { "https" };
+        let scheme = if self.config.insecure_hosts.iter().any(|h| h == host) {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{host}/v2/{}", repo.repository())
     }
 
@@ -107,16 +123,26 @@ impl HttpRegistry {
         let bearer = self.bearer.read().await;
         let key = |a| (host.to_owned(), repo.repository().to_owned(), a);
         // A push token covers pulls too.
-        bearer.get(&key(access)).or_else(|| bearer.get(&key(Access::Push))).cloned()
+        bearer
+            .get(&key(access))
+            .or_else(|| bearer.get(&key(Access::Push)))
+            .cloned()
     }
 
     /// Run the registry's challenge with the provider's credentials and cache the result.
-    async fn negotiate(&self, repo: &ImageRef, access: Access, what: &str) -> Result<HeaderValue, RegistryError> {
+    async fn negotiate(
+        &self,
+        repo: &ImageRef,
+        access: Access,
+        what: &str,
+    ) -> Result<HeaderValue, RegistryError> {
         let host = repo.api_host().to_owned();
         let creds = self.creds.credentials(&host).await?;
         let auth = match &creds {
             Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.clone())
+            }
         };
         let reference = oci_client::Reference::with_tag(
             repo.registry().to_owned(),
@@ -127,16 +153,23 @@ impl HttpRegistry {
             Access::Pull => RegistryOperation::Pull,
             Access::Push => RegistryOperation::Push,
         };
-        let unauthorized = |detail: String| RegistryError::Unauthorized { what: what.to_owned(), detail };
+        let unauthorized = |detail: String| RegistryError::Unauthorized {
+            what: what.to_owned(),
+            detail,
+        };
         match self.oci.auth(&reference, &auth, op).await {
             Ok(Some(token)) => {
                 let v = header_value(&format!("Bearer {token}"))?;
-                self.bearer.write().await.insert((host, repo.repository().to_owned(), access), v.clone());
+                self.bearer
+                    .write()
+                    .await
+                    .insert((host, repo.repository().to_owned(), access), v.clone());
                 Ok(v)
             }
             Ok(None) => match creds {
                 Credentials::Basic { username, password } => {
-                    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                    let b64 = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"));
                     let v = header_value(&format!("Basic {b64}"))?;
                     self.basic.write().await.insert(host, v.clone());
                     Ok(v)
@@ -146,8 +179,13 @@ impl HttpRegistry {
                      Docker's config.json, or AWS credentials for ECR)"
                 ))),
             },
-            Err(oci_client::errors::OciDistributionError::RequestError(e)) => Err(transport(what, e)),
-            Err(e) => Err(unauthorized(format!("authentication with {host} failed: {}", truncate(&e.to_string())))),
+            Err(oci_client::errors::OciDistributionError::RequestError(e)) => {
+                Err(transport(what, e))
+            }
+            Err(e) => Err(unauthorized(format!(
+                "authentication with {host} failed: {}",
+                truncate(&e.to_string())
+            ))),
         }
     }
 
@@ -176,14 +214,27 @@ impl HttpRegistry {
         }
     }
 
-    async fn get_manifest_once(&self, repo: &ImageRef, reference: &str, what: &str) -> Result<RawManifest, RegistryError> {
+    async fn get_manifest_once(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+        what: &str,
+    ) -> Result<RawManifest, RegistryError> {
         let url = format!("{}/manifests/{reference}", self.base(repo));
         let resp = self
-            .send(repo, Access::Pull, what, |c| c.get(&url).header(header::ACCEPT, ACCEPT.join(", ")))
+            .send(repo, Access::Pull, what, |c| {
+                c.get(&url).header(header::ACCEPT, ACCEPT.join(", "))
+            })
             .await?;
         let resp = check(resp, what).await?;
-        if resp.content_length().is_some_and(|l| l > MAX_MANIFEST_BYTES as u64) {
-            return Err(too_large(what, resp.content_length().unwrap_or_default() as usize));
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_MANIFEST_BYTES as u64)
+        {
+            return Err(too_large(
+                what,
+                resp.content_length().unwrap_or_default() as usize,
+            ));
         }
         let content_type = resp
             .headers()
@@ -206,38 +257,52 @@ impl HttpRegistry {
             body.extend_from_slice(&chunk);
         }
         let bytes = body.freeze();
-        let (_, _, media_type) = ManifestDoc::parse(&bytes, content_type.as_deref())
-            .map_err(|source| RegistryError::Manifest { what: what.to_owned(), source })?;
+        let (_, _, media_type) =
+            ManifestDoc::parse(&bytes, content_type.as_deref()).map_err(|source| {
+                RegistryError::Manifest {
+                    what: what.to_owned(),
+                    source,
+                }
+            })?;
         let raw = RawManifest::new(bytes, media_type);
         // Verified bytes: by digest, the bytes must hash to it; by tag, they must hash to what
         // the registry says it served.
         let expected = reference.parse::<Digest>().ok().or(header_digest);
-        if let Some(expected) = expected {
-            if expected != raw.digest {
-                return Err(RegistryError::DigestMismatch {
-                    what: what.to_owned(),
-                    expected: expected.to_string(),
-                    actual: raw.digest.to_string(),
-                });
-            }
+        if let Some(expected) = expected
+            && expected != raw.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: what.to_owned(),
+                expected: expected.to_string(),
+                actual: raw.digest.to_string(),
+            });
         }
         Ok(raw)
     }
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, RegistryError> {
-    let mut v = HeaderValue::from_str(s).map_err(|_| RegistryError::Config("credentials contain characters HTTP headers cannot carry".into()))?;
+    let mut v = HeaderValue::from_str(s).map_err(|_| {
+        RegistryError::Config("credentials contain characters HTTP headers cannot carry".into())
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
 
 fn too_large(what: &str, n: usize) -> RegistryError {
-    RegistryError::Manifest { what: what.to_owned(), source: crate::manifest::ManifestError::TooLarge(n) }
+    RegistryError::Manifest {
+        what: what.to_owned(),
+        source: crate::manifest::ManifestError::TooLarge(n),
+    }
 }
 
 fn truncate(s: &str) -> String {
     const MAX: usize = 300;
-    if s.len() <= MAX { s.to_owned() } else { format!("{}…", &s[..s.floor_char_boundary(MAX)]) }
+    if s.len() <= MAX {
+        s.to_owned()
+    } else {
+        format!("{}…", &s[..s.floor_char_boundary(MAX)])
+    }
 }
 
 /// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.
@@ -265,7 +330,11 @@ fn transport(what: &str, e: reqwest::Error) -> RegistryError {
         Some(r) => format!("{kind}: {e} ({r})"),
         None => format!("{kind}: {e}"),
     };
-    RegistryError::Transient { what: what.to_owned(), detail: truncate(&detail), retry_after: None }
+    RegistryError::Transient {
+        what: what.to_owned(),
+        detail: truncate(&detail),
+        retry_after: None,
+    }
 }
 
 /// Turn a non-success answer into the matching error; pass successes through.
@@ -279,7 +348,12 @@ async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
     Err(status_error(status, what, &body, retry_after))
 }
 
-fn status_error(status: StatusCode, what: &str, body: &str, retry_after: Option<Duration>) -> RegistryError {
+fn status_error(
+    status: StatusCode,
+    what: &str,
+    body: &str,
+    retry_after: Option<Duration>,
+) -> RegistryError {
     let what = what.to_owned();
     // The OCI error envelope: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}.
     let detail = serde_json::from_str::<serde_json::Value>(body)
@@ -297,22 +371,34 @@ fn status_error(status: StatusCode, what: &str, body: &str, retry_after: Option<
     match status.as_u16() {
         401 | 403 => RegistryError::Unauthorized { what, detail },
         404 => RegistryError::NotFound { what },
-        408 | 429 | 500..=599 => RegistryError::Transient { what, detail, retry_after },
+        408 | 429 | 500..=599 => RegistryError::Transient {
+            what,
+            detail,
+            retry_after,
+        },
         _ => RegistryError::Protocol { what, detail },
     }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for registries and treated as absent).
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    h.get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// Resolve an upload `Location` (absolute or relative) and add `digest` to its query.
 fn upload_url(base: &str, location: &str, digest: &Digest) -> Result<url::Url, RegistryError> {
-    let base = url::Url::parse(base).map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
-    let mut u = base
-        .join(location)
-        .map_err(|_| RegistryError::Protocol { what: "blob upload".into(), detail: "unusable Location header".into() })?;
+    let base = url::Url::parse(base)
+        .map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
+    let mut u = base.join(location).map_err(|_| RegistryError::Protocol {
+        what: "blob upload".into(),
+        detail: "unusable Location header".into(),
+    })?;
     u.query_pairs_mut().append_pair("digest", digest.as_str());
     Ok(u)
 }
@@ -322,76 +408,122 @@ fn location(resp: &Response, what: &str) -> Result<String, RegistryError> {
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| RegistryError::Protocol { what: what.to_owned(), detail: "no Location header".into() })
+        .ok_or_else(|| RegistryError::Protocol {
+            what: what.to_owned(),
+            detail: "no Location header".into(),
+        })
 }
 
 #[async_trait]
 impl Registry for HttpRegistry {
-    async fn get_manifest(&self, repo: &ImageRef, reference: &str) -> Result<RawManifest, RegistryError> {
-        let what = format!("manifest {}:{reference}", repo.repo_path());
-        self.config.retry.run("get_manifest", || self.get_manifest_once(repo, reference, &what)).await
+    async fn get_manifest(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+    ) -> Result<RawManifest, RegistryError> {
+        let what = format!("manifest {}", repo.at(reference));
+        self.config
+            .retry
+            .run("get_manifest", || {
+                self.get_manifest_once(repo, reference, &what)
+            })
+            .await
     }
 
-    async fn head_manifest(&self, repo: &ImageRef, reference: &str) -> Result<Option<Digest>, RegistryError> {
-        let what = format!("manifest {}:{reference}", repo.repo_path());
+    async fn head_manifest(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let what = format!("manifest {}", repo.at(reference));
         let url = format!("{}/manifests/{reference}", self.base(repo));
         self.config
             .retry
             .run("head_manifest", || async {
                 let resp = self
-                    .send(repo, Access::Pull, &what, |c| c.head(&url).header(header::ACCEPT, ACCEPT.join(", ")))
+                    .send(repo, Access::Pull, &what, |c| {
+                        c.head(&url).header(header::ACCEPT, ACCEPT.join(", "))
+                    })
                     .await?;
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
                 let resp = check(resp, &what).await?;
-                let digest = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let digest = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 match digest {
-                    Some(d) => d.parse().map(Some).map_err(|e: crate::digest::DigestError| RegistryError::Protocol {
-                        what: what.clone(),
-                        detail: e.to_string(),
-                    }),
+                    Some(d) => d
+                        .parse()
+                        .map(Some)
+                        .map_err(|e: crate::digest::DigestError| RegistryError::Protocol {
+                            what: what.clone(),
+                            detail: e.to_string(),
+                        }),
                     // Some registries omit the header on HEAD: fall back to reading the bytes.
-                    None => Ok(Some(self.get_manifest_once(repo, reference, &what).await?.digest)),
+                    None => Ok(Some(
+                        self.get_manifest_once(repo, reference, &what).await?.digest,
+                    )),
                 }
             })
             .await
     }
 
-    async fn put_manifest(&self, repo: &ImageRef, reference: &str, manifest: &RawManifest) -> Result<PutManifest, RegistryError> {
-        let what = format!("push manifest {}:{reference}", repo.repo_path());
+    async fn put_manifest(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+        manifest: &RawManifest,
+    ) -> Result<PutManifest, RegistryError> {
+        let what = format!("push manifest {}", repo.at(reference));
         let url = format!("{}/manifests/{reference}", self.base(repo));
         self.config
             .retry
             .run("put_manifest", || async {
                 let resp = self
                     .send(repo, Access::Push, &what, |c| {
-                        c.put(&url).header(header::CONTENT_TYPE, &manifest.media_type).body(manifest.bytes.clone())
+                        c.put(&url)
+                            .header(header::CONTENT_TYPE, &manifest.media_type)
+                            .body(manifest.bytes.clone())
                     })
                     .await?;
                 let resp = check(resp, &what).await?;
                 let subject_processed = resp.headers().contains_key("oci-subject");
-                if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
-                    if d != manifest.digest.as_str() {
-                        return Err(RegistryError::DigestMismatch {
-                            what: what.clone(),
-                            expected: manifest.digest.to_string(),
-                            actual: d.to_owned(),
-                        });
-                    }
+                if let Some(d) = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    && d != manifest.digest.as_str()
+                {
+                    return Err(RegistryError::DigestMismatch {
+                        what: what.clone(),
+                        expected: manifest.digest.to_string(),
+                        actual: d.to_owned(),
+                    });
                 }
-                Ok(PutManifest { digest: manifest.digest.clone(), subject_processed })
+                Ok(PutManifest {
+                    digest: manifest.digest.clone(),
+                    subject_processed,
+                })
             })
             .await
     }
 
-    async fn head_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+    async fn head_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
         let what = format!("blob {}@{digest}", repo.repo_path());
         let url = format!("{}/blobs/{digest}", self.base(repo));
         self.config
             .retry
             .run("head_blob", || async {
-                let resp = self.send(repo, Access::Pull, &what, |c| c.head(&url)).await?;
+                let resp = self
+                    .send(repo, Access::Pull, &what, |c| c.head(&url))
+                    .await?;
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
@@ -401,40 +533,68 @@ impl Registry for HttpRegistry {
             .await
     }
 
-    async fn get_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<BlobStream, RegistryError> {
+    async fn get_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+    ) -> Result<BlobStream, RegistryError> {
         let what = format!("blob {}@{digest}", repo.repo_path());
         let url = format!("{}/blobs/{digest}", self.base(repo));
         let resp = self
             .config
             .retry
-            .run("get_blob", || async { check(self.send(repo, Access::Pull, &what, |c| c.get(&url)).await?, &what).await })
+            .run("get_blob", || async {
+                check(
+                    self.send(repo, Access::Pull, &what, |c| c.get(&url))
+                        .await?,
+                    &what,
+                )
+                .await
+            })
             .await?;
         let size = resp.content_length();
-        let stream = resp.bytes_stream().map_err(move |e| transport(&what, e)).boxed();
+        let stream = resp
+            .bytes_stream()
+            .map_err(move |e| transport(&what, e))
+            .boxed();
         Ok(BlobStream { size, stream })
     }
 
-    async fn mount_blob(&self, repo: &ImageRef, digest: &Digest, from: &ImageRef) -> Result<bool, RegistryError> {
-        let what = format!("mount blob {digest} into {} from {}", repo.repo_path(), from.repository());
+    async fn mount_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+        from: &ImageRef,
+    ) -> Result<bool, RegistryError> {
+        let what = format!(
+            "mount blob {digest} into {} from {}",
+            repo.repo_path(),
+            from.repository()
+        );
         let url = format!("{}/blobs/uploads/", self.base(repo));
         let query = [("mount", digest.as_str()), ("from", from.repository())];
         self.config
             .retry
             .run("mount_blob", || async {
                 let resp = self
-                    .send(repo, Access::Push, &what, |c| c.post(&url).query(&query).header(header::CONTENT_LENGTH, 0))
+                    .send(repo, Access::Push, &what, |c| {
+                        c.post(&url).query(&query).header(header::CONTENT_LENGTH, 0)
+                    })
                     .await?;
                 match resp.status() {
                     StatusCode::CREATED => Ok(true),
                     StatusCode::ACCEPTED => {
                         // Declined: the registry opened an upload session instead. Cancel it
                         // (best effort) so it does not linger; the caller uploads afresh.
-                        if let Ok(loc) = location(&resp, &what) {
-                            if let Ok(base) = url::Url::parse(&url) {
-                                if let Ok(u) = base.join(&loc) {
-                                    let _ = self.send(repo, Access::Push, &what, |c| c.request(Method::DELETE, u.clone())).await;
-                                }
-                            }
+                        if let Ok(loc) = location(&resp, &what)
+                            && let Ok(base) = url::Url::parse(&url)
+                            && let Ok(u) = base.join(&loc)
+                        {
+                            let _ = self
+                                .send(repo, Access::Push, &what, |c| {
+                                    c.request(Method::DELETE, u.clone())
+                                })
+                                .await;
                         }
                         Ok(false)
                     }
@@ -444,14 +604,27 @@ impl Registry for HttpRegistry {
             .await
     }
 
-    async fn put_blob(&self, repo: &ImageRef, digest: &Digest, size: u64, body: BlobStream) -> Result<(), RegistryError> {
+    async fn put_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        body: BlobStream,
+    ) -> Result<(), RegistryError> {
         let what = format!("upload blob {digest} to {}", repo.repo_path());
         let url = format!("{}/blobs/uploads/", self.base(repo));
         let resp = self
             .config
             .retry
             .run("start_upload", || async {
-                check(self.send(repo, Access::Push, &what, |c| c.post(&url).header(header::CONTENT_LENGTH, 0)).await?, &what).await
+                check(
+                    self.send(repo, Access::Push, &what, |c| {
+                        c.post(&url).header(header::CONTENT_LENGTH, 0)
+                    })
+                    .await?,
+                    &what,
+                )
+                .await
             })
             .await?;
         let put = upload_url(&url, &location(&resp, &what)?, digest)?;
@@ -471,13 +644,22 @@ impl Registry for HttpRegistry {
         check(resp, &what).await.map(|_| ())
     }
 
-    async fn referrers(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+    async fn referrers(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
         let what = format!("referrers of {}@{digest}", repo.repo_path());
         let url = format!("{}/referrers/{digest}", self.base(repo));
         self.config
             .retry
             .run("referrers", || async {
-                let resp = self.send(repo, Access::Pull, &what, |c| c.get(&url).header(header::ACCEPT, crate::manifest::OCI_INDEX)).await?;
+                let resp = self
+                    .send(repo, Access::Pull, &what, |c| {
+                        c.get(&url)
+                            .header(header::ACCEPT, crate::manifest::OCI_INDEX)
+                    })
+                    .await?;
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
@@ -486,10 +668,11 @@ impl Registry for HttpRegistry {
                 if bytes.len() > MAX_MANIFEST_BYTES {
                     return Err(too_large(&what, bytes.len()));
                 }
-                let doc: ManifestDoc = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
-                    what: what.clone(),
-                    detail: format!("the referrers answer is not an index: {e}"),
-                })?;
+                let doc: ManifestDoc =
+                    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                        what: what.clone(),
+                        detail: format!("the referrers answer is not an index: {e}"),
+                    })?;
                 Ok(Some(doc.manifests))
             })
             .await
@@ -526,19 +709,32 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 
     #[test]
     fn upload_url_keeps_session_state_and_adds_the_digest() {
         let d = Digest::of(b"x");
-        let u = upload_url("http://h:5000/v2/r/blobs/uploads/", "/v2/r/blobs/uploads/abc?_state=s", &d).unwrap();
+        let u = upload_url(
+            "http://h:5000/v2/r/blobs/uploads/",
+            "/v2/r/blobs/uploads/abc?_state=s",
+            &d,
+        )
+        .unwrap();
         assert_eq!(u.path(), "/v2/r/blobs/uploads/abc");
         let q: Vec<_> = u.query_pairs().collect();
         assert_eq!(q[0].1, "s");
         assert_eq!(q[1].1, d.as_str());
-        let abs = upload_url("http://h:5000/v2/r/blobs/uploads/", "https://other/up/1", &d).unwrap();
+        let abs = upload_url(
+            "http://h:5000/v2/r/blobs/uploads/",
+            "https://other/up/1",
+            &d,
+        )
+        .unwrap();
         assert_eq!(abs.host_str(), Some("other"));
     }
 }

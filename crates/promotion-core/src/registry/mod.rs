@@ -49,10 +49,18 @@ pub struct PutManifest {
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Pull a manifest by tag or digest, exactly as served. Fails with `NotFound` when absent.
-    async fn get_manifest(&self, repo: &ImageRef, reference: &str) -> Result<RawManifest, RegistryError>;
+    async fn get_manifest(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+    ) -> Result<RawManifest, RegistryError>;
 
     /// The digest a tag or digest currently names, or `None` when it does not exist.
-    async fn head_manifest(&self, repo: &ImageRef, reference: &str) -> Result<Option<Digest>, RegistryError>;
+    async fn head_manifest(
+        &self,
+        repo: &ImageRef,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError>;
 
     /// Push manifest bytes under a tag or their digest.
     async fn put_manifest(
@@ -63,22 +71,42 @@ pub trait Registry: Send + Sync {
     ) -> Result<PutManifest, RegistryError>;
 
     /// The size of a blob if the repository has it.
-    async fn head_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<u64>, RegistryError>;
+    async fn head_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError>;
 
     /// Stream a blob. The bytes are *not* verified here: the caller hashes them on the way.
-    async fn get_blob(&self, repo: &ImageRef, digest: &Digest) -> Result<BlobStream, RegistryError>;
+    async fn get_blob(&self, repo: &ImageRef, digest: &Digest)
+    -> Result<BlobStream, RegistryError>;
 
     /// Ask the registry to mount `digest` from `from` (same registry). `Ok(false)` when the
     /// registry declined (202: it opened an upload instead), so the caller must upload.
-    async fn mount_blob(&self, repo: &ImageRef, digest: &Digest, from: &ImageRef) -> Result<bool, RegistryError>;
+    async fn mount_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+        from: &ImageRef,
+    ) -> Result<bool, RegistryError>;
 
     /// Upload a blob as one stream (POST, then a single PUT carrying the whole body): ECR loses
     /// data on multi-part chunked uploads. `size` must be the exact length of `body`.
-    async fn put_blob(&self, repo: &ImageRef, digest: &Digest, size: u64, body: BlobStream) -> Result<(), RegistryError>;
+    async fn put_blob(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        body: BlobStream,
+    ) -> Result<(), RegistryError>;
 
     /// The referrers of `digest` from the OCI 1.1 referrers API, or `None` when the registry
     /// has no such API (404), in which case callers use the `sha256-<hex>` fallback tag.
-    async fn referrers(&self, repo: &ImageRef, digest: &Digest) -> Result<Option<Vec<Descriptor>>, RegistryError>;
+    async fn referrers(
+        &self,
+        repo: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError>;
 }
 
 /// Registry failures, each naming what was being done. Messages never carry credentials,
@@ -167,7 +195,9 @@ impl RegistryError {
 impl Classify for RegistryError {
     fn error_type(&self) -> ErrorType {
         match self {
-            RegistryError::Unauthorized { .. } | RegistryError::Credentials { .. } => ErrorType::RegistryUnauthorized,
+            RegistryError::Unauthorized { .. } | RegistryError::Credentials { .. } => {
+                ErrorType::RegistryUnauthorized
+            }
             RegistryError::NotFound { .. } => ErrorType::RegistryNotFound,
             RegistryError::Transient { .. } => ErrorType::RegistryTransient,
             RegistryError::Protocol { .. } => ErrorType::RegistryProtocol,

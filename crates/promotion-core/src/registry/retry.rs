@@ -20,14 +20,21 @@ impl Default for RetryPolicy {
     /// Five retries from 250 ms up to 20 s: about a minute in the worst case, short enough
     /// for a Lambda, long enough to ride out a throttling burst.
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, min_delay: Duration::from_millis(250), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            max_retries: 5,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
 impl RetryPolicy {
     /// No retries at all.
     pub fn none() -> Self {
-        RetryPolicy { max_retries: 0, ..Self::default() }
+        RetryPolicy {
+            max_retries: 0,
+            ..Self::default()
+        }
     }
 
     /// Run `op` until it succeeds, fails with a non-retryable error, or retries run out.
@@ -59,7 +66,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn transient(retry_after: Option<Duration>) -> RegistryError {
-        RegistryError::Transient { what: "x".into(), detail: "503".into(), retry_after }
+        RegistryError::Transient {
+            what: "x".into(),
+            detail: "503".into(),
+            retry_after,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -67,7 +78,11 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let out = RetryPolicy::default()
             .run("t", || async {
-                if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(transient(None)) } else { Ok(7) }
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(transient(None))
+                } else {
+                    Ok(7)
+                }
             })
             .await;
         assert_eq!(out.unwrap(), 7);
@@ -91,7 +106,11 @@ mod tests {
     async fn honours_retry_after_and_gives_up_after_max_retries() {
         let calls = AtomicUsize::new(0);
         let start = tokio::time::Instant::now();
-        let policy = RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(1), max_delay: Duration::from_secs(30) };
+        let policy = RetryPolicy {
+            max_retries: 2,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_secs(30),
+        };
         let out: Result<(), _> = policy
             .run("t", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
