@@ -528,7 +528,14 @@ impl Registry for HttpRegistry {
                     return Ok(None);
                 }
                 let resp = check(resp, &what).await?;
-                Ok(Some(resp.content_length().unwrap_or_default()))
+                // Not `content_length()`: on a HEAD answer that is the (empty) body's length.
+                let len = resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                Ok(Some(len))
             })
             .await
     }
@@ -682,6 +689,256 @@ impl Registry for HttpRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Classify;
+    use crate::registry::auth::StaticCredentials;
+    use std::sync::Mutex as StdMutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback HTTP/1.1 server answering each request with `respond(n, request_head)`
+    /// (`None` drops the connection without an answer). Hand-written: the faults it plays
+    /// (Retry-After, dropped connections, challenges) are exactly what a real registry won't do
+    /// on demand.
+    struct FaultServer {
+        host: String,
+        requests: Arc<StdMutex<Vec<String>>>,
+    }
+
+    impl FaultServer {
+        async fn start(
+            respond: impl Fn(usize, &str) -> Option<String> + Send + Sync + 'static,
+        ) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let host = listener.local_addr().unwrap().to_string();
+            let requests: Arc<StdMutex<Vec<String>>> = Arc::default();
+            let log = requests.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut sock, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let n = {
+                        let mut l = log.lock().unwrap();
+                        l.push(head.clone());
+                        l.len() - 1
+                    };
+                    if let Some(resp) = respond(n, &head) {
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                    }
+                    let _ = sock.shutdown().await;
+                }
+            });
+            FaultServer { host, requests }
+        }
+
+        fn registry(&self, creds: StaticCredentials) -> HttpRegistry {
+            let config = HttpConfig {
+                insecure_hosts: vec![self.host.clone()],
+                retry: RetryPolicy {
+                    max_retries: 3,
+                    min_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_secs(5),
+                },
+                ..HttpConfig::default()
+            };
+            HttpRegistry::new(config, Arc::new(creds)).unwrap()
+        }
+
+        fn repo(&self) -> ImageRef {
+            format!("{}/team/app", self.host).parse().unwrap()
+        }
+
+        fn requests(&self) -> Vec<String> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    fn answer(status: &str, headers: &[&str]) -> Option<String> {
+        let mut s = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+        for h in headers {
+            s.push_str(h);
+            s.push_str("\r\n");
+        }
+        if !headers.iter().any(|h| h.starts_with("Content-Length")) {
+            s.push_str("Content-Length: 0\r\n");
+        }
+        s.push_str("\r\n");
+        Some(s)
+    }
+
+    #[tokio::test]
+    async fn honours_retry_after_on_503_and_429_then_succeeds() {
+        let srv = FaultServer::start(|n, _| match n {
+            0 => answer("503 Service Unavailable", &["Retry-After: 1"]),
+            1 => answer("429 Too Many Requests", &["Retry-After: 1"]),
+            _ => answer("200 OK", &["Content-Length: 5"]),
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let size = srv
+            .registry(StaticCredentials::default())
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(size, Some(5));
+        assert_eq!(srv.requests().len(), 3);
+        // The backoff alone would wait milliseconds; the registry asked for a second each time.
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn dropped_connections_are_retried_and_then_reported_as_transient() {
+        let srv = FaultServer::start(|_, _| None).await;
+        let err = srv
+            .registry(StaticCredentials::default())
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            crate::error::ErrorType::RegistryTransient,
+            "{err}"
+        );
+        assert_eq!(srv.requests().len(), 4, "first attempt and three retries");
+    }
+
+    #[tokio::test]
+    async fn basic_challenge_is_answered_with_the_providers_credentials_and_never_echoed() {
+        let srv = FaultServer::start(|_, head| {
+            // "AWS:s3cret" in base64.
+            if head.contains("Authorization: Basic QVdTOnMzY3JldA==")
+                || head.contains("authorization: Basic QVdTOnMzY3JldA==")
+            {
+                answer("200 OK", &["Content-Length: 7"])
+            } else {
+                answer(
+                    "401 Unauthorized",
+                    &["WWW-Authenticate: Basic realm=\"test\""],
+                )
+            }
+        })
+        .await;
+        let mut creds = StaticCredentials::default();
+        creds.insert(
+            &srv.host,
+            Credentials::parse_user_pass("AWS:s3cret").unwrap(),
+        );
+        let reg = srv.registry(creds);
+        assert_eq!(
+            reg.head_blob(&srv.repo(), &Digest::of(b"x")).await.unwrap(),
+            Some(7)
+        );
+        // Learnt once per host: the next request goes out with credentials straight away.
+        let before = srv.requests().len();
+        reg.head_blob(&srv.repo(), &Digest::of(b"y")).await.unwrap();
+        assert_eq!(srv.requests().len(), before + 1);
+
+        let mut wrong = StaticCredentials::default();
+        wrong.insert(
+            &srv.host,
+            Credentials::parse_user_pass("AWS:wrong-password").unwrap(),
+        );
+        let err = srv
+            .registry(wrong)
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            crate::error::ErrorType::RegistryUnauthorized
+        );
+        assert!(
+            !format!("{err} {err:?}").contains("wrong-password"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn anonymous_access_refused_names_the_missing_credentials() {
+        let srv = FaultServer::start(|_, _| {
+            answer("401 Unauthorized", &["WWW-Authenticate: Basic realm=\"r\""])
+        })
+        .await;
+        let err = srv
+            .registry(StaticCredentials::default())
+            .get_manifest(&srv.repo(), "1.0")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            crate::error::ErrorType::RegistryUnauthorized
+        );
+        assert!(err.to_string().contains("requires credentials"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_manifest_that_does_not_hash_to_its_digest_is_refused() {
+        let body = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let srv = FaultServer::start(move |_, _| {
+            let mut a = answer(
+                "200 OK",
+                &[
+                    &format!("Content-Length: {}", body.len()),
+                    "Content-Type: application/vnd.oci.image.index.v1+json",
+                ],
+            )
+            .unwrap();
+            a.push_str(body);
+            Some(a)
+        })
+        .await;
+        let wrong = Digest::of(b"something else");
+        let err = srv
+            .registry(StaticCredentials::default())
+            .get_manifest(&srv.repo(), wrong.as_str())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            crate::error::ErrorType::ImageDigestMismatch,
+            "{err}"
+        );
+        // By tag, the bytes are accepted and their own digest computed.
+        let ok = srv
+            .registry(StaticCredentials::default())
+            .get_manifest(&srv.repo(), "1.0")
+            .await
+            .unwrap();
+        assert_eq!(ok.digest, Digest::of(body.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn oversized_manifests_are_refused_before_reading_them() {
+        let srv = FaultServer::start(|_, _| {
+            answer(
+                "200 OK",
+                &[
+                    "Content-Length: 5000000",
+                    "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                ],
+            )
+        })
+        .await;
+        let err = srv
+            .registry(StaticCredentials::default())
+            .get_manifest(&srv.repo(), "big")
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), crate::error::ErrorType::ImageInvalid);
+        assert!(err.to_string().contains("4 MiB"), "{err}");
+    }
 
     #[test]
     fn status_codes_map_to_stable_error_types() {
