@@ -8,7 +8,7 @@
 //! Error messages name the operation, registry and object, never a credential, a token or an
 //! upload-session URL (those carry state tokens in their query).
 
-use super::auth::{CredentialProvider, Credentials};
+use super::auth::{CredentialProvider, Credentials, normalise_host};
 use super::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
 use crate::digest::Digest;
 use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
@@ -635,6 +635,13 @@ impl Registry for HttpRegistry {
             })
             .await?;
         let put = upload_url(&url, &location(&resp, &what)?, digest)?;
+        // Credentials go only to the registry itself, never to a host its Location names.
+        let put_host = match (put.host_str(), put.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
+        let same_host = normalise_host(&put_host) == normalise_host(repo.api_host());
         // One PUT with the whole body: the upload commits only if every byte arrives and
         // hashes to `digest`, so a failure half-way leaves nothing behind. The body cannot be
         // replayed, so this request is not retried here: the caller retries the whole transfer.
@@ -644,7 +651,7 @@ impl Registry for HttpRegistry {
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(body.stream));
-        if let Some(h) = self.cached_auth(repo, Access::Push).await {
+        if same_host && let Some(h) = self.cached_auth(repo, Access::Push).await {
             rb = rb.header(header::AUTHORIZATION, h);
         }
         let resp = rb.send().await.map_err(|e| transport(&what, e))?;
