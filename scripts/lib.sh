@@ -1,0 +1,89 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/demo.sh and bench/copy-bench.sh. Source it; it defines functions only.
+#
+# Registries are Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, each with its own
+# temp dir and a random free port (see shared/reference/test-infra.md §1). Every registry
+# started here is recorded in REGISTRY_PIDS so that `registry_stop_all` (call it from an EXIT
+# trap) ends exactly the processes this script started, by pid.
+
+LIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REGISTRY_PIDS=()
+
+section() {
+  if [[ -t 1 ]]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi
+}
+note() { printf '%s\n' "$*" >&2; }
+fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# free_port: prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# registry_start DIR VAR: starts a registry storing into DIR/data and sets VAR to its
+# "127.0.0.1:PORT". Retries on another port if the chosen one was taken in the meantime.
+registry_start() {
+  local dir="$1" var="$2" port pid attempt
+  mkdir -p "${dir}/data"
+  for attempt in 1 2 3 4 5; do
+    port="$(free_port)"
+    cat >"${dir}/config.yml" <<EOF
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}, cache: {blobdescriptor: inmemory}}
+http: {addr: 127.0.0.1:${port}}
+EOF
+    docker-registry serve "${dir}/config.yml" >"${dir}/registry.log" 2>&1 &
+    pid=$!
+    REGISTRY_PIDS+=("${pid}")
+    for _ in $(seq 1 100); do
+      if curl -fsS -o /dev/null "http://127.0.0.1:${port}/v2/" 2>/dev/null; then
+        printf -v "${var}" '127.0.0.1:%s' "${port}"
+        echo "${pid}" >"${dir}/pid"
+        return 0
+      fi
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill "${pid}" 2>/dev/null || true
+    wait "${pid}" 2>/dev/null || true
+    note "registry did not start on port ${port} (attempt ${attempt}): $(tail -n 3 "${dir}/registry.log")"
+  done
+  fail "could not start docker-registry in ${dir}"
+}
+
+# registry_stop DIR: stops the registry started in DIR (and forgets it).
+registry_stop() {
+  local dir="$1" pid p keep=()
+  [[ -f "${dir}/pid" ]] || return 0
+  pid="$(cat "${dir}/pid")"
+  kill "${pid}" 2>/dev/null || true
+  wait "${pid}" 2>/dev/null || true
+  rm -f "${dir}/pid"
+  for p in "${REGISTRY_PIDS[@]}"; do [[ "${p}" == "${pid}" ]] || keep+=("${p}"); done
+  REGISTRY_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# registry_stop_all: stops every registry this shell started.
+registry_stop_all() {
+  local p
+  for p in "${REGISTRY_PIDS[@]+"${REGISTRY_PIDS[@]}"}"; do
+    kill "${p}" 2>/dev/null || true
+  done
+  for p in "${REGISTRY_PIDS[@]+"${REGISTRY_PIDS[@]}"}"; do
+    wait "${p}" 2>/dev/null || true
+  done
+  REGISTRY_PIDS=()
+}
+
+# cargo_target_dir: the workspace's target directory (honours CARGO_TARGET_DIR and cargo config).
+cargo_target_dir() {
+  (cd "${LIB_ROOT}" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+}
+
+# build_promote: builds the release `promote` binary and sets PROMOTE to its path.
+build_promote() {
+  (cd "${LIB_ROOT}" && cargo build -p promote-cli --release)
+  PROMOTE="$(cargo_target_dir)/release/promote"
+  [[ -x "${PROMOTE}" ]] || fail "promote binary not found at ${PROMOTE}"
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need, then runs every check CI runs.
+#
+#   scripts/test.sh
+#
+# Order matters: the integration tests (tests/) run the `promote` binary found next to the test
+# executable, so the binaries are built before `cargo test`. Honours CARGO_TARGET_DIR.
+# Exits non-zero on the first failing step and names it (every test binary runs, so one
+# failure does not hide the next).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "${HOME}/.cargo/bin/cargo" ]]; then
+  export PATH="${HOME}/.cargo/bin:${PATH}"
+fi
+
+# The integration tests honour PROMOTE_BIN; the test command always tests the tree's own build.
+unset PROMOTE_BIN
+
+CURRENT=""
+START=${SECONDS}
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    printf '\ntest.sh: FAILED at step "%s" (exit %d) after %ds\n' "${CURRENT}" "${rc}" \
+      $((SECONDS - START)) >&2
+  fi
+}
+trap on_exit EXIT
+
+step() {
+  CURRENT="$1"
+  shift
+  local t0=${SECONDS}
+  if [[ -t 1 ]]; then
+    printf '\n\033[1m== %s\033[0m\n$ %s\n' "${CURRENT}" "$*"
+  else
+    printf '\n== %s\n$ %s\n' "${CURRENT}" "$*"
+  fi
+  "$@"
+  printf -- '-- %s: ok (%ds)\n' "${CURRENT}" $((SECONDS - t0))
+}
+
+step "set-up" bash "${ROOT}/scripts/setup.sh"
+step "format" cargo fmt --all -- --check
+step "lint" cargo clippy --workspace --all-targets -- -D warnings
+step "build binaries" cargo build --workspace --bins
+step "tests" cargo test --workspace --no-fail-fast
+
+printf '\ntest.sh: all steps passed in %ds\n' $((SECONDS - START))
