@@ -278,6 +278,9 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
         let (doc, kind) = parse(&top, || format!("manifest {}", self.src))?;
         if kind == Kind::Manifest {
             // A single-platform image is copied as it is; its platform lives in its config.
+            if !self.opts.platforms.is_empty() {
+                tracing::warn!(source = %self.src, "--platform ignored: the source is a single manifest, not an index");
+            }
             return Ok((top, Vec::new()));
         }
         let all = |entries: &[&Descriptor]| -> Vec<PlatformDigest> {

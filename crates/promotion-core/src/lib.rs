@@ -13,6 +13,8 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 pub mod registry;
+#[cfg(test)]
+mod testing;
 
 pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, copy_image};
 pub use digest::Digest;

@@ -265,6 +265,57 @@ mod tests {
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
     }
 
+    #[tokio::test]
+    async fn sdk_token_source_calls_get_authorization_token_for_the_registry_account() {
+        use crate::testing::{FaultServer, answer};
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:from-ecr");
+        let body = format!(
+            r#"{{"authorizationData":[{{"authorizationToken":"{token}","expiresAt":1893456000,"proxyEndpoint":"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}}]}}"#
+        );
+        let srv = FaultServer::start(move |_, _| {
+            let mut a = answer(
+                "200 OK",
+                &[
+                    "Content-Type: application/x-amz-json-1.1",
+                    &format!("Content-Length: {}", body.len()),
+                ],
+            )
+            .unwrap();
+            a.push_str(&body);
+            Some(a)
+        })
+        .await;
+        let conf = aws_sdk_ecr::Config::builder()
+            .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecr::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                "AKID", "SECRET", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{}", srv.host))
+            .build();
+        let source = SdkTokenSource::new(conf);
+        let registry =
+            EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
+        let t = source.token(&registry).await.unwrap();
+        assert_eq!(
+            (t.username.as_str(), t.password.as_str()),
+            ("AWS", "from-ecr")
+        );
+        assert_eq!(
+            t.expires_at,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000)
+        );
+        let head = srv.requests().join("\n").to_lowercase();
+        assert!(
+            head.contains(
+                "x-amz-target: amazonec2containerregistry_v20150921.getauthorizationtoken"
+            ),
+            "{head}"
+        );
+        // The registry's region, not the configured one, signs the request.
+        assert!(head.contains("/eu-west-1/ecr/aws4_request"), "{head}");
+    }
+
     #[test]
     fn rejects_malformed_tokens() {
         assert!(decode_token("!!", SystemTime::UNIX_EPOCH).is_err());
