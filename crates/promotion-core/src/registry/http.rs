@@ -700,6 +700,7 @@ mod tests {
     use crate::registry::auth::StaticCredentials;
 
     use crate::testing::{FaultServer, answer};
+    use std::sync::Mutex as StdMutex;
 
     impl FaultServer {
         fn registry(&self, creds: StaticCredentials) -> HttpRegistry {
@@ -808,6 +809,68 @@ mod tests {
         assert!(
             !format!("{err} {err:?}").contains("wrong-password"),
             "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bearer_challenge_fetches_a_scoped_token_and_reuses_it() {
+        // GHCR/Docker Hub style: 401 with a Bearer challenge, a token endpoint, then the token.
+        let host = Arc::new(StdMutex::new(String::new()));
+        let h = host.clone();
+        let srv = FaultServer::start(move |_, head| {
+            let realm = format!("http://{}/token", h.lock().unwrap());
+            if head.starts_with("GET /token?") {
+                let body = r#"{"token":"tok-123","expires_in":300}"#;
+                let mut a = answer(
+                    "200 OK",
+                    &[
+                        &format!("Content-Length: {}", body.len()),
+                        "Content-Type: application/json",
+                    ],
+                )
+                .unwrap();
+                a.push_str(body);
+                Some(a)
+            } else if head
+                .to_lowercase()
+                .contains("authorization: bearer tok-123")
+            {
+                answer("200 OK", &["Content-Length: 3"])
+            } else {
+                answer(
+                    "401 Unauthorized",
+                    &[&format!(
+                        "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\""
+                    )],
+                )
+            }
+        })
+        .await;
+        *host.lock().unwrap() = srv.host.clone();
+        let reg = srv.registry(StaticCredentials::default());
+        assert_eq!(
+            reg.head_blob(&srv.repo(), &Digest::of(b"x")).await.unwrap(),
+            Some(3)
+        );
+        let token_requests: Vec<String> = srv
+            .requests()
+            .into_iter()
+            .filter(|r| r.starts_with("GET /token?"))
+            .collect();
+        assert_eq!(token_requests.len(), 1);
+        assert!(
+            token_requests[0].contains("scope=repository%3Ateam%2Fapp%3Apull"),
+            "{}",
+            token_requests[0]
+        );
+        // Cached for this repository and access: no second token request.
+        reg.head_blob(&srv.repo(), &Digest::of(b"y")).await.unwrap();
+        assert_eq!(
+            srv.requests()
+                .iter()
+                .filter(|r| r.starts_with("GET /token?"))
+                .count(),
+            1
         );
     }
 
