@@ -307,3 +307,84 @@ pub async fn evaluate(
         source.is_snapshot(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    struct Fixed(ScanState);
+    #[async_trait]
+    impl FindingsSource for Fixed {
+        async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
+            Ok(self.0.clone())
+        }
+        async fn findings(&self, _: &ScannedImage) -> Result<Vec<Finding>, GateError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn image() -> ScannedImage {
+        ScannedImage {
+            registry: None,
+            repository: "app".into(),
+            digest: Digest::of(b"x"),
+            platform: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_never_pass() {
+        let rules = Rules {
+            allow_unscannable: true,
+            settle_seconds: 0,
+            ..Rules::default()
+        };
+        let e = evaluate(
+            &Fixed(ScanState::Error("ACCESS_DENIED".into())),
+            &[image()],
+            &rules,
+            &SystemClock,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::ScanFailed);
+        assert!(e.to_string().contains("ACCESS_DENIED"), "{e}");
+        let e = evaluate(&Fixed(ScanState::Scanned), &[], &rules, &SystemClock, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::ImageInvalid);
+        let v = evaluate(
+            &Fixed(ScanState::Scanned),
+            &[image()],
+            &rules,
+            &SystemClock,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(v.decision, Decision::Passed);
+    }
+
+    #[test]
+    fn coverage_reasons_map_onto_states() {
+        assert_eq!(ScanState::from_reason("SUCCESSFUL"), ScanState::Scanned);
+        assert!(matches!(
+            ScanState::from_reason("PENDING_REVIVAL_SCAN"),
+            ScanState::Pending(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("EXCLUDED_BY_TAG"),
+            ScanState::Unscannable(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("ACCESS_DENIED_TO_ENCRYPTION_KEY"),
+            ScanState::Error(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("SOMETHING_NEW"),
+            ScanState::Error(_)
+        ));
+    }
+}
