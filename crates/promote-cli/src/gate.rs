@@ -14,9 +14,9 @@
 use crate::{Cli, Failure, build_registry, input, parse_ref};
 use clap::Args;
 use promotion_core::ErrorType;
-use promotion_core::error::Classify as _;
 use promotion_core::clock::SystemClock;
 use promotion_core::digest::Digest;
+use promotion_core::error::Classify as _;
 use promotion_core::gate::inspector::InspectorSource;
 use promotion_core::gate::verdict::Blocker;
 use promotion_core::gate::{
@@ -259,11 +259,7 @@ fn print_report(image: &str, digest: &Digest, v: &Verdict) {
             p.digest, p.scan, p.findings, p.blocking
         );
     }
-    let counts: Vec<String> = v
-        .counts
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
+    let counts: Vec<String> = v.counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!(
         "  findings   {}; {} suppressed",
         counts.join(", "),
@@ -335,6 +331,9 @@ fn print_blockers(blockers: &[Blocker]) {
         line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
     if blockers.len() > MAX_ROWS {
-        println!("  … and {} more blocking findings", blockers.len() - MAX_ROWS);
+        println!(
+            "  … and {} more blocking findings",
+            blockers.len() - MAX_ROWS
+        );
     }
 }
