@@ -297,7 +297,11 @@ fn wire_finding(index: usize, digest: &str) -> Value {
     let text = std::fs::read_to_string(fixture("findings/multi-platform.json")).expect("fixture");
     let mut f: Value =
         serde_json::from_str::<Value>(&text).expect("fixture JSON")["findings"][index].clone();
-    let arn = format!("{}-{}", f["findingArn"].as_str().unwrap(), &digest[7..19]);
+    let arn = format!(
+        "{}-{}",
+        f["findingArn"].as_str().expect("findingArn"),
+        &digest[7..19]
+    );
     f["findingArn"] = arn.into();
     for k in ["firstObservedAt", "lastObservedAt", "updatedAt"] {
         f[k] = 1_725_468_938.411.into();

@@ -305,15 +305,15 @@ impl Rules {
             if self.block_severities.contains(&finding.severity) {
                 reasons.push(format!("severity {}", finding.severity));
             }
-            if let (Some(t), Some(e)) = (self.epss_threshold, finding.epss) {
-                if e.score >= t {
-                    reasons.push(format!("EPSS {} ≥ {t}", e.score));
-                }
+            if let (Some(t), Some(e)) = (self.epss_threshold, finding.epss)
+                && e.score >= t
+            {
+                reasons.push(format!("EPSS {} ≥ {t}", e.score));
             }
-            if let (Some(t), Some(s)) = (self.inspector_score_threshold, finding.inspector_score) {
-                if s >= t {
-                    reasons.push(format!("Inspector score {s} ≥ {t}"));
-                }
+            if let (Some(t), Some(s)) = (self.inspector_score_threshold, finding.inspector_score)
+                && s >= t
+            {
+                reasons.push(format!("Inspector score {s} ≥ {t}"));
             }
         }
         if self.block_exploitable && finding.exploit_available == Some(Availability::Yes) {
