@@ -392,6 +392,20 @@ fn inspector_findings_from_moto_gate_the_image_after_they_settle() {
         "settling takes at least one interval: {:?}",
         passed.duration
     );
+
+    // Findings that cannot settle within the maximum wait: one error line, exit 1, no verdict.
+    let timeout = moto_gate(
+        &reg,
+        &moto,
+        "quarantine/app:1.4.2",
+        "settle_seconds: 30\nmax_wait_seconds: 1\nallowlist:\n  - {id: CVE-2023-4911, reason: test}\n",
+    );
+    timeout.assert_failed("Gate.Timeout");
+    assert!(
+        timeout.error_line().contains("settle"),
+        "{}",
+        timeout.describe()
+    );
 }
 
 #[test]

@@ -143,7 +143,9 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
             fixed.push((image.api_host().to_owned(), creds));
         }
         let registry = build_registry(cli, fixed)?;
-        gate::resolve_platforms(&registry, &image, account.as_deref()).await?
+        let (digest, platforms) =
+            gate::resolve_platforms(&registry, &image, account.as_deref()).await?;
+        (Some(digest), platforms)
     } else {
         let platforms: Vec<ScannedImage> = args
             .platform_digests
@@ -155,11 +157,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
                 platform: None,
             })
             .collect();
-        let digest = image
-            .digest()
-            .cloned()
-            .unwrap_or_else(|| platforms[0].digest.clone());
-        (digest, platforms)
+        (image.digest().cloned(), platforms)
     };
 
     let max_wait = Duration::from_secs(args.max_wait.unwrap_or(rules.max_wait_seconds));
@@ -201,7 +199,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     if cli.json {
         println!("{}", verdict.to_json());
     } else {
-        print_report(&image.to_string(), &digest, &verdict);
+        print_report(&image.to_string(), digest.as_ref(), &verdict);
     }
     if verdict.decision == Decision::Failed {
         // The error line is the canonical line of a denied gate.
@@ -213,7 +211,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     tracing::info!(
         operation = "gate",
         image = %image,
-        digest = %digest,
+        digest = digest.as_ref().map(Digest::as_str).unwrap_or("-"),
         environment = rules.environment.as_deref().unwrap_or("-"),
         decision = "PASSED",
         platforms = verdict.platforms.len(),
@@ -230,14 +228,16 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
 /// How many blocking rows the table shows before summarising the rest.
 const MAX_ROWS: usize = 200;
 
-fn print_report(image: &str, digest: &Digest, v: &Verdict) {
+fn print_report(image: &str, digest: Option<&Digest>, v: &Verdict) {
     let decision = match v.decision {
         Decision::Passed => "PASSED",
         Decision::Failed => "FAILED",
         Decision::Pending => "PENDING",
     };
     println!("gate {decision}  {image}");
-    println!("  digest     {digest}");
+    if let Some(d) = digest {
+        println!("  digest     {d}");
+    }
     if let Some(e) = &v.environment {
         println!("  policy     environment {e}");
     }

@@ -367,6 +367,49 @@ mod tests {
         assert_eq!(v.decision, Decision::Passed);
     }
 
+    #[tokio::test]
+    async fn resolves_index_platforms_without_attestations() {
+        use crate::manifest::{OCI_INDEX, OCI_MANIFEST, RawManifest};
+        use crate::registry::memory::MemoryRegistry;
+        let reg = MemoryRegistry::new();
+        let repo: ImageRef = "registry.example/team/app:1.0".parse().unwrap();
+        let (amd, arm, att) = (Digest::of(b"amd"), Digest::of(b"arm"), Digest::of(b"att"));
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": amd, "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"mediaType": OCI_MANIFEST, "digest": att, "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+            ]
+        });
+        let raw = RawManifest::new(
+            serde_json::to_vec(&index).unwrap().into(),
+            OCI_INDEX.to_owned(),
+        );
+        reg.put_manifest_bytes(&repo, Some("1.0"), raw.clone());
+        let (digest, platforms) = resolve_platforms(&reg, &repo, Some("123456789012"))
+            .await
+            .unwrap();
+        assert_eq!(digest, raw.digest);
+        let got: Vec<_> = platforms
+            .iter()
+            .map(|p| (p.digest.clone(), p.platform.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (amd, "linux/amd64".to_owned()),
+                (arm, "linux/arm64/v8".to_owned())
+            ]
+        );
+        assert_eq!(platforms[0].repository, "team/app");
+        assert_eq!(platforms[0].registry.as_deref(), Some("123456789012"));
+    }
+
     #[test]
     fn coverage_reasons_map_onto_states() {
         assert_eq!(ScanState::from_reason("SUCCESSFUL"), ScanState::Scanned);
