@@ -98,6 +98,15 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
         })?,
         None => Policy::default(),
     };
+    if let Some(env) = &args.environment
+        && policy.environments().next().is_some()
+        && !policy.environments().any(|e| e == env)
+    {
+        tracing::warn!(
+            environment = %env,
+            "the policy has no section for this environment; its base rules apply"
+        );
+    }
     let rules = policy.rules(args.environment.as_deref());
 
     let source: Box<dyn FindingsSource> = match &args.findings {

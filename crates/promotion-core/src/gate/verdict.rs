@@ -383,10 +383,17 @@ pub fn decide(
             )
         } else if !pending.is_empty() {
             let reasons: BTreeSet<&str> = pending.iter().map(|(_, r)| r.as_str()).collect();
+            // An image Inspector has never heard of stays pending; say what usually causes it.
+            let hint = if reasons.contains(super::NO_COVERAGE_RECORD) {
+                " (Inspector has no record of the image yet: is enhanced scanning on for the \
+                 repository, and is the image in the region asked?)"
+            } else {
+                ""
+            };
             (
                 Decision::Pending,
                 format!(
-                    "Pending: {} of {n_platforms} not scanned yet ({}).",
+                    "Pending: {} of {n_platforms} not scanned yet ({}){hint}.",
                     pending.len(),
                     reasons.into_iter().collect::<Vec<_>>().join(", ")
                 ),
@@ -578,6 +585,14 @@ mod tests {
         );
         assert_eq!(v.decision, Decision::Pending);
         assert!(v.message.contains("SCAN_IN_PROGRESS"), "{}", v.message);
+        let unknown = PlatformRead {
+            image: image(3),
+            state: ScanState::Pending(crate::gate::NO_COVERAGE_RECORD.into()),
+            findings: vec![],
+        };
+        let v = decide(&[unknown], &no_settle(), at(0), None, false);
+        assert_eq!(v.decision, Decision::Pending);
+        assert!(v.message.contains("enhanced scanning"), "{}", v.message);
 
         let unscannable = PlatformRead {
             image: image(1),
