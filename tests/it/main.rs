@@ -2,9 +2,11 @@
 //! `promote` binary run as a child process. One binary, a module per area.
 //!
 //! Run with `cargo build -p promote-cli && cargo test -p integration-tests`. The tests need
-//! `docker-registry`, `htpasswd` and `skopeo` on PATH (`scripts/test.sh` installs them) and fail,
-//! never skip, without them.
+//! `docker-registry`, `htpasswd` and `skopeo` on PATH (`scripts/test.sh` installs them), and
+//! `moto_server` in `.work/venv` or on PATH (`scripts/install-moto.sh`), and fail, never skip,
+//! without them.
 
 mod copy;
 mod fixtures;
+mod gate;
 mod support;

@@ -2,6 +2,7 @@
 //! Lambdas. Exit codes: 0 done; 1 failed; 2 usage error (bad flags or input); 3 gate denied.
 
 mod creds;
+mod gate;
 mod progress;
 
 use anyhow::Context as _;
@@ -45,6 +46,8 @@ struct Cli {
 enum Command {
     /// Copy an image, index or artifact byte for byte (every platform by default).
     Copy(CopyArgs),
+    /// Gate an image on its vulnerability findings (Inspector or a findings file).
+    Gate(gate::GateArgs),
 }
 
 #[derive(Args)]
@@ -121,7 +124,8 @@ fn main() -> ExitCode {
         Err(f) => {
             let line = f.message.lines().next().unwrap_or_default().to_owned();
             eprintln!("error: {line} [{}]", f.kind);
-            if json {
+            // A denied gate has already printed its verdict.
+            if json && f.kind != ErrorType::GateDenied {
                 println!(
                     "{}",
                     serde_json::json!({"error": {"type": f.kind.as_str(), "message": f.message}})
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(match f.kind {
                 ErrorType::InputInvalid => 2,
+                ErrorType::GateDenied => 3,
                 _ => 1,
             })
         }
@@ -154,6 +159,7 @@ fn init_tracing(verbose: u8) {
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Copy(ref args) => copy(&cli, args).await,
+        Command::Gate(ref args) => gate::run(&cli, args).await,
     }
 }
 

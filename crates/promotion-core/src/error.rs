@@ -24,6 +24,23 @@ pub enum ErrorType {
     ImageInvalid,
     /// Malformed input: references, digests, tags, options.
     InputInvalid,
+    /// The gate's verdict is FAILED: a finding blocks, or an image is unscannable and the
+    /// policy does not allow it.
+    GateDenied,
+    /// The gate was still PENDING (scan not finished, findings not settled) after the policy's
+    /// maximum wait.
+    GateTimeout,
+    /// The findings service (Inspector) failed in a way worth retrying: throttling, 5xx,
+    /// network.
+    FindingsUnavailable,
+    /// The findings service refused the caller (IAM).
+    FindingsUnauthorized,
+    /// Findings not in Inspector's shape: a bad findings file, an unknown severity.
+    FindingsInvalid,
+    /// Inspector could not scan the image (`ACCESS_DENIED`, `INTERNAL_ERROR`, …).
+    ScanFailed,
+    /// The gate policy is invalid: unknown key, severity or date, missing reason.
+    PolicyInvalid,
 }
 
 impl ErrorType {
@@ -36,6 +53,13 @@ impl ErrorType {
         ErrorType::ImageDigestMismatch,
         ErrorType::ImageInvalid,
         ErrorType::InputInvalid,
+        ErrorType::GateDenied,
+        ErrorType::GateTimeout,
+        ErrorType::FindingsUnavailable,
+        ErrorType::FindingsUnauthorized,
+        ErrorType::FindingsInvalid,
+        ErrorType::ScanFailed,
+        ErrorType::PolicyInvalid,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -48,12 +72,22 @@ impl ErrorType {
             ErrorType::ImageDigestMismatch => "Image.DigestMismatch",
             ErrorType::ImageInvalid => "Image.Invalid",
             ErrorType::InputInvalid => "Input.Invalid",
+            ErrorType::GateDenied => "Gate.Denied",
+            ErrorType::GateTimeout => "Gate.Timeout",
+            ErrorType::FindingsUnavailable => "Findings.Unavailable",
+            ErrorType::FindingsUnauthorized => "Findings.Unauthorized",
+            ErrorType::FindingsInvalid => "Findings.Invalid",
+            ErrorType::ScanFailed => "Scan.Failed",
+            ErrorType::PolicyInvalid => "Policy.Invalid",
         }
     }
 
     /// Whether a caller (a Step Functions `Retry`, the copy engine) should try again.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorType::RegistryTransient)
+        matches!(
+            self,
+            ErrorType::RegistryTransient | ErrorType::FindingsUnavailable
+        )
     }
 }
 

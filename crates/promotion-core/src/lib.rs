@@ -1,7 +1,7 @@
 //! Core library of the ECR promotion pipeline.
 //!
 //! Everything the five Lambdas and the `promote` command do lives here, behind small traits at
-//! the edges (registry, credentials, clock) so that tests swap real services for stand-ins
+//! the edges (registry, credentials, clock, findings) so that tests swap real services for stand-ins
 //! without `cfg(test)` forks. The core never reads environment variables or files: the edges
 //! (Lambda `main`, the CLI) parse configuration once and hand it in.
 
@@ -9,6 +9,7 @@ pub mod clock;
 pub mod copy;
 pub mod digest;
 pub mod error;
+pub mod gate;
 pub mod manifest;
 pub mod platform;
 pub mod reference;

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod images;
+pub mod moto;
 pub mod registry;
 
 use sha2::{Digest as _, Sha256};

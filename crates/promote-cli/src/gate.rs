@@ -1,0 +1,348 @@
+//! `promote gate IMAGE [--policy FILE] [--findings FILE] [--environment ENV]`: the scan gate,
+//! locally.
+//!
+//! - Findings come from Amazon Inspector (`--aws-region`, `--aws-endpoint-url`), or from a file
+//!   of `aws inspector2 list-findings` output with `--findings`.
+//! - The image's platforms are resolved through the registry (an index is gated platform by
+//!   platform); `--platform-digest` names them instead, for offline use with a findings file.
+//! - With Inspector the command waits: it polls until every platform is scanned and the findings
+//!   have settled, up to the policy's `max_wait_seconds` (or `--max-wait`). Still PENDING then:
+//!   one error line and exit 1 (`Gate.Timeout`).
+//! - Exit codes: 0 PASSED; 3 FAILED (the table says what blocks and why); 1 on any error.
+//!   `--json` prints the verdict summary (the same object the state machine carries).
+
+use crate::{Cli, Failure, build_registry, input, parse_ref};
+use clap::Args;
+use promotion_core::ErrorType;
+use promotion_core::clock::SystemClock;
+use promotion_core::digest::Digest;
+use promotion_core::error::Classify as _;
+use promotion_core::gate::inspector::InspectorSource;
+use promotion_core::gate::verdict::Blocker;
+use promotion_core::gate::{
+    self, Decision, FileSource, Finding, FindingsSource, GateError, Policy, ScanState,
+    ScannedImage, Verdict,
+};
+use promotion_core::registry::auth::{Credentials, async_trait};
+use promotion_core::registry::ecr::EcrRegistry;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `promote gate`.
+#[derive(Args)]
+pub struct GateArgs {
+    /// The image (tag or digest); every platform of it is gated.
+    image: String,
+    /// Policy file, JSON or YAML. Without one: block CRITICAL and HIGH, fail closed on
+    /// unscannable images.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Findings file (the JSON `aws inspector2 list-findings` prints) instead of Inspector.
+    #[arg(long, value_name = "FILE")]
+    findings: Option<PathBuf>,
+    /// Apply this environment's policy overrides.
+    #[arg(long, value_name = "ENV")]
+    environment: Option<String>,
+    /// Gate exactly these platform manifest digests instead of resolving IMAGE through the
+    /// registry (offline use with --findings); repeatable.
+    #[arg(long = "platform-digest", value_name = "DIGEST")]
+    platform_digests: Vec<Digest>,
+    /// Wait at most this long for scans and settling (overrides the policy's
+    /// max_wait_seconds; 0 answers after one read).
+    #[arg(long, value_name = "SECONDS")]
+    max_wait: Option<u64>,
+    /// Treat every platform as scanned without asking Inspector's ListCoverage. Only for
+    /// stand-ins that lack ListCoverage (moto_server); never for real gating.
+    #[arg(long)]
+    assume_scanned: bool,
+    /// Registry credentials USER:PASSWORD for resolving platforms (prefer the variable).
+    #[arg(
+        long,
+        env = "PROMOTE_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    creds: Option<String>,
+}
+
+/// A source whose every image counts as scanned (`--assume-scanned`).
+struct AssumeScanned<S>(S);
+
+#[async_trait]
+impl<S: FindingsSource> FindingsSource for AssumeScanned<S> {
+    async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
+        Ok(ScanState::Scanned)
+    }
+    async fn findings(&self, image: &ScannedImage) -> Result<Vec<Finding>, GateError> {
+        self.0.findings(image).await
+    }
+}
+
+fn read(path: &PathBuf, flag: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| input(format!("{flag}: cannot read {}: {e}", path.display())))
+}
+
+/// Runs `promote gate`.
+pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let image = parse_ref(&args.image)?;
+    let ecr = EcrRegistry::from_host(image.registry());
+    let account = ecr.as_ref().map(|e| e.account.clone());
+
+    let policy = match &args.policy {
+        Some(p) => Policy::parse(&read(p, "--policy")?).map_err(|e| Failure {
+            kind: e.error_type(),
+            message: format!("{}: {e}", p.display()),
+        })?,
+        None => Policy::default(),
+    };
+    if let Some(env) = &args.environment
+        && policy.environments().next().is_some()
+        && !policy.environments().any(|e| e == env)
+    {
+        tracing::warn!(
+            environment = %env,
+            "the policy has no section for this environment; its base rules apply"
+        );
+    }
+    let rules = policy.rules(args.environment.as_deref());
+
+    let source: Box<dyn FindingsSource> = match &args.findings {
+        Some(path) => {
+            let text = read(path, "--findings")?;
+            Box::new(FileSource::from_json(&text).map_err(|e| Failure {
+                kind: ErrorType::FindingsInvalid,
+                message: format!("{}: {e}", path.display()),
+            })?)
+        }
+        None => {
+            let region = cli
+                .aws_region
+                .clone()
+                .or_else(|| ecr.as_ref().map(|e| e.region.clone()));
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(r) = region {
+                loader = loader.region(aws_config::Region::new(r));
+            }
+            if let Some(e) = &cli.aws_endpoint_url {
+                loader = loader.endpoint_url(e);
+            }
+            let sdk = loader.load().await;
+            if sdk.region().is_none() {
+                return Err(input(
+                    "Inspector needs a region: pass --aws-region or set AWS_REGION".into(),
+                ));
+            }
+            let inspector = InspectorSource::new(aws_sdk_inspector2::Client::new(&sdk));
+            if args.assume_scanned {
+                Box::new(AssumeScanned(inspector))
+            } else {
+                Box::new(inspector)
+            }
+        }
+    };
+
+    let (digest, platforms) = if args.platform_digests.is_empty() {
+        let mut fixed = Vec::new();
+        if let Some(c) = &args.creds {
+            let creds =
+                Credentials::parse_user_pass(c).map_err(|e| input(format!("--creds: {e}")))?;
+            fixed.push((image.api_host().to_owned(), creds));
+        }
+        let registry = build_registry(cli, fixed)?;
+        let (digest, platforms) =
+            gate::resolve_platforms(&registry, &image, account.as_deref()).await?;
+        (Some(digest), platforms)
+    } else {
+        let platforms: Vec<ScannedImage> = args
+            .platform_digests
+            .iter()
+            .map(|d| ScannedImage {
+                registry: account.clone(),
+                repository: image.repository().to_owned(),
+                digest: d.clone(),
+                platform: None,
+            })
+            .collect();
+        (image.digest().cloned(), platforms)
+    };
+
+    let max_wait = Duration::from_secs(args.max_wait.unwrap_or(rules.max_wait_seconds));
+    // Poll often enough to catch the settle interval, never more than every 15 s.
+    let poll = Duration::from_secs(match rules.settle_seconds {
+        0 => 15,
+        s => s.clamp(1, 15),
+    });
+    let interactive = std::io::stderr().is_terminal();
+    let mut previous = None;
+    let verdict = loop {
+        let v = gate::evaluate(
+            source.as_ref(),
+            &platforms,
+            &rules,
+            &SystemClock,
+            previous.as_ref(),
+        )
+        .await?;
+        if v.decision != Decision::Pending {
+            break v;
+        }
+        let waited = started.elapsed();
+        if waited >= max_wait {
+            return Err(GateError::Timeout {
+                waited_seconds: waited.as_secs(),
+                message: v.message,
+            }
+            .into());
+        }
+        tracing::debug!(image = %image, message = %v.message, "gate pending");
+        if interactive {
+            eprintln!("waiting: {}", v.message);
+        }
+        previous = v.observation.clone();
+        tokio::time::sleep(poll.min(max_wait - waited)).await;
+    };
+
+    if cli.json {
+        println!("{}", verdict.to_json());
+    } else {
+        print_report(&image.to_string(), digest.as_ref(), &verdict);
+    }
+    if verdict.decision == Decision::Failed {
+        // The error line is the canonical line of a denied gate.
+        return Err(Failure {
+            kind: ErrorType::GateDenied,
+            message: verdict.message,
+        });
+    }
+    tracing::info!(
+        operation = "gate",
+        image = %image,
+        digest = digest.as_ref().map(Digest::as_str).unwrap_or("-"),
+        environment = rules.environment.as_deref().unwrap_or("-"),
+        decision = "PASSED",
+        platforms = verdict.platforms.len(),
+        findings = verdict.counts.values().sum::<u32>(),
+        suppressed = verdict.suppressed,
+        allowlisted = verdict.allowlisted.iter().map(|a| a.findings).sum::<u32>(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        outcome = "ok",
+        "done"
+    );
+    Ok(())
+}
+
+/// How many blocking rows the table shows before summarising the rest.
+const MAX_ROWS: usize = 200;
+
+fn print_report(image: &str, digest: Option<&Digest>, v: &Verdict) {
+    let decision = match v.decision {
+        Decision::Passed => "PASSED",
+        Decision::Failed => "FAILED",
+        Decision::Pending => "PENDING",
+    };
+    println!("gate {decision}  {image}");
+    if let Some(d) = digest {
+        println!("  digest     {d}");
+    }
+    if let Some(e) = &v.environment {
+        println!("  policy     environment {e}");
+    }
+    println!("  {}", v.message);
+    println!();
+    if !v.blockers.is_empty() {
+        print_blockers(&v.blockers);
+        println!();
+    }
+    for p in &v.platforms {
+        let what = p.platform.as_deref().unwrap_or("-");
+        let reason = p
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        println!(
+            "  platform   {what:<14} {}  {}{reason}  {} findings, {} blocking",
+            p.digest, p.scan, p.findings, p.blocking
+        );
+    }
+    let counts: Vec<String> = v.counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!(
+        "  findings   {}; {} suppressed",
+        counts.join(", "),
+        v.suppressed
+    );
+    for a in &v.allowlisted {
+        println!(
+            "  allowed    {}{}{}: {} finding(s)",
+            a.id,
+            a.package
+                .as_deref()
+                .map(|p| format!(" in {p}"))
+                .unwrap_or_default(),
+            a.expires
+                .as_deref()
+                .map(|e| format!(" (until {e})"))
+                .unwrap_or_default(),
+            a.findings
+        );
+    }
+    for a in &v.expired_allowlist {
+        println!(
+            "  expired    {} (allowlist entry expired {}): {} finding(s) judged without it",
+            a.id,
+            a.expires.as_deref().unwrap_or("?"),
+            a.findings
+        );
+    }
+}
+
+fn print_blockers(blockers: &[Blocker]) {
+    let headers = ["ID", "SEVERITY", "PACKAGE", "PLATFORM", "REASON"];
+    let rows: Vec<[String; 5]> = blockers
+        .iter()
+        .take(MAX_ROWS)
+        .map(|b| {
+            [
+                b.id.clone(),
+                b.severity.to_string(),
+                if b.package.is_empty() {
+                    "-".into()
+                } else {
+                    b.package.clone()
+                },
+                b.platform.clone(),
+                b.reason.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count()).min(48);
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                s.push_str(&format!(" {c}"));
+            } else {
+                s.push_str(&format!(" {c:<w$}", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(headers);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    if blockers.len() > MAX_ROWS {
+        println!(
+            "  … and {} more blocking findings",
+            blockers.len() - MAX_ROWS
+        );
+    }
+}

@@ -1,0 +1,433 @@
+//! The scan gate: nothing with unacceptable vulnerabilities, and nothing whose scan has not
+//! finished, gets a PASSED verdict.
+//!
+//! - [`FindingsSource`] is the port: the scan state of one platform manifest and its findings.
+//!   Adapters: [`inspector::InspectorSource`] (Amazon Inspector through `aws-sdk-inspector2`)
+//!   and [`findings::FileSource`] (the JSON `aws inspector2 list-findings` prints).
+//! - [`policy::Policy`] says what blocks; [`evaluate`] applies it to every platform of an image
+//!   and answers a [`verdict::Verdict`]: PASSED, FAILED or PENDING with a compact summary.
+//! - Inspector scans platform manifests, not indexes: callers pass every platform digest
+//!   ([`resolve_platforms`] finds them through a [`Registry`]).
+//! - Findings keep arriving after a scan reports success, so a PASSED verdict needs two reads
+//!   at least `settle_seconds` apart that agree ([`verdict::settle`]); the caller carries the
+//!   previous [`verdict::Observation`] between calls (state-machine state, or a loop in the CLI).
+//! - An error is never a PASSED verdict: every failure to know is an `Err`.
+
+pub mod findings;
+pub mod inspector;
+pub mod policy;
+pub mod time;
+pub mod verdict;
+
+pub use findings::{FileSource, Finding, Severity};
+pub use policy::{Policy, PolicyError, Rules};
+pub use verdict::{Decision, Observation, Verdict};
+
+use crate::clock::Clock;
+use crate::digest::Digest;
+use crate::error::{Classify, ErrorType};
+use crate::manifest::{Kind, ManifestDoc};
+use crate::reference::ImageRef;
+use crate::registry::{Registry, RegistryError};
+use async_trait::async_trait;
+use std::fmt;
+
+/// One platform manifest, as Inspector knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedImage {
+    /// Registry account id (the `ecrImageRegistry` filter), when known.
+    pub registry: Option<String>,
+    /// Plain repository name (`team/app`).
+    pub repository: String,
+    /// The platform manifest digest (never an index digest: Inspector does not scan indexes).
+    pub digest: Digest,
+    /// `linux/amd64`, for reports, when known.
+    pub platform: Option<String>,
+}
+
+impl fmt::Display for ScannedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.repository, self.digest)?;
+        if let Some(p) = &self.platform {
+            write!(f, " ({p})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where Inspector is with one image (ListCoverage `scanStatus.reason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanState {
+    /// Not scanned yet: no coverage record, `PENDING_INITIAL_SCAN`, `SCAN_IN_PROGRESS`,
+    /// `PENDING_REVIVAL_SCAN`. The reason code is kept for reports.
+    Pending(String),
+    /// `SUCCESSFUL` (and `SCAN_FREQUENCY_SCAN_ON_PUSH`: scanned once): findings are readable.
+    Scanned,
+    /// Inspector will not scan it: `UNSUPPORTED_OS`, `UNSUPPORTED_MEDIA_TYPE`,
+    /// `SCAN_ELIGIBILITY_EXPIRED`, `SCAN_FREQUENCY_MANUAL`, `EXCLUDED_BY_TAG`, `IMAGE_ARCHIVED`,
+    /// `INVALID_ARTIFACT`, …
+    Unscannable(String),
+    /// The scan failed: `ACCESS_DENIED`, `ACCESS_DENIED_TO_ENCRYPTION_KEY`, `INTERNAL_ERROR`,
+    /// or a reason this code does not know.
+    Error(String),
+}
+
+/// The reason code Inspector reports when it has no coverage record for an image.
+pub const NO_COVERAGE_RECORD: &str = "NO_COVERAGE_RECORD";
+
+impl ScanState {
+    /// Map a ListCoverage `scanStatus.reason` onto a state. Unknown reasons are errors: the gate
+    /// never guesses that an image it cannot classify is scanned.
+    pub fn from_reason(reason: &str) -> ScanState {
+        match reason {
+            "PENDING_INITIAL_SCAN" | "SCAN_IN_PROGRESS" | "PENDING_REVIVAL_SCAN" => {
+                ScanState::Pending(reason.to_owned())
+            }
+            "SUCCESSFUL" | "SCAN_FREQUENCY_SCAN_ON_PUSH" => ScanState::Scanned,
+            "UNSUPPORTED_OS"
+            | "UNSUPPORTED_MEDIA_TYPE"
+            | "SCAN_ELIGIBILITY_EXPIRED"
+            | "SCAN_FREQUENCY_MANUAL"
+            | "EXCLUDED_BY_TAG"
+            | "IMAGE_ARCHIVED"
+            | "INVALID_ARTIFACT"
+            | "IMAGE_SIZE_EXCEEDED"
+            | "NO_RESOURCES_FOUND"
+            | "UNSUPPORTED_CONFIG_FILE"
+            | "UNSUPPORTED_MEDIA_TYPE_FOR_IMAGE" => ScanState::Unscannable(reason.to_owned()),
+            other => ScanState::Error(other.to_owned()),
+        }
+    }
+}
+
+/// Reads scan state and findings for one platform manifest.
+#[async_trait]
+pub trait FindingsSource: Send + Sync {
+    /// Where the scan of `image` is.
+    async fn scan_state(&self, image: &ScannedImage) -> Result<ScanState, GateError>;
+
+    /// The findings of `image`: ACTIVE and SUPPRESSED ones (the gate counts SUPPRESSED apart and
+    /// ignores CLOSED). Findings of any other image must not be returned.
+    async fn findings(&self, image: &ScannedImage) -> Result<Vec<Finding>, GateError>;
+
+    /// Whether every read returns the same complete snapshot (a file): then there is nothing
+    /// to settle.
+    fn is_snapshot(&self) -> bool {
+        false
+    }
+}
+
+/// Gate failures. None of them is ever turned into a PASSED verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The findings service failed in a way worth retrying (throttling, 5xx, network).
+    #[error("{what}: {detail}")]
+    Unavailable {
+        /// The call.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// The findings service refused the caller (IAM).
+    #[error("{what}: access denied: {detail}")]
+    Unauthorized {
+        /// The call.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+    /// Findings that are not in Inspector's shape (a bad file, an unknown severity).
+    #[error("{source_name}: {detail}")]
+    FindingsInvalid {
+        /// `findings file`, `ListFindings`, …
+        source_name: String,
+        /// What is wrong, and where.
+        detail: String,
+    },
+    /// Inspector could not scan the image.
+    #[error("Inspector could not scan {image}: {reason}")]
+    ScanFailed {
+        /// The platform manifest.
+        image: String,
+        /// The coverage reason (`ACCESS_DENIED`, `INTERNAL_ERROR`, …).
+        reason: String,
+    },
+    /// Nothing to gate: the image has no scannable platform manifest.
+    #[error("{image} has no platform manifest to gate")]
+    NoPlatforms {
+        /// The image.
+        image: String,
+    },
+    /// Resolving the image's platforms through the registry failed.
+    #[error("resolving the platforms of {image}: {source}")]
+    Registry {
+        /// The image.
+        image: String,
+        /// Why.
+        #[source]
+        source: RegistryError,
+    },
+    /// The policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The verdict is FAILED (for callers that turn a denial into an error).
+    #[error("gate denied: {0}")]
+    Denied(String),
+    /// Still PENDING after the policy's maximum wait.
+    #[error("still pending after {waited_seconds} s: {message}")]
+    Timeout {
+        /// How long the caller waited.
+        waited_seconds: u64,
+        /// The last verdict's sentence.
+        message: String,
+    },
+}
+
+impl Classify for GateError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            GateError::Unavailable { .. } => ErrorType::FindingsUnavailable,
+            GateError::Unauthorized { .. } => ErrorType::FindingsUnauthorized,
+            GateError::FindingsInvalid { .. } => ErrorType::FindingsInvalid,
+            GateError::ScanFailed { .. } => ErrorType::ScanFailed,
+            GateError::NoPlatforms { .. } => ErrorType::ImageInvalid,
+            GateError::Registry { source, .. } => source.error_type(),
+            GateError::Policy(e) => e.error_type(),
+            GateError::Denied(_) => ErrorType::GateDenied,
+            GateError::Timeout { .. } => ErrorType::GateTimeout,
+        }
+    }
+}
+
+/// The platform manifests of `image` (tag or digest), each as a [`ScannedImage`] in
+/// `repository`/`account`. An image manifest is its own single platform; an index yields its
+/// children, except attestation manifests (`unknown/unknown`, BuildKit's
+/// `vnd.docker.reference.type`) that Inspector does not scan.
+pub async fn resolve_platforms(
+    registry: &dyn Registry,
+    image: &ImageRef,
+    account: Option<&str>,
+) -> Result<(Digest, Vec<ScannedImage>), GateError> {
+    let wrap = |source| GateError::Registry {
+        image: image.to_string(),
+        source,
+    };
+    let raw = registry
+        .get_manifest(image, &image.reference())
+        .await
+        .map_err(wrap)?;
+    let (doc, kind, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|e| {
+        wrap(RegistryError::Manifest {
+            what: image.to_string(),
+            source: e,
+        })
+    })?;
+    let scanned = |digest: Digest, platform: Option<String>| ScannedImage {
+        registry: account.map(str::to_owned),
+        repository: image.repository().to_owned(),
+        digest,
+        platform,
+    };
+    let platforms: Vec<ScannedImage> = match kind {
+        Kind::Manifest => vec![scanned(raw.digest.clone(), None)],
+        Kind::Index => doc
+            .manifests
+            .iter()
+            .filter(|d| {
+                let attestation = d
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
+                let unknown = d
+                    .platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown");
+                !attestation && !unknown
+            })
+            .map(|d| scanned(d.digest.clone(), d.platform.as_ref().map(|p| p.to_string())))
+            .collect(),
+    };
+    if platforms.is_empty() {
+        return Err(GateError::NoPlatforms {
+            image: image.to_string(),
+        });
+    }
+    Ok((raw.digest, platforms))
+}
+
+/// Gate every platform of one image once: read scan states and findings through `source`,
+/// apply `rules`, and answer PASSED, FAILED or PENDING.
+///
+/// `previous` is the [`Observation`] carried from the last call (in `Verdict::observation`);
+/// PASSED needs every platform scanned and, unless settling is off or the source is a
+/// snapshot, a previous observation at least `settle_seconds` old that agrees with this read.
+/// FAILED is answered as soon as a scanned platform has a blocking finding or a platform is
+/// unscannable and the policy does not allow it.
+pub async fn evaluate(
+    source: &dyn FindingsSource,
+    images: &[ScannedImage],
+    rules: &Rules,
+    clock: &dyn Clock,
+    previous: Option<&Observation>,
+) -> Result<Verdict, GateError> {
+    if images.is_empty() {
+        return Err(GateError::NoPlatforms {
+            image: "the image".into(),
+        });
+    }
+    let mut reads = Vec::with_capacity(images.len());
+    for image in images {
+        let state = source.scan_state(image).await?;
+        let findings = match &state {
+            ScanState::Error(reason) => {
+                return Err(GateError::ScanFailed {
+                    image: image.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            ScanState::Scanned => {
+                let mut all = source.findings(image).await?;
+                // Defence in depth: stand-ins (and files) return findings of other images.
+                all.retain(|f| f.is_for_digest(image.digest.as_str()));
+                all
+            }
+            ScanState::Pending(_) | ScanState::Unscannable(_) => Vec::new(),
+        };
+        reads.push(verdict::PlatformRead {
+            image: image.clone(),
+            state,
+            findings,
+        });
+    }
+    Ok(verdict::decide(
+        &reads,
+        rules,
+        clock.now(),
+        previous,
+        source.is_snapshot(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    struct Fixed(ScanState);
+    #[async_trait]
+    impl FindingsSource for Fixed {
+        async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
+            Ok(self.0.clone())
+        }
+        async fn findings(&self, _: &ScannedImage) -> Result<Vec<Finding>, GateError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn image() -> ScannedImage {
+        ScannedImage {
+            registry: None,
+            repository: "app".into(),
+            digest: Digest::of(b"x"),
+            platform: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_never_pass() {
+        let rules = Rules {
+            allow_unscannable: true,
+            settle_seconds: 0,
+            ..Rules::default()
+        };
+        let e = evaluate(
+            &Fixed(ScanState::Error("ACCESS_DENIED".into())),
+            &[image()],
+            &rules,
+            &SystemClock,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::ScanFailed);
+        assert!(e.to_string().contains("ACCESS_DENIED"), "{e}");
+        let e = evaluate(&Fixed(ScanState::Scanned), &[], &rules, &SystemClock, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::ImageInvalid);
+        let v = evaluate(
+            &Fixed(ScanState::Scanned),
+            &[image()],
+            &rules,
+            &SystemClock,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(v.decision, Decision::Passed);
+    }
+
+    #[tokio::test]
+    async fn resolves_index_platforms_without_attestations() {
+        use crate::manifest::{OCI_INDEX, OCI_MANIFEST, RawManifest};
+        use crate::registry::memory::MemoryRegistry;
+        let reg = MemoryRegistry::new();
+        let repo: ImageRef = "registry.example/team/app:1.0".parse().unwrap();
+        let (amd, arm, att) = (Digest::of(b"amd"), Digest::of(b"arm"), Digest::of(b"att"));
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": amd, "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"mediaType": OCI_MANIFEST, "digest": att, "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+            ]
+        });
+        let raw = RawManifest::new(
+            serde_json::to_vec(&index).unwrap().into(),
+            OCI_INDEX.to_owned(),
+        );
+        reg.put_manifest_bytes(&repo, Some("1.0"), raw.clone());
+        let (digest, platforms) = resolve_platforms(&reg, &repo, Some("123456789012"))
+            .await
+            .unwrap();
+        assert_eq!(digest, raw.digest);
+        let got: Vec<_> = platforms
+            .iter()
+            .map(|p| (p.digest.clone(), p.platform.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (amd, "linux/amd64".to_owned()),
+                (arm, "linux/arm64/v8".to_owned())
+            ]
+        );
+        assert_eq!(platforms[0].repository, "team/app");
+        assert_eq!(platforms[0].registry.as_deref(), Some("123456789012"));
+    }
+
+    #[test]
+    fn coverage_reasons_map_onto_states() {
+        assert_eq!(ScanState::from_reason("SUCCESSFUL"), ScanState::Scanned);
+        assert!(matches!(
+            ScanState::from_reason("PENDING_REVIVAL_SCAN"),
+            ScanState::Pending(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("EXCLUDED_BY_TAG"),
+            ScanState::Unscannable(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("ACCESS_DENIED_TO_ENCRYPTION_KEY"),
+            ScanState::Error(_)
+        ));
+        assert!(matches!(
+            ScanState::from_reason("SOMETHING_NEW"),
+            ScanState::Error(_)
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! One `moto_server` per test on 127.0.0.1 with a random port (reference/test-infra.md §3): the
+//! stand-in for Inspector2's ListFindings. Findings are seeded through moto's own API; moto
+//! ignores filters and pagination and has no ListCoverage.
+
+use super::registry::free_port;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// moto usually answers within ~1.2 s; a loaded machine gets more.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The account moto always reports.
+pub const ACCOUNT: &str = "123456789012";
+/// The region the tests use.
+pub const REGION: &str = "us-east-1";
+
+/// A running `moto_server`; killed and reaped on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+/// `.work/venv/bin/moto_server` (what `scripts/install-moto.sh` installs), else `moto_server` on
+/// PATH; panics naming the program and the install script when neither exists.
+pub fn moto_program() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let venv = root.join(".work/venv/bin/moto_server");
+    if venv.is_file() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("moto_server"))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "`moto_server` is neither at {} nor on PATH; the Inspector integration tests need it. \
+             Run `scripts/test.sh` (or `scripts/install-moto.sh`), which installs PyPI \
+             `moto[server]` into .work/venv.",
+            venv.display()
+        )
+    })
+}
+
+impl Moto {
+    /// Starts moto_server and waits until it answers.
+    pub fn start() -> Moto {
+        let program = moto_program();
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let log = tempfile::NamedTempFile::new().expect("moto log file");
+            let child = Command::new(&program)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(log.reopen().expect("log handle"))
+                .stderr(log.reopen().expect("log handle"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+            let mut moto = Moto { child, port, log };
+            match moto.wait_ready() {
+                Ok(()) => return moto,
+                Err(why) => last = format!("{why}\n--- moto log ---\n{}", moto.log()),
+            }
+        }
+        panic!("moto_server did not start: {last}");
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("HTTP client");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("moto_server exited early with {status}"));
+            }
+            if let Ok(resp) = client
+                .get(format!("{}/moto-api/data.json", self.url()))
+                .send()
+                && resp.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no answer within {READY_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `--aws-endpoint-url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What moto printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Queues ListFindings answers: each distinct request (filters, page size, token) pops the
+    /// next list, which then sticks to that request.
+    pub fn seed_inspector_findings(&self, results: &[Vec<Value>]) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!(
+                "{}/moto-api/static/inspector2/findings-results",
+                self.url()
+            ))
+            .json(&json!({"results": results, "account_id": ACCOUNT, "region": REGION}))
+            .send()
+            .expect("seed inspector2 findings");
+        assert!(
+            resp.status().is_success(),
+            "seeding findings answered {}: {}",
+            resp.status(),
+            resp.text().unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
