@@ -22,8 +22,19 @@ pub enum ErrorType {
     ImageDigestMismatch,
     /// A manifest that cannot be handled: unknown media type, malformed, too large.
     ImageInvalid,
-    /// Malformed input: references, digests, tags, options.
+    /// Malformed input: references, digests, tags, options, annotations.
     InputInvalid,
+    /// A signature exists but does not verify (wrong key, tampered payload or signature, a
+    /// payload for another digest).
+    SignatureInvalid,
+    /// No signature was found by any route (referrers API, fallback tag, `.sig` tag).
+    SignatureMissing,
+    /// KMS throttled the call or failed transiently: worth retrying.
+    KmsThrottled,
+    /// KMS refused the call (unknown or disabled key, no permission).
+    KmsFailed,
+    /// A key that cannot be used: wrong password, unsupported type, a KMS key that cannot sign.
+    KeyInvalid,
 }
 
 impl ErrorType {
@@ -36,6 +47,11 @@ impl ErrorType {
         ErrorType::ImageDigestMismatch,
         ErrorType::ImageInvalid,
         ErrorType::InputInvalid,
+        ErrorType::SignatureInvalid,
+        ErrorType::SignatureMissing,
+        ErrorType::KmsThrottled,
+        ErrorType::KmsFailed,
+        ErrorType::KeyInvalid,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -48,12 +64,17 @@ impl ErrorType {
             ErrorType::ImageDigestMismatch => "Image.DigestMismatch",
             ErrorType::ImageInvalid => "Image.Invalid",
             ErrorType::InputInvalid => "Input.Invalid",
+            ErrorType::SignatureInvalid => "Signature.Invalid",
+            ErrorType::SignatureMissing => "Signature.Missing",
+            ErrorType::KmsThrottled => "Kms.Throttled",
+            ErrorType::KmsFailed => "Kms.Failed",
+            ErrorType::KeyInvalid => "Key.Invalid",
         }
     }
 
     /// Whether a caller (a Step Functions `Retry`, the copy engine) should try again.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorType::RegistryTransient)
+        matches!(self, ErrorType::RegistryTransient | ErrorType::KmsThrottled)
     }
 }
 
