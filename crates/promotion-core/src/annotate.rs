@@ -290,7 +290,7 @@ pub(crate) async fn read_small_blob<R: Registry + ?Sized>(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::copy::NoProgress;
     use crate::manifest::{ManifestDoc, OCI_INDEX, OCI_MANIFEST};
@@ -323,7 +323,8 @@ mod tests {
             e["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
             entries.push(e);
         }
-        let idx = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+        let idx =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
         let raw = RawManifest::new(
             Bytes::from(serde_json::to_vec(&idx).unwrap()),
             OCI_INDEX.into(),
@@ -353,7 +354,10 @@ mod tests {
         assert_ne!(rep.digest, idx.digest);
         assert_eq!((rep.bytes_streamed, rep.blobs_mounted), (0, 2));
         assert_eq!(rep.configs_pushed, 2);
-        assert_eq!(reg.calls().bytes_uploaded, rep.configs_pushed_bytes(&reg, &dst));
+        assert_eq!(
+            reg.calls().bytes_uploaded,
+            rep.configs_pushed_bytes(&reg, &dst)
+        );
         let top = reg.manifest(&dst, &rep.digest).unwrap();
         let (doc, _, _) = ManifestDoc::parse(&top.bytes, None).unwrap();
         assert_eq!(doc.annotations[mutate::SOURCE_DIGEST], idx.digest.as_str());
@@ -383,7 +387,12 @@ mod tests {
                 .iter()
                 .map(|p| {
                     let m = reg.manifest(dst, &p.digest).unwrap();
-                    ManifestDoc::parse(&m.bytes, None).unwrap().0.config.unwrap().size
+                    ManifestDoc::parse(&m.bytes, None)
+                        .unwrap()
+                        .0
+                        .config
+                        .unwrap()
+                        .size
                 })
                 .sum()
         }

@@ -254,7 +254,10 @@ pub async fn copy_image<R: Registry + ?Sized>(
     })
 }
 
-pub(crate) fn parse(raw: &RawManifest, what: impl Fn() -> String) -> Result<(ManifestDoc, Kind), CopyError> {
+pub(crate) fn parse(
+    raw: &RawManifest,
+    what: impl Fn() -> String,
+) -> Result<(ManifestDoc, Kind), CopyError> {
     let (doc, kind, _) =
         ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|source| {
             CopyError::Manifest {
@@ -425,7 +428,11 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
         Ok(())
     }
 
-    pub(crate) async fn push_manifest(&self, raw: &RawManifest, reference: &str) -> Result<(), CopyError> {
+    pub(crate) async fn push_manifest(
+        &self,
+        raw: &RawManifest,
+        reference: &str,
+    ) -> Result<(), CopyError> {
         // Idempotent: a manifest (or tag) already naming these bytes is not written again.
         if self.reg.head_manifest(&self.dst, reference).await?.as_ref() == Some(&raw.digest) {
             self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);

@@ -15,6 +15,7 @@ pub mod mutate;
 pub mod platform;
 pub mod reference;
 pub mod registry;
+pub mod sign;
 
 pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, copy_image};
 pub use digest::Digest;

@@ -105,7 +105,9 @@ impl Entries {
             }
             validate_value(what, &k, &v)?;
             if out.insert(k.clone(), v).is_some() {
-                return Err(MutateError::Invalid(format!("{what} key {k:?} is given twice")));
+                return Err(MutateError::Invalid(format!(
+                    "{what} key {k:?} is given twice"
+                )));
             }
         }
         if out.len() > MAX_ENTRIES {
@@ -182,7 +184,9 @@ fn validate_key(what: &str, k: &str) -> Result<(), MutateError> {
 
 fn validate_value(what: &str, k: &str, v: &str) -> Result<(), MutateError> {
     if v.is_empty() {
-        return Err(MutateError::Invalid(format!("{what} {k:?} has an empty value")));
+        return Err(MutateError::Invalid(format!(
+            "{what} {k:?} has an empty value"
+        )));
     }
     if v.len() > MAX_VALUE_BYTES {
         return Err(MutateError::Invalid(format!(
@@ -284,13 +288,12 @@ fn mutate_doc(
         return Ok(d.clone());
     }
     let what = || format!("manifest {old_digest}");
-    let (_, kind, _) =
-        ManifestDoc::parse(&doc.bytes, Some(&doc.media_type)).map_err(|source| {
-            MutateError::Manifest {
-                what: what(),
-                source,
-            }
-        })?;
+    let (_, kind, _) = ManifestDoc::parse(&doc.bytes, Some(&doc.media_type)).map_err(|source| {
+        MutateError::Manifest {
+            what: what(),
+            source,
+        }
+    })?;
     let mut v = parse_object(&doc.bytes, &what)?;
     match kind {
         Kind::Index => {
@@ -439,10 +442,11 @@ fn add_entries(v: &mut Value, field: &str, entries: &BTreeMap<String, String>) {
 
 /// The new document: the original bytes when the content is unchanged, else compact JSON.
 fn finish(doc: &Doc, old_digest: Digest, v: &Value) -> Result<Mutated, MutateError> {
-    let original: Value = serde_json::from_slice(&doc.bytes).map_err(|e| MutateError::Manifest {
-        what: format!("document {old_digest}"),
-        source: ManifestError::Malformed(e.to_string()),
-    })?;
+    let original: Value =
+        serde_json::from_slice(&doc.bytes).map_err(|e| MutateError::Manifest {
+            what: format!("document {old_digest}"),
+            source: ManifestError::Malformed(e.to_string()),
+        })?;
     if original == *v {
         return Ok(Mutated {
             digest: old_digest.clone(),
@@ -541,7 +545,12 @@ mod tests {
         assert_eq!(top["annotations"]["org.example.keep"], "yes");
         assert_eq!(top["annotations"][SOURCE_DIGEST], "sha256:abc");
         // Index entries point at the new children, with their sizes; platforms kept.
-        for (entry, child) in top["manifests"].as_array().unwrap().iter().zip(&out.children) {
+        for (entry, child) in top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&out.children)
+        {
             assert_eq!(entry["digest"], child.digest.as_str());
             assert_eq!(entry["size"], child.bytes.len() as u64);
             assert!(entry["platform"]["os"] == "linux");
@@ -561,7 +570,10 @@ mod tests {
             // Unknown fields survive with their values and key order.
             assert_eq!(c["x-unknown"][1].as_f64(), Some(2.5));
             let keys: Vec<_> = c.as_object().unwrap().keys().cloned().collect();
-            assert_eq!(keys, ["architecture", "os", "x-unknown", "config", "rootfs"]);
+            assert_eq!(
+                keys,
+                ["architecture", "os", "x-unknown", "config", "rootfs"]
+            );
         }
     }
 
@@ -603,8 +615,14 @@ mod tests {
             (vec!["=v".into()], "empty"),
             (vec!["k=".into()], "empty value"),
             (vec!["novalue".into()], "KEY=VALUE"),
-            (vec![format!("{}=v", "k".repeat(MAX_KEY_BYTES + 1))], "longer"),
-            (vec![format!("k={}", "v".repeat(MAX_VALUE_BYTES + 1))], "at most"),
+            (
+                vec![format!("{}=v", "k".repeat(MAX_KEY_BYTES + 1))],
+                "longer",
+            ),
+            (
+                vec![format!("k={}", "v".repeat(MAX_VALUE_BYTES + 1))],
+                "at most",
+            ),
             (vec!["bad key=v".into()], "may only contain"),
             (vec![".k=v".into()], "start and end"),
             (vec!["k=a\nb".into()], "control"),
