@@ -1,8 +1,10 @@
 //! `promote`: every step of the promotion pipeline, run locally on the same core as the
 //! Lambdas. Exit codes: 0 done; 1 failed; 2 usage error (bad flags or input); 3 gate denied.
 
+mod annotate;
 mod creds;
 mod progress;
+mod sign;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +47,14 @@ struct Cli {
 enum Command {
     /// Copy an image, index or artifact byte for byte (every platform by default).
     Copy(CopyArgs),
+    /// Copy an image adding annotations (index and every manifest) and labels (every config).
+    Annotate(annotate::AnnotateArgs),
+    /// Sign an image (and each platform) in cosign's format.
+    Sign(sign::SignArgs),
+    /// Verify an image's signatures against a key; exit 1 when none is valid.
+    Verify(sign::VerifyArgs),
+    /// Show the tree of an image's referrers (signatures, SBOMs, attestations).
+    Discover(sign::DiscoverArgs),
 }
 
 #[derive(Args)]
@@ -154,6 +164,10 @@ fn init_tracing(verbose: u8) {
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Copy(ref args) => copy(&cli, args).await,
+        Command::Annotate(ref args) => annotate::run(&cli, args).await,
+        Command::Sign(ref args) => sign::sign(&cli, args).await,
+        Command::Verify(ref args) => sign::verify(&cli, args).await,
+        Command::Discover(ref args) => sign::discover(&cli, args).await,
     }
 }
 
