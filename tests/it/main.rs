@@ -7,4 +7,5 @@
 
 mod copy;
 mod fixtures;
+mod sign;
 mod support;
