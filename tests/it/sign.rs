@@ -353,3 +353,135 @@ fn bad_keys_and_missing_images_fail_with_one_line_and_write_nothing() {
         .run()
         .assert_failed("Signature.Missing");
 }
+
+/// `promote sign` with a KMS key on moto (RAW message mode: moto's DIGEST mode is wrong).
+fn kms_promote(reg: &TestRegistry, moto: &crate::support::moto_sign::Moto) -> Promote {
+    promote(reg)
+        .arg("--aws-endpoint-url")
+        .arg(moto.endpoint())
+        .arg("--aws-region")
+        .arg(crate::support::moto_sign::REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+}
+
+#[test]
+fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
+    let moto = crate::support::moto_sign::Moto::start();
+    for spec in ["ECC_NIST_P256", "RSA_2048"] {
+        let reg = TestRegistry::start();
+        let c = RegistryClient::new(&reg);
+        push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
+        let image = format!("{}/trusted/app:1", reg.host());
+        let scope = format!("{}/trusted/app", reg.host());
+        let key_id = moto.create_signing_key(spec);
+        let uri = format!("awskms:///{key_id}");
+
+        let v = kms_promote(&reg, &moto)
+            .arg("sign")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .arg("--kms-message-mode")
+            .arg("raw")
+            .arg("--annotation")
+            .arg("org.example.env=dev")
+            .run()
+            .assert_ok();
+        assert_eq!(
+            num(&v, "signatures_created"),
+            1 + PLATFORMS.len() as u64,
+            "{spec}: {v:#}"
+        );
+
+        let ok = kms_promote(&reg, &moto)
+            .arg("verify")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .run()
+            .assert_ok();
+        assert_eq!(ok["claims"]["org.example.env"], "dev", "{spec}: {ok:#}");
+
+        // The oracle, with the public key exported through KMS GetPublicKey.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("kms.pub");
+        std::fs::write(&pem, moto.public_key_pem(&key_id)).unwrap();
+        let out = verify_with_skopeo(&image, &scope, &pem);
+        assert!(
+            out.status.success(),
+            "{spec}: skopeo rejected the KMS signature: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Randomised ECDSA signatures, yet a re-run adds nothing.
+        let again = kms_promote(&reg, &moto)
+            .arg("sign")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .arg("--kms-message-mode")
+            .arg("raw")
+            .arg("--annotation")
+            .arg("org.example.env=dev")
+            .run()
+            .assert_ok();
+        assert_eq!(num(&again, "signatures_created"), 0, "{spec}: {again:#}");
+    }
+}
+
+#[test]
+fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
+    let moto = crate::support::moto_sign::Moto::start();
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
+    let image = format!("{}/trusted/app:1", reg.host());
+    let key_id = moto.create_signing_key("ECC_NIST_P256");
+
+    // moto hashes a DIGEST message again, so its signature does not verify over the payload:
+    // the signer's own check refuses to store it (on AWS the same mode is correct).
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(format!("awskms:///{key_id}"))
+        .run();
+    run.assert_failed("Signature.Invalid");
+    assert_eq!(
+        c.list_tags("trusted/app"),
+        vec!["1".to_owned()],
+        "nothing written"
+    );
+
+    let enc = moto.create_encryption_key();
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(format!("awskms:///{enc}"))
+        .arg("--kms-message-mode")
+        .arg("raw")
+        .run();
+    run.assert_failed("Key.Invalid");
+    assert!(
+        run.error_line().contains("cannot sign"),
+        "{}",
+        run.describe()
+    );
+
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg("awskms:///00000000-0000-0000-0000-000000000000")
+        .arg("--kms-message-mode")
+        .arg("raw")
+        .run();
+    run.assert_failed("Kms.Failed");
+    assert_eq!(
+        c.list_tags("trusted/app"),
+        vec!["1".to_owned()],
+        "nothing written"
+    );
+}

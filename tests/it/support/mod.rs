@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod images;
+pub mod moto_sign;
 pub mod registry;
 pub mod sigstore;
 
