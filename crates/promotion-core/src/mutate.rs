@@ -135,7 +135,7 @@ impl Entries {
         Self::from_input(what, pairs)
     }
 
-    /// Add a pipeline-owned entry (no reserved-key check; still size-checked).
+    /// Add a pipeline-owned entry (reserved keys allowed: the pipeline sets them).
     pub fn with_reserved(mut self, key: &str, value: &str) -> Self {
         self.0.insert(key.to_owned(), value.to_owned());
         self

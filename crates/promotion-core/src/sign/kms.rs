@@ -228,6 +228,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Classify as _, ErrorType};
+    use aws_sdk_kms::error::ErrorMetadata;
+    use aws_sdk_kms::operation::sign::SignError as SdkSignError;
+
+    fn service(code: &str) -> SignError {
+        let err = SdkSignError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        kms_error("Sign", "k", SdkError::<_, ()>::service_error(err, ()))
+    }
+
+    #[test]
+    fn sdk_errors_map_to_stable_names() {
+        for (code, expected) in [
+            ("ThrottlingException", ErrorType::KmsThrottled),
+            ("KMSInternalException", ErrorType::KmsThrottled),
+            ("DisabledException", ErrorType::KeyInvalid),
+            ("InvalidKeyUsageException", ErrorType::KeyInvalid),
+            ("NotFoundException", ErrorType::KmsFailed),
+            ("AccessDeniedException", ErrorType::KmsFailed),
+        ] {
+            let e = service(code);
+            assert_eq!(e.error_type(), expected, "{code}: {e}");
+            assert!(e.to_string().contains(code), "{e}");
+        }
+        assert!(ErrorType::KmsThrottled.is_retryable());
+        assert!(!ErrorType::KmsFailed.is_retryable());
+    }
 
     #[test]
     fn kms_uris() {

@@ -3,7 +3,7 @@
 //! Two routes, each readable by the tools people run:
 //!
 //! - **referrer** (OCI 1.1): one manifest per signature, `artifactType`
-//!   [`COSIGN_SIG_ARTIFACT`](super::COSIGN_SIG_ARTIFACT), the empty config, one simple-signing
+//!   [`super::COSIGN_SIG_ARTIFACT`], the empty config, one simple-signing
 //!   layer carrying the signature annotation, and `subject` = the signed manifest. On a registry
 //!   without the referrers API (no `OCI-Subject` on the PUT, 404 on the API) the `sha256-<hex>`
 //!   fallback index is maintained by read-modify-write, without duplicates.
@@ -167,24 +167,24 @@ pub async fn sign_image<R: Registry + ?Sized>(
     let top = reg.get_manifest(image, &image.reference()).await?;
     let (doc, kind, _) = ManifestDoc::parse(&top.bytes, Some(&top.media_type))
         .map_err(|e| SignError::Input(format!("cannot sign {image}: {e}")))?;
-    let mut targets = vec![("index".to_owned(), top.clone(), doc.clone())];
-    if kind == Kind::Index {
-        targets[0].0 = "index".into();
-        if !opts.top_only {
-            for child in &doc.manifests {
-                let platform = child.platform.as_ref().map(ToString::to_string);
-                // buildkit attestations (unknown/unknown) describe an image; they are not one.
-                let Some(platform) = platform.filter(|p| p != "unknown/unknown") else {
-                    continue;
-                };
-                let raw = reg.get_manifest(image, child.digest.as_str()).await?;
-                let (cdoc, _, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
-                    .map_err(|e| SignError::Input(format!("cannot sign {}: {e}", child.digest)))?;
-                targets.push((platform, raw, cdoc));
-            }
-        }
+    let top_name = if kind == Kind::Index {
+        "index"
     } else {
-        targets[0].0 = "image".into();
+        "image"
+    };
+    let mut targets = vec![(top_name.to_owned(), top.clone(), doc.clone())];
+    if kind == Kind::Index && !opts.top_only {
+        for child in &doc.manifests {
+            let platform = child.platform.as_ref().map(ToString::to_string);
+            // buildkit attestations (unknown/unknown) describe an image; they are not one.
+            let Some(platform) = platform.filter(|p| p != "unknown/unknown") else {
+                continue;
+            };
+            let raw = reg.get_manifest(image, child.digest.as_str()).await?;
+            let (cdoc, _, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
+                .map_err(|e| SignError::Input(format!("cannot sign {}: {e}", child.digest)))?;
+            targets.push((platform, raw, cdoc));
+        }
     }
 
     let mut report = SignReport {
@@ -728,6 +728,43 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not the image's digest"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_ecr_405_on_an_index_subject_falls_back_to_the_tag_with_a_warning() {
+        let reg = MemoryRegistry::new();
+        reg.set_behaviour(Behaviour {
+            referrers_api: true,
+            refuse_index_subjects: true,
+            ..Behaviour::default()
+        });
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        let rep = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(rep.signed[0].referrer, RouteOutcome::Refused);
+        assert_eq!(rep.signed[0].tag, RouteOutcome::Written);
+        assert_eq!(rep.warnings.len(), 1);
+        assert!(rep.warnings[0].contains("405"), "{:?}", rep.warnings);
+        // Platform manifests are not indexes: they get referrers as asked, and no tag.
+        assert!(rep.signed[1..]
+            .iter()
+            .all(|s| s.referrer == RouteOutcome::Written && s.tag == RouteOutcome::NotRequested));
+        assert!(
+            reg.tag(&img, &format!("{}.sig", idx.digest.fallback_tag()))
+                .is_some()
+        );
+        verify_image(&reg, &img, key.public_key()).await.unwrap();
+
+        // A re-run finds the tag signature and writes nothing.
+        let puts = reg.calls().manifest_puts;
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(again.signatures_created, 0);
+        assert_eq!(reg.calls().manifest_puts, puts);
     }
 
     #[tokio::test]
