@@ -42,7 +42,7 @@ echo "deb [trusted=yes] $uri trixie main" > "$D/trixie.list"
 
 O=(-o "Dir::Etc::sourcelist=$D/trixie.list" -o "Dir::Etc::sourceparts=-"
    -o "Dir::State::Lists=$D/lists" -o "Dir::Cache=$D/cache"
-   -o "Dir::State::status=/dev/null" -o "Debug::NoLocking=1")
+   -o "Dir::State::status=/dev/null" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
 apt-get "${O[@]}" -qq update
 cd "$D"
 rm -f ./*.deb

@@ -138,3 +138,22 @@ pub async fn run(cli: &Cli, args: &AnnotateArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt as _;
+
+    #[test]
+    fn non_utf8_entries_are_named_not_mangled() {
+        let bad = OsString::from_vec(b"k=\xff".to_vec());
+        let e = match entries("annotation", "--annotation", &[bad]) {
+            Ok(_) => panic!("accepted non-UTF-8"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, promotion_core::ErrorType::InputInvalid);
+        assert!(e.message.contains("not valid UTF-8"), "{}", e.message);
+        let ok = entries("label", "--label", &[OsString::from("a=b")]);
+        assert!(ok.is_ok());
+    }
+}

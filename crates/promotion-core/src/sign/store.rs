@@ -25,7 +25,7 @@ use crate::digest::Digest;
 use crate::manifest::{
     self, Descriptor, Kind, ManifestDoc, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, RawManifest,
 };
-use crate::mutate::{Entries, SOURCE_DIGEST};
+use crate::mutate::{Entries, MAX_VALUE_BYTES, SOURCE_DIGEST};
 use crate::reference::ImageRef;
 use crate::registry::{BlobStream, Registry, RegistryError};
 use base64::Engine as _;
@@ -164,6 +164,13 @@ pub async fn sign_image<R: Registry + ?Sized>(
     signer: &dyn Signer,
     opts: &SignOptions,
 ) -> Result<SignReport, SignError> {
+    if let Some(g) = &opts.gate_summary
+        && (g.is_empty() || g.len() > MAX_VALUE_BYTES || g.chars().any(char::is_control))
+    {
+        return Err(SignError::Input(format!(
+            "the gate summary must be 1 to {MAX_VALUE_BYTES} bytes without control characters"
+        )));
+    }
     let top = reg.get_manifest(image, &image.reference()).await?;
     let (doc, kind, _) = ManifestDoc::parse(&top.bytes, Some(&top.media_type))
         .map_err(|e| SignError::Input(format!("cannot sign {image}: {e}")))?;
