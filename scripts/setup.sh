@@ -19,7 +19,7 @@ WORK_DIR="${ROOT}/.work"
 export WORK_DIR
 
 # What runs by default; `bench` is asked for by bench/copy-bench.sh only.
-COMPONENTS=(system rust)
+COMPONENTS=(system rust moto skopeo_sigstore)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -98,6 +98,17 @@ setup_rust() {
   cargo fmt --version >/dev/null 2>&1 || die "rustfmt missing: rustup component add rustfmt"
   cargo clippy --version >/dev/null 2>&1 || die "clippy missing: rustup component add clippy"
   log "rust: $(cargo --version)"
+}
+
+# moto_server (PyPI), the stand-in for Inspector2, KMS, ECR and STS, in .work/venv.
+setup_moto() {
+  bash "${ROOT}/scripts/install-moto.sh"
+}
+
+# Debian trixie's skopeo 1.18 (bookworm's has sigstore disabled), unpacked into .work/ without
+# touching the system's apt state: the independent verifier of our cosign signatures.
+setup_skopeo_sigstore() {
+  bash "${ROOT}/scripts/install-skopeo-sigstore.sh"
 }
 
 # GNU time, for the client CPU and peak RSS figures of bench/copy-bench.sh.

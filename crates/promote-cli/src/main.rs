@@ -1,9 +1,11 @@
 //! `promote`: every step of the promotion pipeline, run locally on the same core as the
 //! Lambdas. Exit codes: 0 done; 1 failed; 2 usage error (bad flags or input); 3 gate denied.
 
+mod annotate;
 mod creds;
 mod gate;
 mod progress;
+mod sign;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +50,14 @@ enum Command {
     Copy(CopyArgs),
     /// Gate an image on its vulnerability findings (Inspector or a findings file).
     Gate(gate::GateArgs),
+    /// Copy an image adding annotations (index and every manifest) and labels (every config).
+    Annotate(annotate::AnnotateArgs),
+    /// Sign an image (and each platform) in cosign's format.
+    Sign(sign::SignArgs),
+    /// Verify an image's signatures against a key; exit 1 when none is valid.
+    Verify(sign::VerifyArgs),
+    /// Show the tree of an image's referrers (signatures, SBOMs, attestations).
+    Discover(sign::DiscoverArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +170,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Copy(ref args) => copy(&cli, args).await,
         Command::Gate(ref args) => gate::run(&cli, args).await,
+        Command::Annotate(ref args) => annotate::run(&cli, args).await,
+        Command::Sign(ref args) => sign::sign(&cli, args).await,
+        Command::Verify(ref args) => sign::verify(&cli, args).await,
+        Command::Discover(ref args) => sign::discover(&cli, args).await,
     }
 }
 

@@ -160,29 +160,31 @@ impl Classify for CopyError {
 }
 
 #[derive(Default)]
-struct Stats {
-    blobs_streamed: AtomicU64,
-    blobs_skipped: AtomicU64,
-    blobs_mounted: AtomicU64,
-    bytes_streamed: AtomicU64,
-    manifests_pushed: AtomicU64,
-    manifests_skipped: AtomicU64,
-    referrers_copied: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) blobs_streamed: AtomicU64,
+    pub(crate) blobs_skipped: AtomicU64,
+    pub(crate) blobs_mounted: AtomicU64,
+    pub(crate) bytes_streamed: AtomicU64,
+    pub(crate) manifests_pushed: AtomicU64,
+    pub(crate) manifests_skipped: AtomicU64,
+    pub(crate) referrers_copied: AtomicU64,
 }
 
 /// A manifest of the tree with what it references.
-struct Node {
-    raw: RawManifest,
-    doc: ManifestDoc,
+pub(crate) struct Node {
+    pub(crate) raw: RawManifest,
+    pub(crate) doc: ManifestDoc,
 }
 
-struct Engine<'a, R: ?Sized> {
+/// The copy machinery, shared with [`crate::annotate`]: tree reading, blob placement (skip,
+/// mount, verified stream) and idempotent manifest pushes.
+pub(crate) struct Engine<'a, R: ?Sized> {
     reg: &'a R,
     src: ImageRef,
     dst: ImageRef,
     opts: &'a CopyOptions,
     obs: Arc<dyn CopyObserver>,
-    stats: Stats,
+    pub(crate) stats: Stats,
 }
 
 /// Copy `src` to `dst`. See the module documentation for the order of operations.
@@ -252,7 +254,10 @@ pub async fn copy_image<R: Registry + ?Sized>(
     })
 }
 
-fn parse(raw: &RawManifest, what: impl Fn() -> String) -> Result<(ManifestDoc, Kind), CopyError> {
+pub(crate) fn parse(
+    raw: &RawManifest,
+    what: impl Fn() -> String,
+) -> Result<(ManifestDoc, Kind), CopyError> {
     let (doc, kind, _) =
         ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|source| {
             CopyError::Manifest {
@@ -269,7 +274,25 @@ fn platform_name(d: &Descriptor) -> String {
         .map_or_else(|| "unknown".to_owned(), ToString::to_string)
 }
 
-impl<R: Registry + ?Sized> Engine<'_, R> {
+impl<'a, R: Registry + ?Sized> Engine<'a, R> {
+    /// An engine copying from `src` to `dst`.
+    pub(crate) fn new(
+        reg: &'a R,
+        src: &ImageRef,
+        dst: &ImageRef,
+        opts: &'a CopyOptions,
+        obs: Arc<dyn CopyObserver>,
+    ) -> Self {
+        Engine {
+            reg,
+            src: src.clone(),
+            dst: dst.clone(),
+            opts,
+            obs,
+            stats: Stats::default(),
+        }
+    }
+
     /// Apply `--platform`: the top manifest to write, and the platforms it carries.
     async fn select_platforms(
         &self,
@@ -364,7 +387,7 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
     /// Transfer blobs, each unique digest once (platforms share configs and base layers),
     /// with bounded concurrency. The first failure cancels the transfers in flight, which
     /// abandons their uploads uncommitted.
-    async fn copy_blob_list(&self, blobs: Vec<Descriptor>) -> Result<(), CopyError> {
+    pub(crate) async fn copy_blob_list(&self, blobs: Vec<Descriptor>) -> Result<(), CopyError> {
         let unique: BTreeMap<Digest, Descriptor> =
             blobs.into_iter().map(|b| (b.digest.clone(), b)).collect();
         self.obs
@@ -381,7 +404,7 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
     }
 
     /// Read the tree below `m` (post-order: children before their parent).
-    async fn collect(
+    pub(crate) async fn collect(
         &self,
         m: RawManifest,
         depth: usize,
@@ -408,7 +431,11 @@ impl<R: Registry + ?Sized> Engine<'_, R> {
         Ok(())
     }
 
-    async fn push_manifest(&self, raw: &RawManifest, reference: &str) -> Result<(), CopyError> {
+    pub(crate) async fn push_manifest(
+        &self,
+        raw: &RawManifest,
+        reference: &str,
+    ) -> Result<(), CopyError> {
         // Idempotent: a manifest (or tag) already naming these bytes is not written again.
         if self.reg.head_manifest(&self.dst, reference).await?.as_ref() == Some(&raw.digest) {
             self.stats.manifests_skipped.fetch_add(1, Ordering::Relaxed);

@@ -22,7 +22,7 @@ pub enum ErrorType {
     ImageDigestMismatch,
     /// A manifest that cannot be handled: unknown media type, malformed, too large.
     ImageInvalid,
-    /// Malformed input: references, digests, tags, options.
+    /// Malformed input: references, digests, tags, options, annotations.
     InputInvalid,
     /// The gate's verdict is FAILED: a finding blocks, or an image is unscannable and the
     /// policy does not allow it.
@@ -41,6 +41,17 @@ pub enum ErrorType {
     ScanFailed,
     /// The gate policy is invalid: unknown key, severity or date, missing reason.
     PolicyInvalid,
+    /// A signature exists but does not verify (wrong key, tampered payload or signature, a
+    /// payload for another digest).
+    SignatureInvalid,
+    /// No signature was found by any route (referrers API, fallback tag, `.sig` tag).
+    SignatureMissing,
+    /// KMS throttled the call or failed transiently: worth retrying.
+    KmsThrottled,
+    /// KMS refused the call (unknown or disabled key, no permission).
+    KmsFailed,
+    /// A key that cannot be used: wrong password, unsupported type, a KMS key that cannot sign.
+    KeyInvalid,
 }
 
 impl ErrorType {
@@ -60,6 +71,11 @@ impl ErrorType {
         ErrorType::FindingsInvalid,
         ErrorType::ScanFailed,
         ErrorType::PolicyInvalid,
+        ErrorType::SignatureInvalid,
+        ErrorType::SignatureMissing,
+        ErrorType::KmsThrottled,
+        ErrorType::KmsFailed,
+        ErrorType::KeyInvalid,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -79,6 +95,11 @@ impl ErrorType {
             ErrorType::FindingsInvalid => "Findings.Invalid",
             ErrorType::ScanFailed => "Scan.Failed",
             ErrorType::PolicyInvalid => "Policy.Invalid",
+            ErrorType::SignatureInvalid => "Signature.Invalid",
+            ErrorType::SignatureMissing => "Signature.Missing",
+            ErrorType::KmsThrottled => "Kms.Throttled",
+            ErrorType::KmsFailed => "Kms.Failed",
+            ErrorType::KeyInvalid => "Key.Invalid",
         }
     }
 
@@ -86,7 +107,7 @@ impl ErrorType {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorType::RegistryTransient | ErrorType::FindingsUnavailable
+            ErrorType::RegistryTransient | ErrorType::FindingsUnavailable | ErrorType::KmsThrottled
         )
     }
 }

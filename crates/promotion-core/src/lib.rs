@@ -5,15 +5,18 @@
 //! without `cfg(test)` forks. The core never reads environment variables or files: the edges
 //! (Lambda `main`, the CLI) parse configuration once and hand it in.
 
+pub mod annotate;
 pub mod clock;
 pub mod copy;
 pub mod digest;
 pub mod error;
 pub mod gate;
 pub mod manifest;
+pub mod mutate;
 pub mod platform;
 pub mod reference;
 pub mod registry;
+pub mod sign;
 #[cfg(test)]
 mod testing;
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod images;
 pub mod moto;
 pub mod registry;
+pub mod sigstore;
 
 use sha2::{Digest as _, Sha256};
 use std::path::Path;

@@ -1,8 +1,10 @@
 //! One `moto_server` per test on 127.0.0.1 with a random port (reference/test-infra.md §3): the
 //! stand-in for Inspector2's ListFindings. Findings are seeded through moto's own API; moto
-//! ignores filters and pagination and has no ListCoverage.
+//! ignores filters and pagination and has no ListCoverage. Also KMS for the signing tests: keys
+//! are created with plain KMS JSON calls, not with the code under test.
 
 use super::registry::free_port;
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -123,6 +125,66 @@ impl Moto {
             resp.status(),
             resp.text().unwrap_or_default()
         );
+    }
+
+    /// One KMS JSON call.
+    pub fn kms(&self, action: &str, body: Value) -> Value {
+        let resp = reqwest::blocking::Client::new()
+            .post(self.url())
+            .header("X-Amz-Target", format!("TrentService.{action}"))
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header(
+                "Authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/kms/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(body.to_string())
+            .send()
+            .expect("KMS call");
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        assert!(status.is_success(), "KMS {action}: {status}: {text}");
+        serde_json::from_str(&text).expect("KMS JSON")
+    }
+
+    /// Creates a SIGN_VERIFY key of `spec` (`ECC_NIST_P256`, `RSA_2048`) and returns its id.
+    pub fn create_signing_key(&self, spec: &str) -> String {
+        let v = self.kms(
+            "CreateKey",
+            json!({"KeySpec": spec, "KeyUsage": "SIGN_VERIFY", "Description": "it"}),
+        );
+        v["KeyMetadata"]["KeyId"]
+            .as_str()
+            .expect("KeyId")
+            .to_owned()
+    }
+
+    /// Creates an ENCRYPT_DECRYPT key (one that cannot sign).
+    pub fn create_encryption_key(&self) -> String {
+        let v = self.kms("CreateKey", json!({"KeyUsage": "ENCRYPT_DECRYPT"}));
+        v["KeyMetadata"]["KeyId"]
+            .as_str()
+            .expect("KeyId")
+            .to_owned()
+    }
+
+    /// The key's public key as PEM (`GetPublicKey` → DER SPKI → PEM).
+    pub fn public_key_pem(&self, key_id: &str) -> String {
+        let v = self.kms("GetPublicKey", json!({"KeyId": key_id}));
+        let b64 = v["PublicKey"].as_str().expect("PublicKey");
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64 DER");
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for chunk in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(chunk).expect("ascii"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        pem
     }
 }
 

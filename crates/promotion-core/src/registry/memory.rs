@@ -46,6 +46,9 @@ pub struct Behaviour {
     pub referrers_api: bool,
     /// Fail this many blob GETs with a transient error mid-stream.
     pub fail_blob_reads: usize,
+    /// Answer 405 to a manifest whose `subject` is an index, as ECR does
+    /// (containers-roadmap#2783).
+    pub refuse_index_subjects: bool,
 }
 
 /// The in-memory registry. Keys are `registry/repository`.
@@ -206,6 +209,17 @@ impl Registry for MemoryRegistry {
                 detail: e.to_string(),
             }
         })?;
+        if self.behaviour.lock().unwrap().refuse_index_subjects
+            && doc.subject.as_ref().is_some_and(|s| {
+                s.media_type == crate::manifest::OCI_INDEX
+                    || s.media_type == crate::manifest::DOCKER_MANIFEST_LIST
+            })
+        {
+            return Err(RegistryError::Protocol {
+                what: "put manifest".into(),
+                detail: "HTTP 405: UNSUPPORTED a subject that is an index".into(),
+            });
+        }
         let mut repos = self.repos.lock().unwrap();
         let r = repos.entry(repo.repo_path()).or_default();
         for b in doc.blobs() {

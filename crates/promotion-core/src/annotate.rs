@@ -1,0 +1,416 @@
+//! Promote-and-annotate: copy an image to another repository, adding annotations to the index
+//! and every manifest and labels to every image config.
+//!
+//! The order is the copy engine's ([`crate::copy`]): resolve the source **once**; read the tree
+//! (children verified against their digests); mutate it in memory ([`crate::mutate`], pure);
+//! place the layers (skip when present, mount within one registry, else a verified stream: within
+//! one registry no layer byte goes through this process); upload the new configs (small, made
+//! here); push the new children by digest, then the new top, under the destination tag last.
+
+use crate::copy::{self, CopyError, CopyObserver, CopyOptions, Engine};
+use crate::digest::{Digest, Hasher};
+use crate::error::{Classify, ErrorType};
+use crate::manifest::{Kind, RawManifest};
+use crate::mutate::{self, Doc, Entries, MutateError, Mutation};
+use crate::reference::ImageRef;
+use crate::registry::{BlobStream, Registry, RegistryError};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Image configs larger than this are refused (real ones are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What to add.
+#[derive(Debug, Clone, Default)]
+pub struct AnnotateOptions {
+    /// Annotations from input (validated; reserved keys refused).
+    pub annotations: Entries,
+    /// Labels from input (validated; reserved keys refused).
+    pub labels: Entries,
+    /// Transfer settings.
+    pub copy: CopyOptions,
+}
+
+/// One platform: its source digest and its new digest.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlatformChange {
+    /// `os/arch[/variant]`, or `unknown`.
+    pub platform: String,
+    /// Digest in the source.
+    pub source_digest: Digest,
+    /// Digest written.
+    pub digest: Digest,
+}
+
+/// The result of promote-and-annotate.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnnotateReport {
+    /// Always `annotate`.
+    pub operation: &'static str,
+    /// The source as given.
+    pub source: String,
+    /// The destination as given.
+    pub destination: String,
+    /// The digest the source resolved to.
+    pub source_digest: Digest,
+    /// The new digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Per-platform digests, for indexes.
+    pub platforms: Vec<PlatformChange>,
+    /// New image configs uploaded.
+    pub configs_pushed: u64,
+    /// Blobs streamed through this process (0 within one registry).
+    pub blobs_streamed: u64,
+    /// Blobs the destination already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted across repositories.
+    pub blobs_mounted: u64,
+    /// Layer bytes streamed (0 within one registry).
+    pub bytes_streamed: u64,
+    /// Manifests written.
+    pub manifests_pushed: u64,
+    /// Manifests the destination already had.
+    pub manifests_skipped: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// Why promote-and-annotate failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnotateError {
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// The mutation was refused.
+    #[error(transparent)]
+    Mutate(#[from] MutateError),
+}
+
+impl From<RegistryError> for AnnotateError {
+    fn from(e: RegistryError) -> Self {
+        AnnotateError::Copy(CopyError::Registry(e))
+    }
+}
+
+impl Classify for AnnotateError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            AnnotateError::Copy(e) => e.error_type(),
+            AnnotateError::Mutate(e) => e.error_type(),
+        }
+    }
+}
+
+/// Copy `src` to `dst` with annotations and labels. See the module documentation.
+#[tracing::instrument(level = "debug", skip(reg, opts, obs), fields(src = %src, dst = %dst))]
+pub async fn annotate_image<R: Registry + ?Sized>(
+    reg: &R,
+    src: &ImageRef,
+    dst: &ImageRef,
+    opts: &AnnotateOptions,
+    obs: Arc<dyn CopyObserver>,
+) -> Result<AnnotateReport, AnnotateError> {
+    let started = Instant::now();
+    if opts.copy.concurrency == 0 {
+        return Err(CopyError::Input("concurrency must be at least 1".into()).into());
+    }
+    let engine = Engine::new(reg, src, dst, &opts.copy, obs);
+
+    // Resolve once; every later read names digests.
+    let top = reg.get_manifest(src, &src.reference()).await?;
+    let source_digest = top.digest.clone();
+    let mut nodes = Vec::new();
+    engine.collect(top.clone(), 0, &mut nodes).await?;
+
+    // The image configs to relabel, read whole (small) and verified.
+    let mut configs: HashMap<Digest, Bytes> = HashMap::new();
+    if !opts.labels.is_empty() {
+        for n in &nodes {
+            if let Some(c) = &n.doc.config
+                && mutate::IMAGE_CONFIGS.contains(&c.media_type.as_str())
+                && !configs.contains_key(&c.digest)
+            {
+                let bytes = read_small_blob(reg, src, &c.digest, c.size).await?;
+                configs.insert(c.digest.clone(), bytes);
+            }
+        }
+    }
+
+    let mutation = Mutation {
+        annotations: opts
+            .annotations
+            .clone()
+            .with_reserved(mutate::SOURCE_NAME, &src.to_string())
+            .with_reserved(mutate::SOURCE_DIGEST, source_digest.as_str()),
+        labels: opts.labels.clone(),
+    };
+    let doc = |r: &RawManifest| Doc {
+        bytes: r.bytes.clone(),
+        media_type: r.media_type.clone(),
+    };
+    let manifests: HashMap<Digest, Doc> = nodes
+        .iter()
+        .map(|n| (n.raw.digest.clone(), doc(&n.raw)))
+        .collect();
+    let tree = mutate::mutate_tree(&doc(&top), &manifests, &configs, &mutation)?;
+
+    if let Some(d) = dst.digest()
+        && *d != tree.top.digest
+    {
+        return Err(CopyError::Input(format!(
+            "the destination names digest {d}, but annotating produces {}",
+            tree.top.digest
+        ))
+        .into());
+    }
+
+    // Layers (and configs left unchanged): skip, mount or stream, as a copy does.
+    let replaced: HashSet<&Digest> = tree.configs.iter().map(|c| &c.old_digest).collect();
+    let blobs = nodes
+        .iter()
+        .flat_map(|n| n.doc.blobs().cloned())
+        .filter(|b| !replaced.contains(&b.digest))
+        .collect();
+    engine.copy_blob_list(blobs).await?;
+
+    // New configs: made here, uploaded unless already present (a re-run).
+    let mut configs_pushed = 0;
+    for c in &tree.configs {
+        if reg.head_blob(dst, &c.digest).await?.is_none() {
+            let body = BlobStream {
+                size: Some(c.bytes.len() as u64),
+                stream: futures_util::stream::iter([Ok(c.bytes.clone())]).boxed(),
+            };
+            reg.put_blob(dst, &c.digest, c.bytes.len() as u64, body)
+                .await?;
+            configs_pushed += 1;
+        }
+    }
+
+    // Children by digest, then the top under its tag (or digest) last.
+    for c in &tree.children {
+        let raw = RawManifest::new(c.bytes.clone(), c.media_type.clone());
+        engine.push_manifest(&raw, raw.digest.as_str()).await?;
+    }
+    let top_raw = RawManifest::new(tree.top.bytes.clone(), tree.top.media_type.clone());
+    let reference = dst
+        .tag()
+        .map_or_else(|| top_raw.digest.to_string(), str::to_owned);
+    engine.push_manifest(&top_raw, &reference).await?;
+
+    let platforms = platform_changes(&top, &tree.children)?;
+    let s = &engine.stats;
+    Ok(AnnotateReport {
+        operation: "annotate",
+        source: src.to_string(),
+        destination: dst.to_string(),
+        source_digest,
+        digest: top_raw.digest.clone(),
+        media_type: top_raw.media_type.clone(),
+        platforms,
+        configs_pushed,
+        blobs_streamed: s.blobs_streamed.load(Ordering::Relaxed),
+        blobs_skipped: s.blobs_skipped.load(Ordering::Relaxed),
+        blobs_mounted: s.blobs_mounted.load(Ordering::Relaxed),
+        bytes_streamed: s.bytes_streamed.load(Ordering::Relaxed),
+        manifests_pushed: s.manifests_pushed.load(Ordering::Relaxed),
+        manifests_skipped: s.manifests_skipped.load(Ordering::Relaxed),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn platform_changes(
+    top: &RawManifest,
+    children: &[mutate::Mutated],
+) -> Result<Vec<PlatformChange>, AnnotateError> {
+    let (doc, kind) = copy::parse(top, || format!("manifest {}", top.digest))?;
+    if kind != Kind::Index {
+        return Ok(Vec::new());
+    }
+    Ok(doc
+        .manifests
+        .iter()
+        .map(|d| PlatformChange {
+            platform: d
+                .platform
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), ToString::to_string),
+            source_digest: d.digest.clone(),
+            digest: children
+                .iter()
+                .find(|c| c.old_digest == d.digest)
+                .map_or_else(|| d.digest.clone(), |c| c.digest.clone()),
+        })
+        .collect())
+}
+
+/// Read a small blob whole, checking its size and digest.
+pub(crate) async fn read_small_blob<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    digest: &Digest,
+    size: u64,
+) -> Result<Bytes, RegistryError> {
+    let what = format!("blob {}@{digest}", repo.repo_path());
+    if size > MAX_CONFIG_BYTES {
+        return Err(RegistryError::Protocol {
+            what,
+            detail: format!("{size} bytes is more than the {MAX_CONFIG_BYTES} allowed"),
+        });
+    }
+    let mut s = reg.get_blob(repo, digest).await?;
+    let mut buf = BytesMut::new();
+    let mut hasher = Hasher::default();
+    while let Some(chunk) = s.stream.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        if hasher.len() > size {
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let len = hasher.len();
+    let actual = hasher.finish();
+    if len != size || actual != *digest {
+        return Err(RegistryError::DigestMismatch {
+            what,
+            expected: format!("{digest} ({size} bytes)"),
+            actual: format!("{actual} ({len} bytes)"),
+        });
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::copy::NoProgress;
+    use crate::manifest::{ManifestDoc, OCI_INDEX, OCI_MANIFEST};
+    use crate::registry::memory::MemoryRegistry;
+
+    fn r(s: &str) -> ImageRef {
+        s.parse().unwrap()
+    }
+
+    fn desc(mt: &str, d: &Digest, size: usize) -> serde_json::Value {
+        serde_json::json!({"mediaType": mt, "digest": d.as_str(), "size": size})
+    }
+
+    /// A two-platform index in `repo`, tagged `1`.
+    pub(crate) fn index(reg: &MemoryRegistry, repo: &ImageRef) -> RawManifest {
+        let mut entries = Vec::new();
+        for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+            let cfg = Bytes::from(format!(r#"{{"architecture":"{arch}","os":"linux"}}"#));
+            let cd = reg.put_blob_bytes(repo, cfg.clone());
+            let layer = reg.put_blob_bytes(repo, Bytes::from(vec![i as u8; 3000]));
+            let m = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": desc("application/vnd.oci.image.config.v1+json", &cd, cfg.len()),
+                "layers": [desc("application/vnd.oci.image.layer.v1.tar", &layer, 3000)]});
+            let raw = RawManifest::new(
+                Bytes::from(serde_json::to_vec(&m).unwrap()),
+                OCI_MANIFEST.into(),
+            );
+            reg.put_manifest_bytes(repo, None, raw.clone());
+            let mut e = desc(OCI_MANIFEST, &raw.digest, raw.bytes.len());
+            e["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
+            entries.push(e);
+        }
+        let idx =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+        let raw = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&idx).unwrap()),
+            OCI_INDEX.into(),
+        );
+        reg.put_manifest_bytes(repo, Some("1"), raw.clone());
+        raw
+    }
+
+    fn opts() -> AnnotateOptions {
+        AnnotateOptions {
+            annotations: Entries::parse_kv("annotation", &["org.example.team=core"]).unwrap(),
+            labels: Entries::parse_kv("label", &["owner=alice"]).unwrap(),
+            copy: CopyOptions::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn annotates_within_one_registry_mounting_every_layer() {
+        let reg = MemoryRegistry::new();
+        let src = r("reg.example/quarantine/app:1");
+        let dst = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &src);
+        let rep = annotate_image(&reg, &src, &dst, &opts(), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!(rep.source_digest, idx.digest);
+        assert_ne!(rep.digest, idx.digest);
+        assert_eq!((rep.bytes_streamed, rep.blobs_mounted), (0, 2));
+        assert_eq!(rep.configs_pushed, 2);
+        assert_eq!(
+            reg.calls().bytes_uploaded,
+            rep.configs_pushed_bytes(&reg, &dst)
+        );
+        let top = reg.manifest(&dst, &rep.digest).unwrap();
+        let (doc, _, _) = ManifestDoc::parse(&top.bytes, None).unwrap();
+        assert_eq!(doc.annotations[mutate::SOURCE_DIGEST], idx.digest.as_str());
+        assert_eq!(doc.annotations["org.example.team"], "core");
+        for (entry, p) in doc.manifests.iter().zip(&rep.platforms) {
+            assert_eq!(entry.digest, p.digest);
+            let child = reg.manifest(&dst, &p.digest).unwrap();
+            let (cdoc, _, _) = ManifestDoc::parse(&child.bytes, None).unwrap();
+            assert_eq!(cdoc.annotations["org.example.team"], "core");
+            assert!(reg.has_blob(&dst, &cdoc.config.unwrap().digest));
+        }
+        assert_eq!(reg.tag(&dst, "1"), Some(rep.digest.clone()));
+
+        // Again: same digest, nothing written.
+        let puts = reg.calls().manifest_puts;
+        let again = annotate_image(&reg, &src, &dst, &opts(), Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!(again.digest, rep.digest);
+        assert_eq!((again.configs_pushed, again.manifests_pushed), (0, 0));
+        assert_eq!(reg.calls().manifest_puts, puts);
+    }
+
+    impl AnnotateReport {
+        fn configs_pushed_bytes(&self, reg: &MemoryRegistry, dst: &ImageRef) -> u64 {
+            self.platforms
+                .iter()
+                .map(|p| {
+                    let m = reg.manifest(dst, &p.digest).unwrap();
+                    ManifestDoc::parse(&m.bytes, None)
+                        .unwrap()
+                        .0
+                        .config
+                        .unwrap()
+                        .size
+                })
+                .sum()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_source_writes_nothing() {
+        let reg = MemoryRegistry::new();
+        let err = annotate_image(
+            &reg,
+            &r("reg.example/none/app:1"),
+            &r("reg.example/trusted/app:1"),
+            &opts(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::RegistryNotFound);
+        assert_eq!(reg.calls().manifest_puts, 0);
+    }
+}

@@ -1,0 +1,273 @@
+//! AWS KMS as a [`Signer`], the way cosign's `awskms://` provider uses it.
+//!
+//! The key's algorithm comes from `DescribeKey`: `ECDSA_SHA_256` for `ECC_NIST_P256` (the default
+//! key spec), and for RSA keys `RSASSA_PKCS1_V1_5_SHA_256` when the key offers it (what skopeo and
+//! `cosign verify --key <pem>` check), else `RSASSA_PSS_SHA_256`. The public key comes from
+//! `GetPublicKey` (DER SubjectPublicKeyInfo).
+//!
+//! # Message type
+//!
+//! On AWS the signer sends `MessageType=DIGEST` with the SHA-256 of the payload, as cosign does:
+//! the payload never leaves the process, and `RAW` messages are limited to 4096 bytes, which a
+//! payload with many claims can exceed. KMS then signs that digest exactly as it would have
+//! signed the hash of the raw message, so the signature verifies over the payload.
+//!
+//! moto (the local KMS stand-in) implements `DIGEST` wrongly: it hashes the digest again, so its
+//! signatures do not verify over the payload (reference/test-infra.md §3). Rather than a test-only
+//! code path, the message type is configuration ([`KmsMessageMode`]): `Digest` (the default) for
+//! AWS, `Raw` for stand-ins. Both are exercised against moto: `Raw` signs and verifies; `Digest`
+//! is refused by the check every signature passes before it is stored (it must verify with the
+//! key's public key), which is exactly the guard that keeps a broken KMS from writing garbage.
+
+use super::{PublicKey, SignError, Signer};
+use async_trait::async_trait;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use sha2::Digest as _;
+
+/// KMS refuses `RAW` messages longer than this.
+pub const MAX_RAW_MESSAGE: usize = 4096;
+
+/// How the payload is handed to KMS `Sign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KmsMessageMode {
+    /// `MessageType=DIGEST` with SHA-256(payload): what cosign does; correct on AWS.
+    #[default]
+    Digest,
+    /// `MessageType=RAW` with the payload (at most 4096 bytes): for stand-ins such as moto,
+    /// whose `DIGEST` mode is wrong.
+    Raw,
+}
+
+impl std::str::FromStr for KmsMessageMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "digest" => Ok(KmsMessageMode::Digest),
+            "raw" => Ok(KmsMessageMode::Raw),
+            _ => Err(format!(
+                "invalid KMS message mode {s:?}: expected digest or raw"
+            )),
+        }
+    }
+}
+
+/// The key id of a cosign KMS URI: `awskms:///<key id, ARN or alias/…>` (or
+/// `awskms://<endpoint>/<key>`, whose endpoint is returned too). `None` when `s` is not one.
+pub fn parse_kms_uri(s: &str) -> Option<(Option<String>, String)> {
+    let rest = s.strip_prefix("awskms://")?;
+    let (endpoint, key) = rest.split_once('/')?;
+    if key.is_empty() {
+        return None;
+    }
+    let endpoint = (!endpoint.is_empty()).then(|| endpoint.to_owned());
+    Some((endpoint, key.to_owned()))
+}
+
+/// A KMS key that signs.
+#[derive(Debug)]
+pub struct KmsSigner {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    algorithm: SigningAlgorithmSpec,
+    public: PublicKey,
+    mode: KmsMessageMode,
+}
+
+impl KmsSigner {
+    /// Look the key up (`DescribeKey`, `GetPublicKey`) and check that it can sign.
+    pub async fn connect(
+        client: aws_sdk_kms::Client,
+        key_id: &str,
+        mode: KmsMessageMode,
+    ) -> Result<Self, SignError> {
+        let described = client
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| kms_error("DescribeKey", key_id, e))?;
+        let meta = described
+            .key_metadata()
+            .ok_or_else(|| SignError::Kms(format!("DescribeKey {key_id}: no key metadata")))?;
+        if meta.key_usage() != Some(&KeyUsageType::SignVerify) {
+            return Err(SignError::Key(format!(
+                "KMS key {key_id} cannot sign: its usage is {}",
+                meta.key_usage().map_or("unknown", |u| u.as_str())
+            )));
+        }
+        if meta.key_state().is_some_and(|s| *s != KeyState::Enabled) {
+            return Err(SignError::Key(format!(
+                "KMS key {key_id} cannot sign: it is {}",
+                meta.key_state().map_or("unknown", |s| s.as_str())
+            )));
+        }
+        let algorithms = meta.signing_algorithms();
+        let algorithm = [
+            SigningAlgorithmSpec::EcdsaSha256,
+            SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+            SigningAlgorithmSpec::RsassaPssSha256,
+        ]
+        .into_iter()
+        .find(|a| algorithms.contains(a))
+        .ok_or_else(|| {
+            SignError::Key(format!(
+                "KMS key {key_id} has no supported SHA-256 signing algorithm (it offers {}); \
+                 use an ECC_NIST_P256 or RSA key",
+                algorithms
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let public = public_key(&client, key_id).await?;
+        Ok(KmsSigner {
+            client,
+            key_id: key_id.to_owned(),
+            algorithm,
+            public,
+            mode,
+        })
+    }
+}
+
+/// The public key of a KMS key (`GetPublicKey`), for verification.
+pub async fn public_key(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<PublicKey, SignError> {
+    let out = client
+        .get_public_key()
+        .key_id(key_id)
+        .send()
+        .await
+        .map_err(|e| kms_error("GetPublicKey", key_id, e))?;
+    let der = out
+        .public_key()
+        .ok_or_else(|| SignError::Kms(format!("GetPublicKey {key_id}: no public key returned")))?;
+    PublicKey::from_spki_der(der.as_ref())
+}
+
+#[async_trait]
+impl Signer for KmsSigner {
+    async fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignError> {
+        let (message, message_type) = match self.mode {
+            KmsMessageMode::Digest => (sha2::Sha256::digest(payload).to_vec(), MessageType::Digest),
+            KmsMessageMode::Raw => {
+                if payload.len() > MAX_RAW_MESSAGE {
+                    return Err(SignError::Input(format!(
+                        "the payload is {} bytes; KMS RAW messages are limited to {MAX_RAW_MESSAGE} \
+                         (use the digest message mode, or fewer claims)",
+                        payload.len()
+                    )));
+                }
+                (payload.to_vec(), MessageType::Raw)
+            }
+        };
+        let out = self
+            .client
+            .sign()
+            .key_id(&self.key_id)
+            .message(Blob::new(message))
+            .message_type(message_type)
+            .signing_algorithm(self.algorithm.clone())
+            .send()
+            .await
+            .map_err(|e| kms_error("Sign", &self.key_id, e))?;
+        out.signature()
+            .map(|b| b.as_ref().to_vec())
+            .ok_or_else(|| SignError::Kms(format!("Sign {}: no signature returned", self.key_id)))
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn describe(&self) -> String {
+        format!("awskms:///{} ({})", self.key_id, self.algorithm.as_str())
+    }
+}
+
+/// Map an SDK failure onto `Kms.Throttled` (worth retrying), `Key.Invalid` (the key cannot be
+/// used) or `Kms.Failed`.
+fn kms_error<E, R>(op: &str, key_id: &str, e: SdkError<E, R>) -> SignError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            SignError::KmsThrottled(format!("{op} {key_id}: KMS unreachable or timed out"))
+        }
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("Unknown");
+            let msg = format!("{op} {key_id}: {code}: {}", err.message().unwrap_or(""));
+            match code {
+                "ThrottlingException"
+                | "KMSInternalException"
+                | "DependencyTimeoutException"
+                | "LimitExceededException" => SignError::KmsThrottled(msg),
+                "InvalidKeyUsageException"
+                | "DisabledException"
+                | "KMSInvalidStateException"
+                | "UnsupportedOperationException"
+                | "IncorrectKeyException" => SignError::Key(msg),
+                _ => SignError::Kms(msg),
+            }
+        }
+        _ => SignError::Kms(format!(
+            "{op} {key_id}: {}",
+            aws_sdk_kms::error::DisplayErrorContext(&e)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Classify as _, ErrorType};
+    use aws_sdk_kms::error::ErrorMetadata;
+    use aws_sdk_kms::operation::sign::SignError as SdkSignError;
+
+    fn service(code: &str) -> SignError {
+        let err = SdkSignError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        kms_error("Sign", "k", SdkError::<_, ()>::service_error(err, ()))
+    }
+
+    #[test]
+    fn sdk_errors_map_to_stable_names() {
+        for (code, expected) in [
+            ("ThrottlingException", ErrorType::KmsThrottled),
+            ("KMSInternalException", ErrorType::KmsThrottled),
+            ("DisabledException", ErrorType::KeyInvalid),
+            ("InvalidKeyUsageException", ErrorType::KeyInvalid),
+            ("NotFoundException", ErrorType::KmsFailed),
+            ("AccessDeniedException", ErrorType::KmsFailed),
+        ] {
+            let e = service(code);
+            assert_eq!(e.error_type(), expected, "{code}: {e}");
+            assert!(e.to_string().contains(code), "{e}");
+        }
+        assert!(ErrorType::KmsThrottled.is_retryable());
+        assert!(!ErrorType::KmsFailed.is_retryable());
+    }
+
+    #[test]
+    fn kms_uris() {
+        assert_eq!(
+            parse_kms_uri("awskms:///alias/signer"),
+            Some((None, "alias/signer".into()))
+        );
+        assert_eq!(
+            parse_kms_uri("awskms://localhost:4566/1234"),
+            Some((Some("localhost:4566".into()), "1234".into()))
+        );
+        assert_eq!(parse_kms_uri("cosign.key"), None);
+        assert_eq!(parse_kms_uri("awskms:///"), None);
+        assert_eq!("raw".parse(), Ok(KmsMessageMode::Raw));
+        assert!("x".parse::<KmsMessageMode>().is_err());
+    }
+}

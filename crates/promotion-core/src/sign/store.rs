@@ -1,0 +1,792 @@
+//! Where signatures live, how they are written, and how they are found again.
+//!
+//! Two routes, each readable by the tools people run:
+//!
+//! - **referrer** (OCI 1.1): one manifest per signature, `artifactType`
+//!   [`super::COSIGN_SIG_ARTIFACT`], the empty config, one simple-signing
+//!   layer carrying the signature annotation, and `subject` = the signed manifest. On a registry
+//!   without the referrers API (no `OCI-Subject` on the PUT, 404 on the API) the `sha256-<hex>`
+//!   fallback index is maintained by read-modify-write, without duplicates.
+//! - **tag** (cosign's legacy layout, which `cosign verify` v2 and skopeo read): one manifest
+//!   at `sha256-<hex>.sig`, each signature **appended** as a layer.
+//!
+//! ECR answers 405 to a referrer whose subject is an index (containers-roadmap#2783); such a
+//! signature goes to the tag route instead, with a warning.
+//!
+//! Idempotency: ECDSA signatures from KMS are randomised, so "already signed" cannot be decided by
+//! comparing signature bytes. A route already holds our signature when one of its layers carries
+//! exactly our payload and a signature that verifies with our public key.
+
+use super::{
+    COSIGN_SIG_ARTIFACT, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignError, Signer, claims, payload,
+};
+use crate::annotate::read_small_blob;
+use crate::digest::Digest;
+use crate::manifest::{
+    self, Descriptor, Kind, ManifestDoc, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, RawManifest,
+};
+use crate::mutate::{Entries, MAX_VALUE_BYTES, SOURCE_DIGEST};
+use crate::reference::ImageRef;
+use crate::registry::{BlobStream, Registry, RegistryError};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Largest payload read back from a registry.
+const MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
+/// OCI image config media type (config of cosign's `.sig` manifests).
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// Which routes to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignMode {
+    /// OCI 1.1 referrer only (with the fallback tag where needed).
+    Referrer,
+    /// cosign's `sha256-<hex>.sig` tag only.
+    Tag,
+    /// Both (the default).
+    #[default]
+    Both,
+}
+
+impl std::str::FromStr for SignMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "referrer" => Ok(SignMode::Referrer),
+            "tag" => Ok(SignMode::Tag),
+            "both" => Ok(SignMode::Both),
+            _ => Err(format!(
+                "invalid mode {s:?}: expected referrer, tag or both"
+            )),
+        }
+    }
+}
+
+/// How to sign.
+#[derive(Debug, Clone, Default)]
+pub struct SignOptions {
+    /// Routes to write.
+    pub mode: SignMode,
+    /// Claims from input (validated).
+    pub annotations: Entries,
+    /// The gate's compact summary, when known.
+    pub gate_summary: Option<String>,
+    /// Sign only the top digest, not each platform manifest of an index.
+    pub top_only: bool,
+}
+
+/// What happened on one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteOutcome {
+    /// A signature was written.
+    Written,
+    /// Our signature over this payload was already there.
+    Present,
+    /// Not asked for.
+    NotRequested,
+    /// The registry refused (405 on an index subject); the tag route was used instead.
+    Refused,
+}
+
+/// One signed digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedDigest {
+    /// `index`, or the platform of a child.
+    pub platform: String,
+    /// The signed digest.
+    pub digest: Digest,
+    /// The referrer route.
+    pub referrer: RouteOutcome,
+    /// The `.sig` tag route.
+    pub tag: RouteOutcome,
+    /// Digest of the referrer manifest, when one holds the signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer_digest: Option<Digest>,
+}
+
+/// The result of signing.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignReport {
+    /// Always `sign`.
+    pub operation: &'static str,
+    /// The image as given.
+    pub image: String,
+    /// The top digest.
+    pub digest: Digest,
+    /// The signer (key id or kind; no secrets).
+    pub key: String,
+    /// Per digest.
+    pub signed: Vec<SignedDigest>,
+    /// Signatures created (0 on a re-run).
+    pub signatures_created: u64,
+    /// Claims signed into the top digest's payload.
+    pub claims: BTreeMap<String, String>,
+    /// Anything an operator should know (fallbacks).
+    pub warnings: Vec<String>,
+}
+
+/// Where a signature was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// Through the referrers API.
+    ReferrersApi,
+    /// Through the `sha256-<hex>` fallback index.
+    FallbackTag,
+    /// In cosign's `sha256-<hex>.sig` manifest.
+    SigTag,
+}
+
+/// A signature read back from the registry (not yet verified).
+#[derive(Debug, Clone)]
+pub struct FoundSignature {
+    /// Where.
+    pub route: Route,
+    /// The manifest holding it.
+    pub manifest: Digest,
+    /// Payload bytes.
+    pub payload: Bytes,
+    /// Signature bytes (decoded from base64).
+    pub signature: Vec<u8>,
+}
+
+/// Sign `image` (its top digest and, for an index, each platform manifest) with `signer`.
+#[tracing::instrument(level = "debug", skip(reg, signer, opts), fields(image = %image))]
+pub async fn sign_image<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+    signer: &dyn Signer,
+    opts: &SignOptions,
+) -> Result<SignReport, SignError> {
+    if let Some(g) = &opts.gate_summary
+        && (g.is_empty() || g.len() > MAX_VALUE_BYTES || g.chars().any(char::is_control))
+    {
+        return Err(SignError::Input(format!(
+            "the gate summary must be 1 to {MAX_VALUE_BYTES} bytes without control characters"
+        )));
+    }
+    let top = reg.get_manifest(image, &image.reference()).await?;
+    let (doc, kind, _) = ManifestDoc::parse(&top.bytes, Some(&top.media_type))
+        .map_err(|e| SignError::Input(format!("cannot sign {image}: {e}")))?;
+    let top_name = if kind == Kind::Index {
+        "index"
+    } else {
+        "image"
+    };
+    let mut targets = vec![(top_name.to_owned(), top.clone(), doc.clone())];
+    if kind == Kind::Index && !opts.top_only {
+        for child in &doc.manifests {
+            let platform = child.platform.as_ref().map(ToString::to_string);
+            // buildkit attestations (unknown/unknown) describe an image; they are not one.
+            let Some(platform) = platform.filter(|p| p != "unknown/unknown") else {
+                continue;
+            };
+            let raw = reg.get_manifest(image, child.digest.as_str()).await?;
+            let (cdoc, _, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
+                .map_err(|e| SignError::Input(format!("cannot sign {}: {e}", child.digest)))?;
+            targets.push((platform, raw, cdoc));
+        }
+    }
+
+    let mut report = SignReport {
+        operation: "sign",
+        image: image.to_string(),
+        digest: top.digest.clone(),
+        key: signer.describe(),
+        signed: Vec::new(),
+        signatures_created: 0,
+        claims: BTreeMap::new(),
+        warnings: Vec::new(),
+    };
+    for (i, (platform, raw, doc)) in targets.iter().enumerate() {
+        let source = doc
+            .annotations
+            .get(SOURCE_DIGEST)
+            .and_then(|s| s.parse::<Digest>().ok());
+        let c = claims(
+            opts.annotations.as_map(),
+            source.as_ref(),
+            opts.gate_summary.as_deref(),
+        );
+        if i == 0 {
+            report.claims = c.clone();
+        }
+        let p = payload(&image.repo_path(), &raw.digest, &c);
+        let kind = if i == 0 { kind } else { Kind::Manifest };
+        let signed = sign_one(reg, image, signer, opts.mode, raw, kind, &p, &mut report).await?;
+        report.signed.push(SignedDigest {
+            platform: platform.clone(),
+            ..signed
+        });
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sign_one<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    signer: &dyn Signer,
+    mode: SignMode,
+    subject: &RawManifest,
+    kind: Kind,
+    payload: &[u8],
+    report: &mut SignReport,
+) -> Result<SignedDigest, SignError> {
+    let key = signer.public_key();
+    let found = find_signatures(reg, repo, &subject.digest).await?;
+    let ours = |f: &&FoundSignature| f.payload == payload && key.verify(payload, &f.signature);
+    let have_ref = found
+        .iter()
+        .filter(|f| f.route != Route::SigTag)
+        .find(ours)
+        .cloned();
+    let have_tag = found
+        .iter()
+        .filter(|f| f.route == Route::SigTag)
+        .find(ours)
+        .cloned();
+
+    let want_ref = mode != SignMode::Tag;
+    let mut want_tag = mode != SignMode::Referrer;
+    let mut out = SignedDigest {
+        platform: String::new(),
+        digest: subject.digest.clone(),
+        referrer: if want_ref {
+            RouteOutcome::Present
+        } else {
+            RouteOutcome::NotRequested
+        },
+        tag: if want_tag {
+            RouteOutcome::Present
+        } else {
+            RouteOutcome::NotRequested
+        },
+        referrer_digest: have_ref.as_ref().map(|f| f.manifest.clone()),
+    };
+    if (!want_ref || have_ref.is_some()) && (!want_tag || have_tag.is_some()) {
+        return Ok(out);
+    }
+
+    // One signature serves both routes; reuse one that is already stored when there is one.
+    let signature = match have_ref.as_ref().or(have_tag.as_ref()) {
+        Some(f) => f.signature.clone(),
+        None => {
+            let sig = signer.sign(payload).await?;
+            // Never store a signature that does not verify (a misconfigured KMS message mode,
+            // a key whose algorithm we misread).
+            if !key.verify(payload, &sig) {
+                return Err(SignError::Invalid(format!(
+                    "{} returned a signature that does not verify with its public key",
+                    signer.describe()
+                )));
+            }
+            report.signatures_created += 1;
+            sig
+        }
+    };
+    let sig_b64 = B64.encode(&signature);
+
+    if want_ref && have_ref.is_none() {
+        match push_referrer(reg, repo, subject, payload, &sig_b64).await {
+            Ok(d) => {
+                out.referrer = RouteOutcome::Written;
+                out.referrer_digest = Some(d);
+            }
+            Err(SignError::Registry(RegistryError::Protocol { detail, .. }))
+                if kind == Kind::Index && detail.starts_with("HTTP 405") =>
+            {
+                let w = format!(
+                    "the registry refused a referrer whose subject is the index {} (HTTP 405, as ECR does); \
+                     the signature was stored under the {}.sig tag instead",
+                    subject.digest,
+                    subject.digest.fallback_tag()
+                );
+                tracing::warn!(digest = %subject.digest, "{w}");
+                report.warnings.push(w);
+                out.referrer = RouteOutcome::Refused;
+                want_tag = true;
+                if have_tag.is_some() {
+                    out.tag = RouteOutcome::Present;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if want_tag && have_tag.is_none() {
+        append_sig_tag(reg, repo, &subject.digest, payload, &sig_b64).await?;
+        out.tag = RouteOutcome::Written;
+    }
+    Ok(out)
+}
+
+async fn put_bytes<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    bytes: &Bytes,
+) -> Result<Digest, RegistryError> {
+    let d = Digest::of(bytes);
+    if reg.head_blob(repo, &d).await?.is_none() {
+        let body = BlobStream {
+            size: Some(bytes.len() as u64),
+            stream: futures_util::stream::iter([Ok(bytes.clone())]).boxed(),
+        };
+        reg.put_blob(repo, &d, bytes.len() as u64, body).await?;
+    }
+    Ok(d)
+}
+
+fn descriptor_json(media_type: &str, d: &Digest, size: usize) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": d.as_str(), "size": size})
+}
+
+async fn push_referrer<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    subject: &RawManifest,
+    payload: &[u8],
+    sig_b64: &str,
+) -> Result<Digest, SignError> {
+    let payload = Bytes::copy_from_slice(payload);
+    let empty = Bytes::from_static(b"{}");
+    let pd = put_bytes(reg, repo, &payload).await?;
+    let ed = put_bytes(reg, repo, &empty).await?;
+    let mut layer = descriptor_json(SIMPLESIGNING, &pd, payload.len());
+    layer["annotations"] = serde_json::json!({ SIGNATURE_ANNOTATION: sig_b64 });
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": COSIGN_SIG_ARTIFACT,
+        "config": descriptor_json(OCI_EMPTY, &ed, 2),
+        "layers": [layer],
+        "subject": descriptor_json(&subject.media_type, &subject.digest, subject.bytes.len()),
+    });
+    let raw = RawManifest::new(
+        Bytes::from(serde_json::to_vec(&m).map_err(|e| SignError::Input(e.to_string()))?),
+        OCI_MANIFEST.to_owned(),
+    );
+    let put = reg.put_manifest(repo, raw.digest.as_str(), &raw).await?;
+    if !put.subject_processed && reg.referrers(repo, &subject.digest).await?.is_none() {
+        let mut d = raw.descriptor();
+        d.artifact_type = Some(COSIGN_SIG_ARTIFACT.to_owned());
+        add_to_fallback(reg, repo, &subject.digest, d).await?;
+    }
+    Ok(raw.digest)
+}
+
+/// Read-modify-write the `sha256-<hex>` fallback index: add `d` unless listed.
+async fn add_to_fallback<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    subject: &Digest,
+    d: Descriptor,
+) -> Result<(), SignError> {
+    let tag = subject.fallback_tag();
+    let mut list = match get_optional(reg, repo, &tag).await? {
+        Some(raw) => parse_doc(&raw, &tag)?.manifests,
+        None => Vec::new(),
+    };
+    if list.iter().any(|m| m.digest == d.digest) {
+        return Ok(());
+    }
+    list.push(d);
+    let raw = RawManifest::new(manifest::referrers_index(&list), OCI_INDEX.to_owned());
+    reg.put_manifest(repo, &tag, &raw).await?;
+    Ok(())
+}
+
+/// Append a layer to cosign's `sha256-<hex>.sig` manifest (created when absent).
+async fn append_sig_tag<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    subject: &Digest,
+    payload: &[u8],
+    sig_b64: &str,
+) -> Result<(), SignError> {
+    let tag = format!("{}.sig", subject.fallback_tag());
+    let payload = Bytes::copy_from_slice(payload);
+    let pd = put_bytes(reg, repo, &payload).await?;
+    let mut layers: Vec<serde_json::Value> = match get_optional(reg, repo, &tag).await? {
+        Some(raw) => {
+            let v: serde_json::Value = serde_json::from_slice(&raw.bytes)
+                .map_err(|e| SignError::Input(format!("{tag}: {e}")))?;
+            v["layers"].as_array().cloned().unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let mut layer = descriptor_json(SIMPLESIGNING, &pd, payload.len());
+    layer["annotations"] = serde_json::json!({ SIGNATURE_ANNOTATION: sig_b64 });
+    layers.push(layer);
+    // cosign's config for signature images: an image config whose rootfs lists the layers.
+    let diff_ids: Vec<&str> = layers.iter().filter_map(|l| l["digest"].as_str()).collect();
+    let config = serde_json::json!({
+        "architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z",
+        "history": diff_ids.iter().map(|_| serde_json::json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+        "os": "", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config =
+        Bytes::from(serde_json::to_vec(&config).map_err(|e| SignError::Input(e.to_string()))?);
+    let cd = put_bytes(reg, repo, &config).await?;
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor_json(OCI_CONFIG, &cd, config.len()),
+        "layers": layers,
+    });
+    let raw = RawManifest::new(
+        Bytes::from(serde_json::to_vec(&m).map_err(|e| SignError::Input(e.to_string()))?),
+        OCI_MANIFEST.to_owned(),
+    );
+    reg.put_manifest(repo, &tag, &raw).await?;
+    Ok(())
+}
+
+pub(crate) async fn get_optional<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    reference: &str,
+) -> Result<Option<RawManifest>, RegistryError> {
+    match reg.get_manifest(repo, reference).await {
+        Ok(m) => Ok(Some(m)),
+        Err(RegistryError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_doc(raw: &RawManifest, what: &str) -> Result<ManifestDoc, SignError> {
+    ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
+        .map(|(d, _, _)| d)
+        .map_err(|e| SignError::Input(format!("{what}: {e}")))
+}
+
+/// The referrers of `digest`: through the API when the registry has one, else the fallback
+/// index. Returns the route used.
+pub async fn list_referrers<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<(Route, Vec<Descriptor>), SignError> {
+    if let Some(list) = reg.referrers(repo, digest).await? {
+        return Ok((Route::ReferrersApi, list));
+    }
+    let tag = digest.fallback_tag();
+    Ok(match get_optional(reg, repo, &tag).await? {
+        Some(raw) => (Route::FallbackTag, parse_doc(&raw, &tag)?.manifests),
+        None => (Route::FallbackTag, Vec::new()),
+    })
+}
+
+/// Every simple-signing signature of `digest`, by every route (unverified).
+pub async fn find_signatures<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<Vec<FoundSignature>, SignError> {
+    let mut out = Vec::new();
+    let (route, referrers) = list_referrers(reg, repo, digest).await?;
+    for d in referrers {
+        if d.artifact_type
+            .as_deref()
+            .is_some_and(|t| t != COSIGN_SIG_ARTIFACT)
+        {
+            continue;
+        }
+        if let Some(raw) = get_optional(reg, repo, d.digest.as_str()).await? {
+            collect_layers(reg, repo, route, &raw, &mut out).await?;
+        }
+    }
+    let tag = format!("{}.sig", digest.fallback_tag());
+    if let Some(raw) = get_optional(reg, repo, &tag).await? {
+        collect_layers(reg, repo, Route::SigTag, &raw, &mut out).await?;
+    }
+    Ok(out)
+}
+
+async fn collect_layers<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    route: Route,
+    raw: &RawManifest,
+    out: &mut Vec<FoundSignature>,
+) -> Result<(), SignError> {
+    let Ok((doc, Kind::Manifest, _)) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)) else {
+        return Ok(());
+    };
+    for l in doc.layers.iter().filter(|l| l.media_type == SIMPLESIGNING) {
+        let Some(sig) = l
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SIGNATURE_ANNOTATION))
+            .and_then(|s| B64.decode(s.trim()).ok())
+        else {
+            continue;
+        };
+        if l.size > MAX_PAYLOAD_BYTES {
+            continue;
+        }
+        let payload = match read_small_blob(reg, repo, &l.digest, l.size).await {
+            Ok(p) => p,
+            // A dangling or corrupt payload is not a signature; anything else is a failure.
+            Err(RegistryError::NotFound { .. } | RegistryError::DigestMismatch { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        out.push(FoundSignature {
+            route,
+            manifest: raw.digest.clone(),
+            payload,
+            signature: sig,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::error::{Classify, ErrorType};
+    use crate::registry::memory::{Behaviour, MemoryRegistry};
+    use crate::sign::local::LocalSigner;
+    use crate::sign::verify::verify_image;
+
+    fn r(s: &str) -> ImageRef {
+        s.parse().unwrap()
+    }
+
+    fn index(reg: &MemoryRegistry, repo: &ImageRef) -> RawManifest {
+        crate::annotate::tests::index(reg, repo)
+    }
+
+    fn opts(mode: SignMode) -> SignOptions {
+        SignOptions {
+            mode,
+            annotations: Entries::parse_kv("annotation", &["team=core"]).unwrap(),
+            ..SignOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn signs_index_and_platforms_by_both_routes_and_a_rerun_adds_nothing() {
+        let reg = MemoryRegistry::new();
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        let rep = sign_image(&reg, &img, &key, &opts(SignMode::Both))
+            .await
+            .unwrap();
+        assert_eq!(rep.signed.len(), 3);
+        assert_eq!(rep.signatures_created, 3);
+        assert!(
+            rep.signed
+                .iter()
+                .all(|s| s.referrer == RouteOutcome::Written && s.tag == RouteOutcome::Written)
+        );
+        // No referrers API: the fallback index lists the referrer.
+        let fb = reg.tag(&img, &idx.digest.fallback_tag()).unwrap();
+        let (doc, _, _) =
+            ManifestDoc::parse(&reg.manifest(&img, &fb).unwrap().bytes, None).unwrap();
+        assert_eq!(doc.manifests.len(), 1);
+        assert_eq!(
+            doc.manifests[0].artifact_type.as_deref(),
+            Some(COSIGN_SIG_ARTIFACT)
+        );
+
+        let v = verify_image(&reg, &img, key.public_key()).await.unwrap();
+        assert_eq!(v.claims["team"], "core");
+        assert_eq!(v.valid.len(), 2, "referrer and .sig tag");
+
+        let puts = reg.calls().manifest_puts;
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Both))
+            .await
+            .unwrap();
+        assert_eq!(again.signatures_created, 0);
+        assert!(
+            again
+                .signed
+                .iter()
+                .all(|s| s.referrer == RouteOutcome::Present && s.tag == RouteOutcome::Present)
+        );
+        assert_eq!(
+            reg.calls().manifest_puts,
+            puts,
+            "nothing written on a re-run"
+        );
+
+        // Other claims: a second signature, appended (the .sig manifest gets a second layer).
+        let more = SignOptions {
+            annotations: Entries::parse_kv("annotation", &["team=other"]).unwrap(),
+            ..opts(SignMode::Tag)
+        };
+        sign_image(&reg, &img, &key, &more).await.unwrap();
+        let sig = reg
+            .tag(&img, &format!("{}.sig", idx.digest.fallback_tag()))
+            .unwrap();
+        let (doc, _, _) =
+            ManifestDoc::parse(&reg.manifest(&img, &sig).unwrap().bytes, None).unwrap();
+        assert_eq!(doc.layers.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn with_the_referrers_api_no_fallback_tag_is_written() {
+        let reg = MemoryRegistry::new();
+        reg.set_behaviour(Behaviour {
+            referrers_api: true,
+            ..Behaviour::default()
+        });
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(reg.tags(&img), vec!["1".to_owned()]);
+        let v = verify_image(&reg, &img, key.public_key()).await.unwrap();
+        assert_eq!(v.valid[0].route, Route::ReferrersApi);
+        assert_eq!(v.digest, idx.digest);
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(again.signatures_created, 0);
+    }
+
+    #[tokio::test]
+    async fn wrong_key_tampered_payload_and_signature_are_rejected() {
+        let reg = MemoryRegistry::new();
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        let e = verify_image(&reg, &img, key.public_key())
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureMissing);
+
+        sign_image(&reg, &img, &key, &opts(SignMode::Tag))
+            .await
+            .unwrap();
+        let other = LocalSigner::generate_p256();
+        let e = verify_image(&reg, &img, other.public_key())
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+
+        // Tamper with the .sig manifest: a payload for the same digest with other claims, and
+        // the original signature.
+        let tag = format!("{}.sig", idx.digest.fallback_tag());
+        let sig_raw = reg.manifest(&img, &reg.tag(&img, &tag).unwrap()).unwrap();
+        let mut m: serde_json::Value = serde_json::from_slice(&sig_raw.bytes).unwrap();
+        let forged = crate::sign::payload(
+            &img.repo_path(),
+            &idx.digest,
+            &BTreeMap::from([("team".into(), "evil".into())]),
+        );
+        let fd = reg.put_blob_bytes(&img, Bytes::from(forged.clone()));
+        m["layers"][0]["digest"] = fd.to_string().into();
+        m["layers"][0]["size"] = forged.len().into();
+        let tampered = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&m).unwrap()),
+            OCI_MANIFEST.into(),
+        );
+        reg.put_manifest_bytes(&img, Some(&tag), tampered);
+        let e = verify_image(&reg, &img, key.public_key())
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+
+        // Tampered signature bytes over the genuine payload.
+        let mut m: serde_json::Value = serde_json::from_slice(&sig_raw.bytes).unwrap();
+        let s = m["layers"][0]["annotations"][SIGNATURE_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut bytes = B64.decode(s).unwrap();
+        let n = bytes.len() - 2;
+        bytes[n] ^= 0x55;
+        m["layers"][0]["annotations"][SIGNATURE_ANNOTATION] = B64.encode(bytes).into();
+        let tampered = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&m).unwrap()),
+            OCI_MANIFEST.into(),
+        );
+        reg.put_manifest_bytes(&img, Some(&tag), tampered);
+        let e = verify_image(&reg, &img, key.public_key())
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+
+        // A valid signature over another digest's payload does not count either.
+        let other_digest = Digest::of(b"other");
+        let wrong = crate::sign::payload(&img.repo_path(), &other_digest, &BTreeMap::new());
+        let wsig = key.sign(&wrong).await.unwrap();
+        let wd = reg.put_blob_bytes(&img, Bytes::from(wrong.clone()));
+        m["layers"][0]["digest"] = wd.to_string().into();
+        m["layers"][0]["size"] = wrong.len().into();
+        m["layers"][0]["annotations"][SIGNATURE_ANNOTATION] = B64.encode(wsig).into();
+        let tampered = RawManifest::new(
+            Bytes::from(serde_json::to_vec(&m).unwrap()),
+            OCI_MANIFEST.into(),
+        );
+        reg.put_manifest_bytes(&img, Some(&tag), tampered);
+        let e = verify_image(&reg, &img, key.public_key())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not the image's digest"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_ecr_405_on_an_index_subject_falls_back_to_the_tag_with_a_warning() {
+        let reg = MemoryRegistry::new();
+        reg.set_behaviour(Behaviour {
+            referrers_api: true,
+            refuse_index_subjects: true,
+            ..Behaviour::default()
+        });
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        let rep = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(rep.signed[0].referrer, RouteOutcome::Refused);
+        assert_eq!(rep.signed[0].tag, RouteOutcome::Written);
+        assert_eq!(rep.warnings.len(), 1);
+        assert!(rep.warnings[0].contains("405"), "{:?}", rep.warnings);
+        // Platform manifests are not indexes: they get referrers as asked, and no tag.
+        assert!(rep.signed[1..]
+            .iter()
+            .all(|s| s.referrer == RouteOutcome::Written && s.tag == RouteOutcome::NotRequested));
+        assert!(
+            reg.tag(&img, &format!("{}.sig", idx.digest.fallback_tag()))
+                .is_some()
+        );
+        verify_image(&reg, &img, key.public_key()).await.unwrap();
+
+        // A re-run finds the tag signature and writes nothing.
+        let puts = reg.calls().manifest_puts;
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+            .await
+            .unwrap();
+        assert_eq!(again.signatures_created, 0);
+        assert_eq!(reg.calls().manifest_puts, puts);
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_writes_nothing() {
+        let reg = MemoryRegistry::new();
+        let key = LocalSigner::generate_p256();
+        let e = sign_image(
+            &reg,
+            &r("reg.example/none/app:1"),
+            &key,
+            &opts(SignMode::Both),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::RegistryNotFound);
+        assert_eq!(reg.calls().manifest_puts, 0);
+    }
+}

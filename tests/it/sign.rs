@@ -1,0 +1,487 @@
+//! `promote annotate`, `sign`, `verify` and `discover` against real loopback registries, with
+//! trixie's skopeo 1.18 as the independent cosign verifier (DESIGN.md: signatures in a format
+//! `cosign` verifies; invariant 6: no duplicate signatures on a re-run).
+
+use crate::support::cli::{Promote, num, str_field};
+use crate::support::images::{Format, Pushed, RegistryClient, push_index};
+use crate::support::registry::TestRegistry;
+use crate::support::sigstore::{generate_key, verify_with_skopeo};
+use crate::support::{require_program, run_checked};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const LAYERS: &[usize] = &[200 * 1024, 300 * 1024];
+const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64/v8"];
+const PASSWORD: &str = "correct horse battery staple";
+
+fn promote(reg: &TestRegistry) -> Promote {
+    Promote::default()
+        .arg("--insecure-registry")
+        .arg(reg.host())
+        .arg("--json")
+}
+
+/// `skopeo inspect` (bookworm's is fine for reading) of `docker://<image>` with `flag`.
+fn inspect(image: &str, flag: &str) -> Value {
+    require_program("skopeo", "skopeo");
+    let out = run_checked(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg("--tls-verify=false")
+            .arg(flag)
+            .arg(format!("docker://{image}")),
+    );
+    serde_json::from_slice(&out.stdout).expect("skopeo inspect prints JSON")
+}
+
+fn annotate_fixture(reg: &TestRegistry, format: Format) -> (Pushed, Value) {
+    let c = RegistryClient::new(reg);
+    let src = push_index(&c, "quarantine/app", "1.0.0", format, PLATFORMS, LAYERS);
+    let v = promote(reg)
+        .arg("annotate")
+        .arg(format!("{}/quarantine/app:1.0.0", reg.host()))
+        .arg(format!("{}/trusted/app:1.0.0", reg.host()))
+        .arg("--annotation")
+        .arg("org.example.team=payments")
+        .arg("--label")
+        .arg("org.example.owner=alice")
+        .run()
+        .assert_ok();
+    (src, v)
+}
+
+#[test]
+fn annotate_adds_annotations_to_every_platform_and_labels_to_every_config_without_streaming_layers()
+{
+    for format in [Format::Oci, Format::Docker] {
+        let reg = TestRegistry::start();
+        let (src, v) = annotate_fixture(&reg, format);
+        assert_eq!(str_field(&v, "operation"), "annotate");
+        assert_eq!(str_field(&v, "source_digest"), src.digest);
+        assert_ne!(str_field(&v, "digest"), src.digest);
+        // Within one registry every layer is mounted: zero layer bytes through this process.
+        assert_eq!(num(&v, "bytes_streamed"), 0, "{v:#}");
+        assert_eq!(num(&v, "blobs_streamed"), 0, "{v:#}");
+        assert_eq!(num(&v, "configs_pushed"), PLATFORMS.len() as u64, "{v:#}");
+
+        let image = format!("{}/trusted/app:1.0.0", reg.host());
+        let index = inspect(&image, "--raw");
+        assert_eq!(
+            index["annotations"]["org.example.team"], "payments",
+            "{index:#}"
+        );
+        assert_eq!(
+            index["annotations"]["io.ecr-promotion.source.digest"],
+            src.digest.as_str()
+        );
+        let entries = index["manifests"].as_array().expect("manifests");
+        assert_eq!(entries.len(), PLATFORMS.len());
+        for (entry, (platform, child)) in entries.iter().zip(&src.children) {
+            let d = entry["digest"].as_str().expect("digest");
+            assert_ne!(d, child.digest, "{platform}: a new digest");
+            let at = format!("{}/trusted/app@{d}", reg.host());
+            let m = inspect(&at, "--raw");
+            assert_eq!(
+                m["annotations"]["org.example.team"], "payments",
+                "{platform}: {m:#}"
+            );
+            assert_eq!(
+                m["layers"],
+                serde_json::from_slice::<Value>(&child.bytes).unwrap()["layers"]
+            );
+            let cfg = inspect(&at, "--config");
+            let labels = &cfg["config"]["Labels"];
+            assert_eq!(labels["org.example.owner"], "alice", "{platform}: {cfg:#}");
+            assert!(
+                labels["org.example.fixture"].is_string(),
+                "existing labels survive"
+            );
+            assert_eq!(
+                cfg["config"]["Cmd"][0], "/bin/sh",
+                "untouched fields survive"
+            );
+        }
+
+        // Again: the same digest, nothing new written.
+        let again = promote(&reg)
+            .arg("annotate")
+            .arg(format!("{}/quarantine/app:1.0.0", reg.host()))
+            .arg(image.clone())
+            .arg("--annotation")
+            .arg("org.example.team=payments")
+            .arg("--label")
+            .arg("org.example.owner=alice")
+            .run()
+            .assert_ok();
+        assert_eq!(again["digest"], v["digest"]);
+        assert_eq!(num(&again, "manifests_pushed"), 0);
+    }
+}
+
+#[test]
+fn annotate_refuses_reserved_and_invalid_entries_and_writes_nothing() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    push_index(&c, "quarantine/app", "1", Format::Oci, PLATFORMS, &[1024]);
+    for (flag, value, needle) in [
+        (
+            "--annotation",
+            "io.ecr-promotion.source.digest=sha256:x",
+            "reserved",
+        ),
+        ("--annotation", "=v", "empty"),
+        ("--label", "k=", "empty value"),
+        (
+            "--annotation",
+            &*format!("k={}", "v".repeat(5000)),
+            "at most",
+        ),
+    ] {
+        let run = Promote::default()
+            .arg("--insecure-registry")
+            .arg(reg.host())
+            .arg("annotate")
+            .arg(format!("{}/quarantine/app:1", reg.host()))
+            .arg(format!("{}/trusted/app:1", reg.host()))
+            .arg(flag)
+            .arg(value)
+            .run();
+        assert_eq!(run.code, 2, "{}", run.describe());
+        let line = run.only_stderr_line();
+        assert!(
+            line.contains(needle) && line.contains("[Input.Invalid]"),
+            "{line}"
+        );
+    }
+    let run = Promote::default()
+        .arg("--insecure-registry")
+        .arg(reg.host())
+        .arg("annotate")
+        .arg(format!("{}/quarantine/none:1", reg.host()))
+        .arg(format!("{}/trusted/app:1", reg.host()))
+        .run();
+    run.assert_failed("Registry.NotFound");
+    assert!(c.list_tags("trusted/app").is_empty(), "nothing written");
+}
+
+/// Signs `image` with a key file and returns the `--json` report.
+fn sign_with_file(reg: &TestRegistry, image: &str, key: &Path, extra: &[&str]) -> Value {
+    let mut p = promote(reg)
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg(key.display().to_string())
+        .arg("--annotation")
+        .arg("org.example.approved-by=ci");
+    for e in extra {
+        p = p.arg(*e);
+    }
+    p.env("COSIGN_PASSWORD", PASSWORD).run().assert_ok()
+}
+
+fn layers_at(c: &RegistryClient, repo: &str, tag: &str) -> usize {
+    let (bytes, _) = c.manifest(repo, tag);
+    let v: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
+    v["layers"].as_array().map_or(0, Vec::len)
+}
+
+fn entries_at(c: &RegistryClient, repo: &str, tag: &str) -> usize {
+    let (bytes, _) = c.manifest(repo, tag);
+    let v: Value = serde_json::from_slice(&bytes).expect("index JSON");
+    v["manifests"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let (src, _) = annotate_fixture(&reg, Format::Oci);
+    let image = format!("{}/trusted/app:1.0.0", reg.host());
+    let scope = format!("{}/trusted/app", reg.host());
+    let (index_bytes, _) = c.manifest("trusted/app", "1.0.0");
+    let digest = crate::support::sha256_digest(&index_bytes);
+    let index: Value = serde_json::from_slice(&index_bytes).unwrap();
+    let child = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = generate_key(keys.path(), "cosign", PASSWORD);
+    let (_, other_public) = generate_key(keys.path(), "other", "x");
+
+    // Not signed yet: the oracle refuses.
+    let out = verify_with_skopeo(&image, &scope, &public);
+    assert!(!out.status.success(), "unsigned image accepted");
+
+    let v = sign_with_file(&reg, &image, &private, &[]);
+    assert_eq!(
+        num(&v, "signatures_created"),
+        1 + PLATFORMS.len() as u64,
+        "{v:#}"
+    );
+    assert_eq!(str_field(&v, "digest"), digest);
+    // The source digest recorded by annotate becomes a claim.
+    assert_eq!(
+        v["claims"]["io.ecr-promotion.source.digest"],
+        src.digest.as_str()
+    );
+
+    // The independent verifier accepts the index and each platform by digest…
+    for target in [image.clone(), format!("{scope}@{child}")] {
+        let out = verify_with_skopeo(&target, &scope, &public);
+        assert!(
+            out.status.success(),
+            "skopeo rejected {target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // …and refuses another key.
+    let out = verify_with_skopeo(&image, &scope, &other_public);
+    assert!(
+        !out.status.success(),
+        "skopeo accepted a signature by another key"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // promote verify: claims with the public key, exit 1 with another one.
+    let ok = promote(&reg)
+        .arg("verify")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(public.display().to_string())
+        .run()
+        .assert_ok();
+    assert_eq!(ok["claims"]["org.example.approved-by"], "ci", "{ok:#}");
+    assert_eq!(
+        ok["valid"].as_array().unwrap().len(),
+        2,
+        "referrer (fallback tag) and .sig: {ok:#}"
+    );
+    promote(&reg)
+        .arg("verify")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(other_public.display().to_string())
+        .run()
+        .assert_failed("Signature.Invalid");
+
+    // Idempotent: the same key and claims again add nothing.
+    let sig_tag = format!("sha256-{}.sig", &digest["sha256:".len()..]);
+    let fallback = format!("sha256-{}", &digest["sha256:".len()..]);
+    let tags_before = c.list_tags("trusted/app");
+    let again = sign_with_file(&reg, &image, &private, &[]);
+    assert_eq!(num(&again, "signatures_created"), 0, "{again:#}");
+    assert_eq!(c.list_tags("trusted/app"), tags_before);
+    assert_eq!(
+        layers_at(&c, "trusted/app", &sig_tag),
+        1,
+        "one signature layer"
+    );
+    assert_eq!(
+        entries_at(&c, "trusted/app", &fallback),
+        1,
+        "one referrer listed"
+    );
+
+    // discover shows the signature under the index.
+    let tree = promote(&reg)
+        .arg("discover")
+        .arg(image.clone())
+        .run()
+        .assert_ok();
+    let text = tree.to_string();
+    assert!(
+        text.contains("application/vnd.dev.cosign.artifact.sig.v1+json"),
+        "{tree:#}"
+    );
+    assert!(text.contains(".sig"), "{tree:#}");
+    let plain = Promote::default()
+        .arg("--insecure-registry")
+        .arg(reg.host())
+        .arg("discover")
+        .arg(image.clone())
+        .run();
+    assert_eq!(plain.code, 0, "{}", plain.describe());
+    assert!(plain.stdout.contains("└── "), "{}", plain.stdout);
+}
+
+#[test]
+fn bad_keys_and_missing_images_fail_with_one_line_and_write_nothing() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[1024]);
+    let image = format!("{}/trusted/app:1", reg.host());
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = generate_key(keys.path(), "cosign", PASSWORD);
+
+    let run = promote(&reg)
+        .arg("sign")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(private.display().to_string())
+        .env("COSIGN_PASSWORD", "wrong")
+        .run();
+    run.assert_failed("Key.Invalid");
+    assert!(
+        run.error_line().contains("wrong password"),
+        "{}",
+        run.describe()
+    );
+
+    let run = promote(&reg)
+        .arg("sign")
+        .arg(format!("{}/trusted/none:1", reg.host()))
+        .arg("--key")
+        .arg(private.display().to_string())
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    run.assert_failed("Registry.NotFound");
+    assert_eq!(
+        c.list_tags("trusted/app"),
+        vec!["1".to_owned()],
+        "nothing written"
+    );
+
+    promote(&reg)
+        .arg("verify")
+        .arg(image)
+        .arg("--key")
+        .arg(public.display().to_string())
+        .run()
+        .assert_failed("Signature.Missing");
+}
+
+/// `promote sign` with a KMS key on moto (RAW message mode: moto's DIGEST mode is wrong).
+fn kms_promote(reg: &TestRegistry, moto: &crate::support::moto::Moto) -> Promote {
+    promote(reg)
+        .arg("--aws-endpoint-url")
+        .arg(moto.url())
+        .arg("--aws-region")
+        .arg(crate::support::moto::REGION)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+}
+
+#[test]
+fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
+    let moto = crate::support::moto::Moto::start();
+    for spec in ["ECC_NIST_P256", "RSA_2048"] {
+        let reg = TestRegistry::start();
+        let c = RegistryClient::new(&reg);
+        push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
+        let image = format!("{}/trusted/app:1", reg.host());
+        let scope = format!("{}/trusted/app", reg.host());
+        let key_id = moto.create_signing_key(spec);
+        let uri = format!("awskms:///{key_id}");
+
+        let v = kms_promote(&reg, &moto)
+            .arg("sign")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .arg("--kms-message-mode")
+            .arg("raw")
+            .arg("--annotation")
+            .arg("org.example.env=dev")
+            .run()
+            .assert_ok();
+        assert_eq!(
+            num(&v, "signatures_created"),
+            1 + PLATFORMS.len() as u64,
+            "{spec}: {v:#}"
+        );
+
+        let ok = kms_promote(&reg, &moto)
+            .arg("verify")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .run()
+            .assert_ok();
+        assert_eq!(ok["claims"]["org.example.env"], "dev", "{spec}: {ok:#}");
+
+        // The oracle, with the public key exported through KMS GetPublicKey.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("kms.pub");
+        std::fs::write(&pem, moto.public_key_pem(&key_id)).unwrap();
+        let out = verify_with_skopeo(&image, &scope, &pem);
+        assert!(
+            out.status.success(),
+            "{spec}: skopeo rejected the KMS signature: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Randomised ECDSA signatures, yet a re-run adds nothing.
+        let again = kms_promote(&reg, &moto)
+            .arg("sign")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(uri.clone())
+            .arg("--kms-message-mode")
+            .arg("raw")
+            .arg("--annotation")
+            .arg("org.example.env=dev")
+            .run()
+            .assert_ok();
+        assert_eq!(num(&again, "signatures_created"), 0, "{spec}: {again:#}");
+    }
+}
+
+#[test]
+fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
+    let moto = crate::support::moto::Moto::start();
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
+    let image = format!("{}/trusted/app:1", reg.host());
+    let key_id = moto.create_signing_key("ECC_NIST_P256");
+
+    // moto hashes a DIGEST message again, so its signature does not verify over the payload:
+    // the signer's own check refuses to store it (on AWS the same mode is correct).
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(format!("awskms:///{key_id}"))
+        .run();
+    run.assert_failed("Signature.Invalid");
+    assert_eq!(
+        c.list_tags("trusted/app"),
+        vec!["1".to_owned()],
+        "nothing written"
+    );
+
+    let enc = moto.create_encryption_key();
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(format!("awskms:///{enc}"))
+        .arg("--kms-message-mode")
+        .arg("raw")
+        .run();
+    run.assert_failed("Key.Invalid");
+    assert!(
+        run.error_line().contains("cannot sign"),
+        "{}",
+        run.describe()
+    );
+
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg("awskms:///00000000-0000-0000-0000-000000000000")
+        .arg("--kms-message-mode")
+        .arg("raw")
+        .run();
+    run.assert_failed("Kms.Failed");
+    assert_eq!(
+        c.list_tags("trusted/app"),
+        vec!["1".to_owned()],
+        "nothing written"
+    );
+}
