@@ -102,6 +102,8 @@ setup_rust() {
 
 # moto_server (PyPI), the stand-in for Inspector2, KMS, ECR and STS, in .work/venv.
 setup_moto() {
+  # Debian's own python3 ships venv separately; pyenv's has it built in.
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
   bash "${ROOT}/scripts/install-moto.sh"
 }
 
