@@ -73,6 +73,23 @@ fn has_uppercase_repository(input: &str) -> bool {
         .any(|p| p.chars().any(|c| c.is_ascii_uppercase()))
 }
 
+/// Whether the reference has a tag (after the last `/`, before any `@`) that breaks the grammar
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn has_invalid_tag(input: &str) -> bool {
+    let name = input.split('@').next().unwrap_or(input);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let Some((_, tag)) = last.split_once(':') else {
+        return false;
+    };
+    let mut chars = tag.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    !(first_ok
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+}
+
 impl FromStr for ImageRef {
     type Err = ReferenceError;
 
@@ -98,6 +115,8 @@ impl FromStr for ImageRef {
             // oci-spec reports an uppercase repository as a generic format error; say it.
             if has_uppercase_repository(input) {
                 invalid("the repository name must be lowercase")
+            } else if has_invalid_tag(input) {
+                invalid(explain(&ParseError::TagInvalidFormat))
             } else {
                 invalid(explain(&e))
             }
@@ -260,11 +279,14 @@ mod tests {
 
     #[test]
     fn invalid_references_name_what_is_wrong() {
+        let long_tag = format!("app:{}", "t".repeat(129));
         let cases = [
             ("", "empty"),
             ("Team/App:1", "lowercase"),
             ("app:bad tag", "whitespace"),
-            ("app:-bad", "tag"),
+            ("app:-bad", "a tag is 1 to 128 characters"),
+            (long_tag.as_str(), "a tag is 1 to 128 characters"),
+            ("app:", "a tag is 1 to 128 characters"),
             ("https://ghcr.io/org/app", "scheme"),
             ("app@sha256:1234", "digest"),
             ("app@md5:d41d8cd98f00b204e9800998ecf8427e", "digest"),
