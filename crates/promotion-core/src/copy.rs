@@ -200,14 +200,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
     if opts.concurrency == 0 {
         return Err(CopyError::Input("concurrency must be at least 1".into()));
     }
-    let engine = Engine {
-        reg,
-        src: src.clone(),
-        dst: dst.clone(),
-        opts,
-        obs,
-        stats: Stats::default(),
-    };
+    let engine = Engine::new(reg, src, dst, opts, obs);
 
     // 1. Resolve once. `get_manifest` verifies the bytes against the digest.
     let resolved = reg.get_manifest(src, &src.reference()).await?;
