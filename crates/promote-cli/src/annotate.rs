@@ -1,12 +1,11 @@
 //! `promote annotate SRC DST [--annotation K=V]... [--label K=V]...`
 
-use crate::{Cli, Failure, build_registry, input, parse_ref, progress};
+use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref, print_json, progress};
 use clap::Args;
+use promotion_core::CopyOptions;
 use promotion_core::annotate::{AnnotateOptions, annotate_image};
 use promotion_core::error::Classify as _;
 use promotion_core::mutate::Entries;
-use promotion_core::registry::auth::Credentials;
-use promotion_core::{CopyOptions, ImageRef};
 use std::ffi::OsString;
 use std::sync::Arc;
 
@@ -56,21 +55,6 @@ pub fn entries(what: &str, flag: &str, raw: &[OsString]) -> Result<Entries, Fail
     Entries::parse_kv(what, &items).map_err(|e| input(format!("{flag}: {e}")))
 }
 
-/// Credentials given on the command line, by registry host.
-pub fn fixed_creds(
-    given: &[(&ImageRef, &Option<String>, &str)],
-) -> Result<Vec<(String, Credentials)>, Failure> {
-    let mut fixed = Vec::new();
-    for (r, c, flag) in given {
-        if let Some(c) = c {
-            let creds =
-                Credentials::parse_user_pass(c).map_err(|e| input(format!("{flag}: {e}")))?;
-            fixed.push((r.api_host().to_owned(), creds));
-        }
-    }
-    Ok(fixed)
-}
-
 /// Run `promote annotate`.
 pub async fn run(cli: &Cli, args: &AnnotateArgs) -> Result<(), Failure> {
     let src = parse_ref(&args.src)?;
@@ -113,10 +97,7 @@ pub async fn run(cli: &Cli, args: &AnnotateArgs) -> Result<(), Failure> {
         "done"
     );
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| input(e.to_string()))?
-        );
+        print_json(&report)?;
     } else {
         println!("annotated {} → {}", report.source, report.destination);
         println!("  source     {}", report.source_digest);

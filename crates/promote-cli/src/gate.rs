@@ -11,7 +11,7 @@
 //! - Exit codes: 0 PASSED; 3 FAILED (the table says what blocks and why); 1 on any error.
 //!   `--json` prints the verdict summary (the same object the state machine carries).
 
-use crate::{Cli, Failure, build_registry, input, parse_ref};
+use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref};
 use clap::Args;
 use promotion_core::ErrorType;
 use promotion_core::clock::SystemClock;
@@ -23,7 +23,7 @@ use promotion_core::gate::{
     self, Decision, FileSource, Finding, FindingsSource, GateError, Policy, ScanState,
     ScannedImage, Verdict,
 };
-use promotion_core::registry::auth::{Credentials, async_trait};
+use promotion_core::registry::auth::async_trait;
 use promotion_core::registry::ecr::EcrRegistry;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -145,13 +145,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     };
 
     let (digest, platforms) = if args.platform_digests.is_empty() {
-        let mut fixed = Vec::new();
-        if let Some(c) = &args.creds {
-            let creds =
-                Credentials::parse_user_pass(c).map_err(|e| input(format!("--creds: {e}")))?;
-            fixed.push((image.api_host().to_owned(), creds));
-        }
-        let registry = build_registry(cli, fixed)?;
+        let registry = build_registry(cli, fixed_creds(&[(&image, &args.creds, "--creds")])?)?;
         let (digest, platforms) =
             gate::resolve_platforms(&registry, &image, account.as_deref()).await?;
         (Some(digest), platforms)

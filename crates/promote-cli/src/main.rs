@@ -7,7 +7,6 @@ mod gate;
 mod progress;
 mod sign;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use promotion_core::error::Classify;
 use promotion_core::platform::Platform;
@@ -184,17 +183,10 @@ fn parse_ref(s: &str) -> Result<ImageRef, Failure> {
 async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
     let src = parse_ref(&args.src)?;
     let dst = parse_ref(&args.dst)?;
-    let mut fixed = Vec::new();
-    for (r, c, flag) in [
+    let fixed = fixed_creds(&[
         (&src, &args.src_creds, "--src-creds"),
         (&dst, &args.dst_creds, "--dst-creds"),
-    ] {
-        if let Some(c) = c {
-            let creds =
-                Credentials::parse_user_pass(c).map_err(|e| input(format!("{flag}: {e}")))?;
-            fixed.push((r.api_host().to_owned(), creds));
-        }
-    }
+    ])?;
     let registry = build_registry(cli, fixed)?;
     let opts = CopyOptions {
         platforms: args.platforms.clone(),
@@ -231,13 +223,7 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
         "done"
     );
     if cli.json {
-        let out = serde_json::to_string(&report)
-            .context("serialising the report")
-            .map_err(|e| Failure {
-                kind: ErrorType::InputInvalid,
-                message: e.to_string(),
-            })?;
-        println!("{out}");
+        print_json(&report)?;
     } else {
         println!("copied {} → {}", report.source, report.destination);
         println!("  digest     {}", report.digest);
@@ -259,6 +245,30 @@ async fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
             println!("  referrers  {} copied", report.referrers_copied);
         }
     }
+    Ok(())
+}
+
+/// Credentials given on the command line, by registry host.
+fn fixed_creds(
+    given: &[(&ImageRef, &Option<String>, &str)],
+) -> Result<Vec<(String, Credentials)>, Failure> {
+    let mut fixed = Vec::new();
+    for (r, c, flag) in given {
+        if let Some(c) = c {
+            let creds =
+                Credentials::parse_user_pass(c).map_err(|e| input(format!("{flag}: {e}")))?;
+            fixed.push((r.api_host().to_owned(), creds));
+        }
+    }
+    Ok(fixed)
+}
+
+/// Print `v` as one JSON line on stdout (`--json`).
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string(v).map_err(|e| input(e.to_string()))?
+    );
     Ok(())
 }
 

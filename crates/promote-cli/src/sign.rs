@@ -5,8 +5,8 @@
 //! in `COSIGN_PASSWORD`) or PEM PKCS#8; `verify` takes a PEM public key (a private key file works
 //! too). This is the edge: files and the environment are read here, never in the core.
 
-use crate::annotate::{entries, fixed_creds};
-use crate::{Cli, Failure, build_registry, input, parse_ref};
+use crate::annotate::entries;
+use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref, print_json};
 use clap::Args;
 use promotion_core::ErrorType;
 use promotion_core::error::Classify as _;
@@ -147,14 +147,6 @@ async fn public_key(cli: &Cli, key: &str) -> Result<PublicKey, Failure> {
             .map(|s| s.public_key().clone())
             .map_err(|_| key_failure(format!("{key}: {first}"))),
     }
-}
-
-fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
-    println!(
-        "{}",
-        serde_json::to_string(v).map_err(|e| input(e.to_string()))?
-    );
-    Ok(())
 }
 
 /// Run `promote sign`.
