@@ -52,6 +52,11 @@ pub enum ErrorType {
     KmsFailed,
     /// A key that cannot be used: wrong password, unsupported type, a KMS key that cannot sign.
     KeyInvalid,
+    /// An environment tag already names another digest and the environment does not allow
+    /// moving its tags.
+    TagConflict,
+    /// The target environment comes after one this digest has not been promoted to yet.
+    EnvironmentOutOfOrder,
 }
 
 impl ErrorType {
@@ -76,6 +81,8 @@ impl ErrorType {
         ErrorType::KmsThrottled,
         ErrorType::KmsFailed,
         ErrorType::KeyInvalid,
+        ErrorType::TagConflict,
+        ErrorType::EnvironmentOutOfOrder,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -100,6 +107,8 @@ impl ErrorType {
             ErrorType::KmsThrottled => "Kms.Throttled",
             ErrorType::KmsFailed => "Kms.Failed",
             ErrorType::KeyInvalid => "Key.Invalid",
+            ErrorType::TagConflict => "Tag.Conflict",
+            ErrorType::EnvironmentOutOfOrder => "Environment.OutOfOrder",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod annotate;
 pub mod clock;
 pub mod copy;
 pub mod digest;
+pub mod environment;
 pub mod error;
 pub mod gate;
 pub mod manifest;

@@ -81,13 +81,18 @@ fn has_invalid_tag(input: &str) -> bool {
     let Some((_, tag)) = last.split_once(':') else {
         return false;
     };
+    !is_valid_tag(tag)
+}
+
+/// Whether `tag` follows the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    !(first_ok
+    first_ok
         && tag.len() <= 128
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 impl FromStr for ImageRef {

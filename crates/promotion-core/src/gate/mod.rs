@@ -308,6 +308,33 @@ pub async fn evaluate(
     ))
 }
 
+/// Gate `image` once, now, and accept nothing but PASSED: for the steps that must not take an
+/// earlier verdict on faith (promote-and-annotate before writing to the trusted repository,
+/// environment promotion against today's findings). No settling: the findings were settled by
+/// the gate loop that came before, or have been standing for days. FAILED is `Gate.Denied`;
+/// still PENDING (a scan that has not finished) is `Gate.Timeout`, with nothing waited.
+pub async fn require_passed(
+    registry: &dyn Registry,
+    image: &ImageRef,
+    account: Option<&str>,
+    source: &dyn FindingsSource,
+    rules: &Rules,
+    clock: &dyn Clock,
+) -> Result<Verdict, GateError> {
+    let (_, platforms) = resolve_platforms(registry, image, account).await?;
+    let mut rules = rules.clone();
+    rules.settle_seconds = 0;
+    let verdict = evaluate(source, &platforms, &rules, clock, None).await?;
+    match verdict.decision {
+        Decision::Passed => Ok(verdict),
+        Decision::Failed => Err(GateError::Denied(format!("{image}: {}", verdict.message))),
+        Decision::Pending => Err(GateError::Timeout {
+            waited_seconds: 0,
+            message: format!("{image}: {}", verdict.message),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

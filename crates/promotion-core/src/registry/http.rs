@@ -658,6 +658,59 @@ impl Registry for HttpRegistry {
         check(resp, &what).await.map(|_| ())
     }
 
+    async fn list_tags(&self, repo: &ImageRef) -> Result<Vec<String>, RegistryError> {
+        /// One page of `tags/list`.
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let what = format!("tags of {}", repo.repo_path());
+        let base = self.base(repo);
+        // `scheme://host`, which relative `Link` targets are resolved against.
+        let origin = base[..base.len() - repo.repository().len() - "/v2/".len()].to_owned();
+        let mut url = format!("{base}/tags/list?n=1000");
+        let mut out = Vec::new();
+        // Bounded: a registry that keeps answering `next` must not loop forever.
+        for _ in 0..10_000 {
+            let (page, next) = self
+                .config
+                .retry
+                .run("tags/list", || async {
+                    let resp = self
+                        .send(repo, Access::Pull, &what, |c| c.get(&url))
+                        .await?;
+                    if resp.status() == StatusCode::NOT_FOUND {
+                        return Ok((Page { tags: None }, None));
+                    }
+                    let resp = check(resp, &what).await?;
+                    let next = resp
+                        .headers()
+                        .get(header::LINK)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(next_link);
+                    let bytes = resp.bytes().await.map_err(|e| transport(&what, e))?;
+                    let page: Page =
+                        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                            what: what.clone(),
+                            detail: format!("the tag list is not JSON: {e}"),
+                        })?;
+                    Ok((page, next))
+                })
+                .await?;
+            out.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) if n.starts_with('/') => url = format!("{origin}{n}"),
+                Some(n) => url = n,
+                None => return Ok(out),
+            }
+        }
+        Err(RegistryError::Protocol {
+            what,
+            detail: "more than 10000 pages of tags".into(),
+        })
+    }
+
     async fn referrers(
         &self,
         repo: &ImageRef,
@@ -693,6 +746,19 @@ impl Registry for HttpRegistry {
     }
 }
 
+/// The target of a `Link: <…>; rel="next"` header (RFC 5988), as the distribution API pages
+/// `tags/list`.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,6 +785,44 @@ mod tests {
         fn repo(&self) -> ImageRef {
             format!("{}/team/app", self.host).parse().unwrap()
         }
+    }
+
+    fn json_answer(body: &str, extra: &str) -> Option<String> {
+        Some(format!(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    #[tokio::test]
+    async fn list_tags_follows_link_pages_and_an_unknown_repository_has_none() {
+        let srv = FaultServer::start(|_, head| {
+            if head.contains("last=b") {
+                json_answer(r#"{"name":"team/app","tags":["c"]}"#, "")
+            } else if head.contains("/v2/team/app/tags/list") {
+                json_answer(
+                    r#"{"name":"team/app","tags":["a","b"]}"#,
+                    "Link: </v2/team/app/tags/list?n=1000&last=b>; rel=\"next\"\r\n",
+                )
+            } else {
+                answer("404 Not Found", &[])
+            }
+        })
+        .await;
+        let reg = srv.registry(StaticCredentials::default());
+        assert_eq!(reg.list_tags(&srv.repo()).await.unwrap(), ["a", "b", "c"]);
+        let other: ImageRef = format!("{}/team/none", srv.host).parse().unwrap();
+        assert!(reg.list_tags(&other).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn next_link_reads_the_rel_next_target_only() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=x&n=2")
+        );
+        assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[tokio::test]

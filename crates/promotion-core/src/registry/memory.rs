@@ -369,6 +369,10 @@ impl Registry for MemoryRegistry {
         Ok(())
     }
 
+    async fn list_tags(&self, repo: &ImageRef) -> Result<Vec<String>, RegistryError> {
+        Ok(self.tags(repo))
+    }
+
     async fn referrers(
         &self,
         repo: &ImageRef,

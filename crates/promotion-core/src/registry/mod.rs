@@ -107,6 +107,9 @@ pub trait Registry: Send + Sync {
         repo: &ImageRef,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, RegistryError>;
+
+    /// Every tag of the repository (`tags/list`, all pages). An absent repository has none.
+    async fn list_tags(&self, repo: &ImageRef) -> Result<Vec<String>, RegistryError>;
 }
 
 /// Registry failures, each naming what was being done. Messages never carry credentials,

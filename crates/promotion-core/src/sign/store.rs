@@ -326,7 +326,7 @@ async fn sign_one<R: Registry + ?Sized>(
     Ok(out)
 }
 
-async fn put_bytes<R: Registry + ?Sized>(
+pub(crate) async fn put_bytes<R: Registry + ?Sized>(
     reg: &R,
     repo: &ImageRef,
     bytes: &Bytes,
@@ -342,7 +342,7 @@ async fn put_bytes<R: Registry + ?Sized>(
     Ok(d)
 }
 
-fn descriptor_json(media_type: &str, d: &Digest, size: usize) -> serde_json::Value {
+pub(crate) fn descriptor_json(media_type: &str, d: &Digest, size: usize) -> serde_json::Value {
     serde_json::json!({"mediaType": media_type, "digest": d.as_str(), "size": size})
 }
 
@@ -371,13 +371,27 @@ async fn push_referrer<R: Registry + ?Sized>(
         Bytes::from(serde_json::to_vec(&m).map_err(|e| SignError::Input(e.to_string()))?),
         OCI_MANIFEST.to_owned(),
     );
-    let put = reg.put_manifest(repo, raw.digest.as_str(), &raw).await?;
-    if !put.subject_processed && reg.referrers(repo, &subject.digest).await?.is_none() {
-        let mut d = raw.descriptor();
-        d.artifact_type = Some(COSIGN_SIG_ARTIFACT.to_owned());
-        add_to_fallback(reg, repo, &subject.digest, d).await?;
-    }
+    attach_referrer(reg, repo, &subject.digest, &raw, COSIGN_SIG_ARTIFACT).await?;
     Ok(raw.digest)
+}
+
+/// Push `raw` (a manifest whose `subject` is `subject`) by digest and, on a registry that did
+/// not index it itself (no `OCI-Subject`, no referrers API), list it in the `sha256-<hex>`
+/// fallback index. Idempotent: same bytes, same digest, listed once.
+pub(crate) async fn attach_referrer<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    subject: &Digest,
+    raw: &RawManifest,
+    artifact_type: &str,
+) -> Result<(), SignError> {
+    let put = reg.put_manifest(repo, raw.digest.as_str(), raw).await?;
+    if !put.subject_processed && reg.referrers(repo, subject).await?.is_none() {
+        let mut d = raw.descriptor();
+        d.artifact_type = Some(artifact_type.to_owned());
+        add_to_fallback(reg, repo, subject, d).await?;
+    }
+    Ok(())
 }
 
 /// Read-modify-write the `sha256-<hex>` fallback index: add `d` unless listed.

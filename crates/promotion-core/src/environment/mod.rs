@@ -1,0 +1,336 @@
+//! Environments: tagging a trusted digest per environment, the order digests move through them,
+//! approvals that ask for the next one, and the ECR lifecycle policy that expires each
+//! environment's images on its own terms.
+//!
+//! - [`config`]: the environments document (parsed once at the edge);
+//! - [`retag`]: `<env>-<build>` on a digest, never moving a tag unless allowed;
+//! - [`approval`]: approval referrers, pushed and resolved;
+//! - [`lifecycle`]: the lifecycle policy JSON;
+//! - [`promote_to_environment`]: verify the pipeline's signature, re-run the gate with the
+//!   target environment's rules against current findings, then retag.
+
+pub mod approval;
+pub mod config;
+pub mod lifecycle;
+pub mod retag;
+
+pub use approval::{Approval, ApprovalReport, push_approval, resolve_approvals};
+pub use config::{Environment, Environments, TagTemplate};
+pub use retag::{RetagOptions, RetagReport, TagOutcome, retag};
+
+use crate::clock::Clock;
+use crate::digest::Digest;
+use crate::error::{Classify, ErrorType};
+use crate::gate::{self, FindingsSource, GateError, Rules, Verdict};
+use crate::manifest::RawManifest;
+use crate::reference::ImageRef;
+use crate::registry::{Registry, RegistryError};
+use crate::sign::verify::{VerifyReport, verify_image};
+use crate::sign::{PublicKey, SignError};
+use serde::Serialize;
+
+/// Why an environment operation failed. Nothing is written when any of these is returned
+/// before the first tag (every check runs before the first write).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// Bad input: unknown environment, bad tag or build id, a bad environments document.
+    #[error("{0}")]
+    Input(String),
+    /// An environment tag names another digest.
+    #[error("{0}")]
+    Conflict(String),
+    /// A prerequisite environment was skipped.
+    #[error("{0}")]
+    OutOfOrder(String),
+    /// The image is not in the repository.
+    #[error("{what} is not in {repository}; nothing was tagged")]
+    NotInRepository {
+        /// The image.
+        what: String,
+        /// The repository.
+        repository: String,
+    },
+    /// A registry call failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The signature check failed.
+    #[error("signature check: {0}")]
+    Signature(#[from] SignError),
+    /// The gate re-run failed or denied.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+}
+
+impl Classify for EnvError {
+    fn error_type(&self) -> ErrorType {
+        match self {
+            EnvError::Input(_) => ErrorType::InputInvalid,
+            EnvError::Conflict(_) => ErrorType::TagConflict,
+            EnvError::OutOfOrder(_) => ErrorType::EnvironmentOutOfOrder,
+            EnvError::NotInRepository { .. } => ErrorType::RegistryNotFound,
+            EnvError::Registry(e) => e.error_type(),
+            EnvError::Signature(e) => e.error_type(),
+            EnvError::Gate(e) => e.error_type(),
+        }
+    }
+}
+
+/// The manifest `image` names (a tag resolved once), exactly as stored.
+pub(crate) async fn manifest_of<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+) -> Result<RawManifest, EnvError> {
+    match reg.get_manifest(image, &image.reference()).await {
+        Ok(m) => Ok(m),
+        Err(RegistryError::NotFound { .. }) => Err(EnvError::NotInRepository {
+            what: image
+                .digest()
+                .map(Digest::to_string)
+                .or_else(|| image.tag().map(str::to_owned))
+                .unwrap_or_else(|| image.reference()),
+            repository: image.repo_path(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The gate re-run of an environment promotion.
+pub struct GateCheck<'a> {
+    /// Where findings come from.
+    pub source: &'a dyn FindingsSource,
+    /// The target environment's rules.
+    pub rules: Rules,
+    /// The clock (allowlist expiry).
+    pub clock: &'a dyn Clock,
+    /// The registry's account, for Inspector's filters (ECR only).
+    pub account: Option<String>,
+}
+
+/// What an environment promotion did.
+#[derive(Debug, Serialize)]
+pub struct EnvironmentPromotion {
+    /// Always `promote-environment`.
+    pub operation: &'static str,
+    /// The signature check.
+    pub signature: SignatureSummary,
+    /// The gate re-run's verdict, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Verdict>,
+    /// The retag.
+    pub retag: RetagReport,
+}
+
+/// The part of a verification worth carrying in state.
+#[derive(Debug, Serialize)]
+pub struct SignatureSummary {
+    /// The verified digest.
+    pub digest: Digest,
+    /// Valid signatures found.
+    pub valid: usize,
+    /// The source digest the signature claims, when it records one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_digest: Option<String>,
+}
+
+impl From<&VerifyReport> for SignatureSummary {
+    fn from(r: &VerifyReport) -> Self {
+        SignatureSummary {
+            digest: r.digest.clone(),
+            valid: r.valid.len(),
+            source_digest: r
+                .claims
+                .get(crate::sign::CLAIM_SOURCE_DIGEST)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Promote a trusted digest to `target`: the environment must exist, the pipeline's signature
+/// must verify with `key`, the gate (when given) must pass now with the target environment's
+/// rules, the order must hold; then the digest is retagged. A tag in `image` is resolved once.
+#[tracing::instrument(level = "debug", skip_all, fields(image = %image, environment = target))]
+pub async fn promote_to_environment(
+    reg: &dyn Registry,
+    image: &ImageRef,
+    envs: &Environments,
+    target: &str,
+    opts: &RetagOptions,
+    key: &PublicKey,
+    gate_check: Option<GateCheck<'_>>,
+) -> Result<EnvironmentPromotion, EnvError> {
+    envs.get(target)?;
+    let raw = manifest_of(reg, image).await?;
+    let pinned = image.pinned(raw.digest.clone());
+    let verified = verify_image(reg, &pinned, key).await?;
+    let verdict = match gate_check {
+        Some(g) => Some(
+            gate::require_passed(
+                reg,
+                &pinned,
+                g.account.as_deref(),
+                g.source,
+                &g.rules,
+                g.clock,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let retagged = retag(reg, &pinned, envs, target, opts).await?;
+    Ok(EnvironmentPromotion {
+        operation: "promote-environment",
+        signature: SignatureSummary::from(&verified),
+        gate: verdict,
+        retag: retagged,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::gate::{FileSource, Policy};
+    use crate::manifest::ManifestDoc;
+    use crate::registry::memory::MemoryRegistry;
+    use crate::sign::Signer as _;
+    use crate::sign::local::LocalSigner;
+    use crate::sign::store::{SignMode, SignOptions, sign_image};
+
+    fn repo() -> ImageRef {
+        "registry.test/trusted/app".parse().unwrap()
+    }
+
+    /// A signed two-platform index tagged for `dev`; returns it pinned and its amd64 child.
+    async fn signed_dev_image(reg: &MemoryRegistry, key: &LocalSigner) -> (ImageRef, Digest) {
+        let raw = crate::annotate::tests::index(reg, &repo().with_tag("1"));
+        let img = repo().pinned(raw.digest.clone());
+        let opts = SignOptions {
+            mode: SignMode::Both,
+            ..SignOptions::default()
+        };
+        sign_image(reg, &img, key, &opts).await.unwrap();
+        let envs = Environments::default();
+        let o = RetagOptions {
+            build: Some("5".into()),
+            ..RetagOptions::default()
+        };
+        retag(reg, &img, &envs, "dev", &o).await.unwrap();
+        let (doc, _, _) = ManifestDoc::parse(&raw.bytes, None).unwrap();
+        (img, doc.manifests[0].digest.clone())
+    }
+
+    fn high_finding_on(digest: &Digest) -> FileSource {
+        FileSource::from_json(&format!(
+            r#"{{"findings":[{{"findingArn":"arn:aws:inspector2:us-east-1:123456789012:finding/f1",
+            "severity":"HIGH","status":"ACTIVE","type":"PACKAGE_VULNERABILITY","fixAvailable":"YES",
+            "packageVulnerabilityDetails":{{"vulnerabilityId":"CVE-2026-0001","source":"NVD",
+              "vulnerablePackages":[{{"name":"openssl","version":"3.0.13"}}]}},
+            "resources":[{{"id":"x","type":"AWS_ECR_CONTAINER_IMAGE","details":{{"awsEcrContainerImage":
+              {{"imageHash":"{digest}","repositoryName":"trusted/app","registry":"123456789012"}}}}}}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn verifies_then_gates_with_the_target_environments_rules_then_retags() {
+        let reg = MemoryRegistry::new();
+        let key = LocalSigner::generate_p256();
+        let (img, amd64) = signed_dev_image(&reg, &key).await;
+        let envs = Environments::default();
+        let source = high_finding_on(&amd64);
+        // HIGH blocks only in prod.
+        let policy =
+            Policy::parse("block_severities: [CRITICAL]\nenvironments:\n  prod: {block_severities: [CRITICAL, HIGH]}\n")
+                .unwrap();
+        let check = |env: &str| GateCheck {
+            source: &source,
+            rules: policy.rules(Some(env)),
+            clock: &SystemClock,
+            account: None,
+        };
+        let done = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "staging",
+            &RetagOptions::default(),
+            key.public_key(),
+            Some(check("staging")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.retag.tags[0].tag, "staging-5");
+        assert!(done.signature.valid >= 1);
+        assert_eq!(
+            done.gate
+                .as_ref()
+                .unwrap()
+                .counts
+                .get(&crate::gate::Severity::High),
+            Some(&1)
+        );
+
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "prod",
+            &RetagOptions::default(),
+            key.public_key(),
+            Some(check("prod")),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::GateDenied, "{err}");
+        assert!(err.to_string().contains("CVE-2026-0001"), "{err}");
+        assert_eq!(
+            reg.tag(&repo(), "prod-5"),
+            None,
+            "nothing tagged on a denial"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_foreign_signature_is_refused_and_nothing_is_tagged() {
+        let reg = MemoryRegistry::new();
+        let raw = crate::annotate::tests::index(&reg, &repo().with_tag("1"));
+        let img = repo().pinned(raw.digest.clone());
+        let envs = Environments::default();
+        let key = LocalSigner::generate_p256();
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "dev",
+            &RetagOptions::default(),
+            key.public_key(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::SignatureMissing, "{err}");
+
+        let stranger = LocalSigner::generate_p256();
+        sign_image(&reg, &img, &stranger, &SignOptions::default())
+            .await
+            .unwrap();
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "dev",
+            &RetagOptions::default(),
+            key.public_key(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::SignatureInvalid, "{err}");
+        assert!(
+            reg.tags(&repo()).iter().all(|t| !t.starts_with("dev-")),
+            "{:?}",
+            reg.tags(&repo())
+        );
+    }
+}
