@@ -8,6 +8,7 @@
 //! installs all of them. Tests fail, never skip, without them.
 
 mod copy;
+mod environment;
 mod fixtures;
 mod gate;
 mod sign;

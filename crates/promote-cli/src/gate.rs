@@ -84,32 +84,26 @@ fn read(path: &PathBuf, flag: &str) -> Result<String, Failure> {
         .map_err(|e| input(format!("{flag}: cannot read {}: {e}", path.display())))
 }
 
-/// Runs `promote gate`.
-pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
-    let started = Instant::now();
-    let image = parse_ref(&args.image)?;
-    let ecr = EcrRegistry::from_host(image.registry());
-    let account = ecr.as_ref().map(|e| e.account.clone());
-
-    let policy = match &args.policy {
+/// The policy file (JSON or YAML), or the built-in policy without one.
+pub(crate) fn load_policy(path: Option<&PathBuf>) -> Result<Policy, Failure> {
+    match path {
         Some(p) => Policy::parse(&read(p, "--policy")?).map_err(|e| Failure {
             kind: e.error_type(),
             message: format!("{}: {e}", p.display()),
-        })?,
-        None => Policy::default(),
-    };
-    if let Some(env) = &args.environment
-        && policy.environments().next().is_some()
-        && !policy.environments().any(|e| e == env)
-    {
-        tracing::warn!(
-            environment = %env,
-            "the policy has no section for this environment; its base rules apply"
-        );
+        }),
+        None => Ok(Policy::default()),
     }
-    let rules = policy.rules(args.environment.as_deref());
+}
 
-    let source: Box<dyn FindingsSource> = match &args.findings {
+/// Findings from a file (`--findings`) or from Inspector (region from `--aws-region`, else
+/// `region_hint`, else the AWS chain); `assume_scanned` only for stand-ins without ListCoverage.
+pub(crate) async fn findings_source(
+    cli: &Cli,
+    findings: Option<&PathBuf>,
+    assume_scanned: bool,
+    region_hint: Option<String>,
+) -> Result<Box<dyn FindingsSource>, Failure> {
+    Ok(match findings {
         Some(path) => {
             let text = read(path, "--findings")?;
             Box::new(FileSource::from_json(&text).map_err(|e| Failure {
@@ -118,10 +112,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
             })?)
         }
         None => {
-            let region = cli
-                .aws_region
-                .clone()
-                .or_else(|| ecr.as_ref().map(|e| e.region.clone()));
+            let region = cli.aws_region.clone().or(region_hint);
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
             if let Some(r) = region {
                 loader = loader.region(aws_config::Region::new(r));
@@ -136,13 +127,36 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
                 ));
             }
             let inspector = InspectorSource::new(aws_sdk_inspector2::Client::new(&sdk));
-            if args.assume_scanned {
+            if assume_scanned {
                 Box::new(AssumeScanned(inspector))
             } else {
                 Box::new(inspector)
             }
         }
-    };
+    })
+}
+
+/// Runs `promote gate`.
+pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let image = parse_ref(&args.image)?;
+    let ecr = EcrRegistry::from_host(image.registry());
+    let account = ecr.as_ref().map(|e| e.account.clone());
+
+    let policy = load_policy(args.policy.as_ref())?;
+    if let Some(env) = &args.environment
+        && policy.environments().next().is_some()
+        && !policy.environments().any(|e| e == env)
+    {
+        tracing::warn!(
+            environment = %env,
+            "the policy has no section for this environment; its base rules apply"
+        );
+    }
+    let rules = policy.rules(args.environment.as_deref());
+
+    let region = ecr.as_ref().map(|e| e.region.clone());
+    let source = findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
 
     let (digest, platforms) = if args.platform_digests.is_empty() {
         let registry = build_registry(cli, fixed_creds(&[(&image, &args.creds, "--creds")])?)?;

@@ -3,6 +3,7 @@
 
 mod annotate;
 mod creds;
+mod env;
 mod gate;
 mod progress;
 mod sign;
@@ -57,6 +58,13 @@ enum Command {
     Verify(sign::VerifyArgs),
     /// Show the tree of an image's referrers (signatures, SBOMs, attestations).
     Discover(sign::DiscoverArgs),
+    /// Tag a trusted digest for an environment (`<env>-<build>`); with --key, a full
+    /// environment promotion (signature verified, gate re-run, order enforced).
+    Retag(env::RetagArgs),
+    /// Push an approval referrer asking for an image's promotion to an environment.
+    Approve(env::ApproveArgs),
+    /// Print the ECR lifecycle policy for a list of environments.
+    Lifecycle(env::LifecycleArgs),
 }
 
 #[derive(Args)]
@@ -173,6 +181,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(ref args) => sign::sign(&cli, args).await,
         Command::Verify(ref args) => sign::verify(&cli, args).await,
         Command::Discover(ref args) => sign::discover(&cli, args).await,
+        Command::Retag(ref args) => env::retag(&cli, args).await,
+        Command::Approve(ref args) => env::approve(&cli, args).await,
+        Command::Lifecycle(ref args) => env::lifecycle(args),
     }
 }
 

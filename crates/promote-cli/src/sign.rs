@@ -135,7 +135,7 @@ async fn signer(cli: &Cli, key: &str, mode: KmsMessageMode) -> Result<Box<dyn Si
     Ok(Box::new(s))
 }
 
-async fn public_key(cli: &Cli, key: &str) -> Result<PublicKey, Failure> {
+pub(crate) async fn public_key(cli: &Cli, key: &str) -> Result<PublicKey, Failure> {
     if let Some((endpoint, id)) = parse_kms_uri(key) {
         let client = kms_client(cli, endpoint).await;
         return Ok(kms::public_key(&client, &id).await?);

@@ -1,0 +1,346 @@
+//! `promote retag`, `approve` and `lifecycle` against a real loopback registry: environment tags
+//! on the exact digest, idempotent re-runs, conflicts, the environment order, approvals pushed,
+//! discovered and acted on, signatures required, and the gate re-run with the target
+//! environment's policy (DESIGN.md invariants 6 and 7; issue "retag-for-environment").
+
+use crate::support::cli::{Promote, Run, str_field};
+use crate::support::images::{Format, Pushed, RegistryClient, push_index};
+use crate::support::registry::TestRegistry;
+use crate::support::sigstore::generate_key;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const PASSWORD: &str = "correct horse battery staple";
+const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
+
+fn promote(reg: &TestRegistry) -> Promote {
+    Promote::default()
+        .arg("--insecure-registry")
+        .arg(reg.host())
+        .arg("--json")
+}
+
+fn sign(reg: &TestRegistry, image: &str, key: &Path) {
+    promote(reg)
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg(key.display().to_string())
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run()
+        .assert_ok();
+}
+
+fn env_tags(c: &RegistryClient) -> Vec<String> {
+    let mut t: Vec<String> = c
+        .list_tags("trusted/app")
+        .into_iter()
+        .filter(|t| !t.starts_with("sha256-"))
+        .collect();
+    t.sort();
+    t
+}
+
+/// Asserts exit `code` and the error line ending in `[error_type]`; returns the line.
+fn assert_exit(run: &Run, code: i32, error_type: &str) -> String {
+    assert_eq!(run.code, code, "{}", run.describe());
+    let line = run.error_line().to_owned();
+    assert!(
+        line.ends_with(&format!("[{error_type}]")),
+        "{}",
+        run.describe()
+    );
+    line
+}
+
+/// One HIGH finding on `digest` (ListFindings output shape).
+fn high_finding(dir: &Path, digest: &str) -> PathBuf {
+    let v = json!({"findings": [{
+        "awsAccountId": "123456789012",
+        "findingArn": "arn:aws:inspector2:us-east-1:123456789012:finding/env-test",
+        "severity": "HIGH", "status": "ACTIVE", "type": "PACKAGE_VULNERABILITY",
+        "fixAvailable": "YES", "exploitAvailable": "NO",
+        "firstObservedAt": "2026-11-01T10:00:00Z", "lastObservedAt": "2026-11-01T10:00:00Z",
+        "packageVulnerabilityDetails": {"vulnerabilityId": "CVE-2026-1111", "source": "NVD",
+            "vulnerablePackages": [{"name": "openssl", "version": "3.0.13"}]},
+        "resources": [{"id": "x", "type": "AWS_ECR_CONTAINER_IMAGE", "details": {
+            "awsEcrContainerImage": {"imageHash": digest, "repositoryName": "trusted/app",
+                "registry": "123456789012"}}}]
+    }]});
+    let p = dir.join("findings.json");
+    std::fs::write(&p, v.to_string()).expect("write findings");
+    p
+}
+
+struct Fixture {
+    reg: TestRegistry,
+    c: RegistryClient,
+    image: Pushed,
+    tagged: String,
+    keys: tempfile::TempDir,
+    private: PathBuf,
+    public: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let image = push_index(
+        &c,
+        "trusted/app",
+        "1.4.2",
+        Format::Oci,
+        PLATFORMS,
+        &[64 * 1024],
+    );
+    let tagged = format!("{}/trusted/app:1.4.2", reg.host());
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (private, public) = generate_key(keys.path(), "pipeline", PASSWORD);
+    Fixture {
+        reg,
+        c,
+        image,
+        tagged,
+        keys,
+        private,
+        public,
+    }
+}
+
+#[test]
+fn retag_puts_the_exact_manifest_under_the_environment_tag_and_a_rerun_changes_nothing() {
+    let f = fixture();
+    let v = promote(&f.reg)
+        .arg("retag")
+        .arg(&f.tagged)
+        .arg("--environment")
+        .arg("dev")
+        .arg("--build")
+        .arg("1234")
+        .arg("--tag")
+        .arg("1.4.2-dev")
+        .run()
+        .assert_ok();
+    assert_eq!(str_field(&v, "digest"), f.image.digest);
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["tags"][0]["tag"], "dev-1234");
+    assert_eq!(v["tags"][0]["outcome"], "created");
+    // Byte-exact: the tag serves the very bytes of the digest.
+    assert_eq!(f.c.manifest("trusted/app", "dev-1234").0, f.image.bytes);
+    assert_eq!(f.c.manifest("trusted/app", "1.4.2-dev").0, f.image.bytes);
+
+    let again = promote(&f.reg)
+        .arg("retag")
+        .arg(format!("{}/trusted/app@{}", f.reg.host(), f.image.digest))
+        .arg("--environment")
+        .arg("dev")
+        .arg("--build")
+        .arg("1234")
+        .arg("--tag")
+        .arg("1.4.2-dev")
+        .run()
+        .assert_ok();
+    assert_eq!(again["changed"], false, "{again:#}");
+    assert!(
+        again["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .all(|t| t["outcome"] == "unchanged")
+    );
+    assert_eq!(env_tags(&f.c), ["1.4.2", "1.4.2-dev", "dev-1234"]);
+
+    // Another digest may not take dev-1234.
+    let other = push_index(
+        &f.c,
+        "trusted/app",
+        "2.0.0",
+        Format::Oci,
+        PLATFORMS,
+        &[1024],
+    );
+    let run = promote(&f.reg)
+        .arg("retag")
+        .arg(format!("{}/trusted/app:2.0.0", f.reg.host()))
+        .arg("--environment")
+        .arg("dev")
+        .arg("--build")
+        .arg("1234")
+        .run();
+    let line = assert_exit(&run, 1, "Tag.Conflict");
+    assert!(line.contains(&f.image.digest), "{line}");
+    assert_eq!(f.c.manifest("trusted/app", "dev-1234").0, f.image.bytes);
+    assert_ne!(other.digest, f.image.digest);
+}
+
+#[test]
+fn environment_promotion_needs_the_signature_the_order_and_the_target_environments_gate() {
+    let f = fixture();
+    let dir = f.keys.path();
+    let public = f.public.display().to_string();
+    let retag = |env: &str| {
+        promote(&f.reg)
+            .arg("retag")
+            .arg(&f.tagged)
+            .arg("--environment")
+            .arg(env)
+            .arg("--key")
+            .arg(&public)
+    };
+
+    // Unsigned: refused, nothing tagged.
+    assert_exit(
+        &retag("dev").arg("--build").arg("77").run(),
+        1,
+        "Signature.Missing",
+    );
+    // Signed by someone else: refused.
+    let (stranger, _) = generate_key(dir, "stranger", PASSWORD);
+    sign(&f.reg, &f.tagged, &stranger);
+    assert_exit(
+        &retag("dev").arg("--build").arg("77").run(),
+        1,
+        "Signature.Invalid",
+    );
+    assert_eq!(env_tags(&f.c), ["1.4.2"]);
+
+    sign(&f.reg, &f.tagged, &f.private);
+    let v = retag("dev").arg("--build").arg("77").run().assert_ok();
+    assert_eq!(v["operation"], "promote-environment");
+    assert_eq!(v["retag"]["tags"][0]["tag"], "dev-77");
+
+    // prod before staging: refused by the order.
+    let line = assert_exit(&retag("prod").run(), 1, "Environment.OutOfOrder");
+    assert!(line.contains("before staging"), "{line}");
+
+    // Approvals: pushed (idempotently), discovered, acted on with the gate re-run.
+    let approve = |env: &str| {
+        promote(&f.reg)
+            .arg("approve")
+            .arg(&f.tagged)
+            .arg("--environment")
+            .arg(env)
+            .arg("--by")
+            .arg("release-bot")
+            .run()
+            .assert_ok()
+    };
+    let a = approve("staging");
+    assert_eq!(a["created"], true);
+    assert_eq!(a["approval"]["subject"], f.image.digest.as_str());
+    assert_eq!(
+        approve("staging")["created"],
+        false,
+        "approving twice adds nothing"
+    );
+    let tree = promote(&f.reg)
+        .arg("discover")
+        .arg(&f.tagged)
+        .run()
+        .assert_ok()
+        .to_string();
+    assert!(
+        tree.contains("application/vnd.ecr-promotion.approval.v1+json"),
+        "{tree}"
+    );
+
+    // HIGH on amd64 blocks in prod only.
+    let amd64 = &f.image.child("linux/amd64").digest;
+    let findings = high_finding(dir, amd64);
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "block_severities: [CRITICAL]\nenvironments:\n  prod: {block_severities: [CRITICAL, HIGH]}\n",
+    )
+    .expect("policy");
+    let from_approvals = || {
+        promote(&f.reg)
+            .arg("retag")
+            .arg(&f.tagged)
+            .arg("--from-approvals")
+            .arg("--key")
+            .arg(&public)
+            .arg("--policy")
+            .arg(policy.display().to_string())
+            .arg("--findings")
+            .arg(findings.display().to_string())
+            .run()
+    };
+    let v = from_approvals().assert_ok();
+    assert_eq!(
+        v["retag"]["tags"][0]["tag"], "staging-77",
+        "build id follows dev: {v:#}"
+    );
+    assert_eq!(v["gate"]["decision"], "PASSED", "{v:#}");
+    assert_eq!(f.c.manifest("trusted/app", "staging-77").0, f.image.bytes);
+
+    approve("prod");
+    let run = from_approvals();
+    assert_eq!(run.code, 3, "the prod gate denies HIGH\n{}", run.describe());
+    assert!(run.stderr.contains("CVE-2026-1111"), "{}", run.describe());
+    assert_eq!(env_tags(&f.c), ["1.4.2", "dev-77", "staging-77"]);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_no_tag_is_written() {
+    let f = fixture();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--environment", "qa"], "unknown environment \"qa\""),
+        (&["--environment", "dev", "--tag", "bad tag"], "\"bad tag\""),
+        (&["--environment", "dev", "--build", "a:b"], "tag grammar"),
+        (
+            &["--environment", "dev", "--build", &"7".repeat(130)],
+            "characters",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut p = promote(&f.reg).arg("retag").arg(&f.tagged);
+        for a in *args {
+            p = p.arg(*a);
+        }
+        let run = p.run();
+        let line = assert_exit(&run, 2, "Input.Invalid");
+        assert!(line.contains(needle), "{needle}: {line}");
+    }
+    let elsewhere = format!("{}/trusted/app@sha256:{}", f.reg.host(), "ab".repeat(32));
+    let run = promote(&f.reg)
+        .arg("retag")
+        .arg(&elsewhere)
+        .arg("--environment")
+        .arg("dev")
+        .run();
+    let line = assert_exit(&run, 1, "Registry.NotFound");
+    assert!(line.contains("nothing was tagged"), "{line}");
+    let run = promote(&f.reg)
+        .arg("approve")
+        .arg(&f.tagged)
+        .arg("--environment")
+        .arg("qa")
+        .run();
+    assert_exit(&run, 2, "Input.Invalid");
+    assert_eq!(env_tags(&f.c), ["1.4.2"], "nothing written");
+    assert!(
+        f.c.list_tags("trusted/app")
+            .iter()
+            .all(|t| !t.starts_with("sha256-")),
+        "no approval written"
+    );
+}
+
+#[test]
+fn lifecycle_prints_the_policy_the_template_ships() {
+    let run = Promote::new(["lifecycle", "--environments", "dev,staging,prod"]).run();
+    assert_eq!(run.code, 0, "{}", run.describe());
+    let printed: Value = run.json();
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lifecycle/dev-staging-prod.json"),
+        )
+        .expect("fixture"),
+    )
+    .expect("fixture JSON");
+    assert_eq!(printed, fixture);
+    let run = Promote::new(["lifecycle", "--environments", "prod,prod-eu"]).run();
+    let line = assert_exit(&run, 2, "Input.Invalid");
+    assert!(line.contains("would also match"), "{line}");
+}
