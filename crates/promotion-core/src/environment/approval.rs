@@ -260,14 +260,14 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 found,
-                [first.approval.clone()],
+                std::slice::from_ref(&first.approval),
                 "referrers API: {referrers_api}"
             );
             // From the approval's own digest.
             let found = resolve_approvals(&reg, &repo(), &first.approval.digest, &envs)
                 .await
                 .unwrap();
-            assert_eq!(found, [first.approval.clone()]);
+            assert_eq!(found, std::slice::from_ref(&first.approval));
             assert_eq!(found[0].build.as_deref(), Some("42"));
             assert_eq!(found[0].approved_by.as_deref(), Some("qa-suite"));
         }
