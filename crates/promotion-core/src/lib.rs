@@ -14,6 +14,7 @@ pub mod error;
 pub mod gate;
 pub mod manifest;
 pub mod mutate;
+pub mod pipeline;
 pub mod platform;
 pub mod reference;
 pub mod registry;

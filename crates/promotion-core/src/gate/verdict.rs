@@ -192,6 +192,29 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// One line for an annotation or a signature claim: the decision, the environment and the
+    /// ACTIVE counts, e.g. `PASSED env=prod CRITICAL=0 HIGH=0 MEDIUM=2 LOW=0 suppressed=1`.
+    pub fn compact(&self) -> String {
+        let mut s = format!("{:?}", self.decision).to_uppercase();
+        if let Some(e) = &self.environment {
+            s.push_str(&format!(" env={e}"));
+        }
+        for sev in [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+        ] {
+            let n = self.counts.get(&sev).copied().unwrap_or(0);
+            s.push_str(&format!(" {}={n}", sev.as_str()));
+        }
+        s.push_str(&format!(" suppressed={}", self.suppressed));
+        if !self.allowlisted.is_empty() {
+            s.push_str(&format!(" allowlisted={}", self.allowlisted.len()));
+        }
+        s
+    }
+
     /// The summary as JSON (what travels in state and what `--json` prints).
     pub fn to_json(&self) -> String {
         #[allow(clippy::unwrap_used)] // plain strings, numbers and maps with string keys

@@ -142,6 +142,7 @@ pub struct EcrCredentials {
     /// flight.
     margin: Duration,
     cache: Mutex<HashMap<EcrRegistry, EcrToken>>,
+    aliases: HashMap<String, EcrRegistry>,
 }
 
 impl EcrCredentials {
@@ -157,14 +158,24 @@ impl EcrCredentials {
             clock,
             margin: Duration::from_secs(15 * 60),
             cache: Mutex::default(),
+            aliases: HashMap::new(),
         }
+    }
+
+    /// Also treat `host` as the ECR registry `registry`: for stand-ins (a local registry whose
+    /// password is a token from a local ECR API) and for proxies in front of ECR.
+    pub fn with_alias(mut self, host: &str, registry: EcrRegistry) -> Self {
+        self.aliases.insert(host.to_owned(), registry);
+        self
     }
 }
 
 #[async_trait]
 impl CredentialProvider for EcrCredentials {
     async fn credentials(&self, host: &str) -> Result<Credentials, RegistryError> {
-        let Some(registry) = EcrRegistry::from_host(host) else {
+        let Some(registry) =
+            EcrRegistry::from_host(host).or_else(|| self.aliases.get(host).cloned())
+        else {
             return Ok(Credentials::Anonymous);
         };
         // Held across the call on purpose: concurrent copies wait for one token request.

@@ -209,11 +209,12 @@ pub async fn sign_image<R: Registry + ?Sized>(
             .annotations
             .get(SOURCE_DIGEST)
             .and_then(|s| s.parse::<Digest>().ok());
-        let c = claims(
-            opts.annotations.as_map(),
-            source.as_ref(),
-            opts.gate_summary.as_deref(),
-        );
+        // The gate summary: as given, else the one promote-and-annotate recorded on the image.
+        let gate = opts
+            .gate_summary
+            .as_deref()
+            .or_else(|| doc.annotations.get(super::CLAIM_GATE).map(String::as_str));
+        let c = claims(opts.annotations.as_map(), source.as_ref(), gate);
         if i == 0 {
             report.claims = c.clone();
         }
