@@ -10,5 +10,6 @@
 mod copy;
 mod fixtures;
 mod gate;
+mod infra;
 mod sign;
 mod support;
