@@ -19,7 +19,7 @@ WORK_DIR="${ROOT}/.work"
 export WORK_DIR
 
 # What runs by default; `bench` is asked for by bench/copy-bench.sh only.
-COMPONENTS=(system rust moto skopeo_sigstore)
+COMPONENTS=(system rust moto skopeo_sigstore node sam cargo_lambda)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -111,6 +111,26 @@ setup_moto() {
 # touching the system's apt state: the independent verifier of our cosign signatures.
 setup_skopeo_sigstore() {
   bash "${ROOT}/scripts/install-skopeo-sigstore.sh"
+}
+
+# Node 22 (npm's `node` package), aws-local-stepfunctions and asl-validator, into .work/node from
+# the committed scripts/node/package-lock.json. Debian's npm only when there is no npm at all.
+setup_node() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  command -v npm >/dev/null 2>&1 || die "'npm' still missing after installing nodejs npm"
+  bash "${ROOT}/scripts/install-node.sh"
+}
+
+# cfn-lint and AWS SAM CLI (offline template checks, `sam build`), in their own .work/sam-venv.
+setup_sam() {
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  bash "${ROOT}/scripts/install-sam.sh"
+}
+
+# cargo-lambda (PyPI wheel, with zig) in .work/venv: `sam build` and `cargo lambda watch`.
+setup_cargo_lambda() {
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  bash "${ROOT}/scripts/install-cargo-lambda.sh"
 }
 
 # GNU time, for the client CPU and peak RSS figures of bench/copy-bench.sh.

@@ -11,5 +11,6 @@ mod copy;
 mod environment;
 mod fixtures;
 mod gate;
+mod infra;
 mod sign;
 mod support;

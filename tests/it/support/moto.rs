@@ -1,7 +1,8 @@
 //! One `moto_server` per test on 127.0.0.1 with a random port (reference/test-infra.md §3): the
 //! stand-in for Inspector2's ListFindings. Findings are seeded through moto's own API; moto
 //! ignores filters and pagination and has no ListCoverage. Also KMS for the signing tests: keys
-//! are created with plain KMS JSON calls, not with the code under test.
+//! are created with plain KMS JSON calls, not with the code under test. And EventBridge with SQS
+//! targets: the real event-pattern matcher for the template's rules (tests/it/infra.rs).
 
 use super::registry::free_port;
 use base64::Engine as _;
@@ -127,26 +128,47 @@ impl Moto {
         );
     }
 
-    /// One KMS JSON call.
-    pub fn kms(&self, action: &str, body: Value) -> Value {
+    /// One call to an AWS JSON-protocol API (`X-Amz-Target: <target>`), e.g. KMS
+    /// (`TrentService.Sign`, JSON 1.1), EventBridge (`AWSEvents.PutRule`, JSON 1.1) or SQS
+    /// (`AmazonSQS.ReceiveMessage`, JSON 1.0). `service` is the signing name moto routes on.
+    /// Panics on a non-2xx answer.
+    pub fn json_call(&self, service: &str, target: &str, json_version: &str, body: Value) -> Value {
         let resp = reqwest::blocking::Client::new()
             .post(self.url())
-            .header("X-Amz-Target", format!("TrentService.{action}"))
-            .header("Content-Type", "application/x-amz-json-1.1")
+            .header("X-Amz-Target", target)
+            .header(
+                "Content-Type",
+                format!("application/x-amz-json-{json_version}"),
+            )
             .header(
                 "Authorization",
                 format!(
-                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/kms/aws4_request, \
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, \
                      SignedHeaders=host, Signature=0"
                 ),
             )
             .body(body.to_string())
             .send()
-            .expect("KMS call");
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
-        assert!(status.is_success(), "KMS {action}: {status}: {text}");
-        serde_json::from_str(&text).expect("KMS JSON")
+        assert!(status.is_success(), "{target}: {status}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {text}"))
+    }
+
+    /// One KMS JSON call.
+    pub fn kms(&self, action: &str, body: Value) -> Value {
+        self.json_call("kms", &format!("TrentService.{action}"), "1.1", body)
+    }
+
+    /// One EventBridge JSON call (`PutRule`, `PutTargets`, `PutEvents`, ...).
+    pub fn events(&self, action: &str, body: Value) -> Value {
+        self.json_call("events", &format!("AWSEvents.{action}"), "1.1", body)
+    }
+
+    /// One SQS call in the JSON protocol that botocore and moto speak today.
+    pub fn sqs(&self, action: &str, body: Value) -> Value {
+        self.json_call("sqs", &format!("AmazonSQS.{action}"), "1.0", body)
     }
 
     /// Creates a SIGN_VERIFY key of `spec` (`ECC_NIST_P256`, `RSA_2048`) and returns its id.

@@ -1,0 +1,1242 @@
+//! infra/template.yaml: offline validation (cfn-lint, `sam validate --lint`, asl-validator, paths
+//! on disk), the EventBridge rules proven against fixture events with a real matcher (moto's
+//! EventBridge delivering to SQS), the IAM least-privilege properties, and the parameter
+//! constraints.
+//!
+//! The template is read with serde_yaml_ng and uses long-form intrinsics only (`Ref:`,
+//! `Fn::Sub:`, `Fn::GetAtt:`); a short-form tag (`!Ref`) fails `template()` with a clear message.
+
+use crate::support::moto::{ACCOUNT, Moto, REGION};
+use regex::Regex;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------------------------------------
+// Offline validation
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn cfn_lint_passes() {
+    let cfn_lint = tool("cfn-lint", &[".work/sam-venv/bin/cfn-lint"], "sam");
+    let (out, took) = run_tool(Command::new(&cfn_lint).arg(template_path()));
+    assert_success("cfn-lint infra/template.yaml", &out, took);
+}
+
+/// The cfn-lint run above proves something only if cfn-lint does reject a broken template.
+#[test]
+fn cfn_lint_rejects_a_broken_copy_of_the_template() {
+    let cfn_lint = tool("cfn-lint", &[".work/sam-venv/bin/cfn-lint"], "sam");
+    let text = std::fs::read_to_string(template_path()).expect("template");
+    assert!(
+        text.contains("KeySpec: ECC_NIST_P256"),
+        "template lost its key spec"
+    );
+    let broken = text.replace("KeySpec: ECC_NIST_P256", "KeySpec: ECC_NIST_P999");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, broken).expect("write");
+    let (out, _) = run_tool(Command::new(&cfn_lint).arg(&path));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ECC_NIST_P999"),
+        "cfn-lint accepted an invalid KeySpec: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    let sam = tool("sam", &[".work/sam-venv/bin/sam"], "sam");
+    let (out, took) = run_tool(
+        Command::new(&sam)
+            .args(["validate", "--lint", "-t"])
+            .arg(template_path()),
+    );
+    assert_success("sam validate --lint -t infra/template.yaml", &out, took);
+}
+
+#[test]
+fn asl_validator_passes_on_every_definition() {
+    let validator = tool(
+        "asl-validator",
+        &[".work/node/node_modules/.bin/asl-validator"],
+        "node",
+    );
+    let definitions = asl_definitions();
+    assert!(
+        !definitions.is_empty(),
+        "no statemachine/*.asl.json: the template's state machine needs its definition"
+    );
+    for def in &definitions {
+        let (out, took) = run_tool(
+            Command::new(&validator)
+                .arg("--json-path")
+                .arg(def)
+                .env("PATH", node_path()),
+        );
+        assert_success(
+            &format!("asl-validator --json-path {}", def.display()),
+            &out,
+            took,
+        );
+    }
+    // ... and the validator does reject a broken definition (a Task without Resource).
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.asl.json");
+    std::fs::write(
+        &bad,
+        r#"{"StartAt":"A","States":{"A":{"Type":"Task","End":true}}}"#,
+    )
+    .expect("write");
+    let (out, _) = run_tool(
+        Command::new(&validator)
+            .arg("--json-path")
+            .arg(&bad)
+            .env("PATH", node_path()),
+    );
+    assert!(
+        !out.status.success(),
+        "asl-validator accepted a Task without Resource"
+    );
+}
+
+#[test]
+fn every_code_uri_and_definition_uri_exists() {
+    let t = template();
+    let infra = template_path().parent().expect("infra dir").to_path_buf();
+    let placeholder = Regex::new(r"\$\{([A-Za-z0-9_]+)\}").expect("regex");
+    let mut checked = 0;
+    for (id, r) in resources(&t) {
+        let props = &r["Properties"];
+        if let Some(uri) = props["CodeUri"].as_str() {
+            let dir = infra.join(uri);
+            assert!(
+                dir.join("Cargo.toml").is_file(),
+                "{id}: CodeUri {uri} (relative to infra/) is not a Cargo package: no {}",
+                dir.join("Cargo.toml").display()
+            );
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str();
+            assert_eq!(
+                binary,
+                dir.file_name().and_then(|n| n.to_str()),
+                "{id}: BuildProperties.Binary must name the package's binary"
+            );
+            checked += 1;
+        }
+        if let Some(uri) = props["DefinitionUri"].as_str() {
+            let file = infra.join(uri);
+            assert!(
+                file.is_file(),
+                "{id}: DefinitionUri {uri} (relative to infra/) does not exist: {}",
+                file.display()
+            );
+            // Every ${Name} in the definition must be substituted, or the deployed state
+            // machine would carry the literal placeholder.
+            let text = std::fs::read_to_string(&file).expect("definition");
+            let subs = props["DefinitionSubstitutions"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for cap in placeholder.captures_iter(&text) {
+                assert!(
+                    subs.contains_key(&cap[1]),
+                    "{id}: {uri} uses ${{{}}}, which DefinitionSubstitutions does not define",
+                    &cap[1]
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6, "expected five CodeUri and one DefinitionUri");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The contract with functions/README.md
+// ------------------------------------------------------------------------------------------------
+
+/// Logical id, package (= directory = binary) and the short name functions/README.md uses.
+const FUNCTIONS: [(&str, &str, &str); 5] = [
+    ("CopyToQuarantineFunction", "copy-to-quarantine", "copy"),
+    ("ScanGateFunction", "scan-gate", "gate"),
+    (
+        "PromoteAndAnnotateFunction",
+        "promote-and-annotate",
+        "promote",
+    ),
+    ("SignFunction", "sign", "sign"),
+    (
+        "RetagForEnvironmentFunction",
+        "retag-for-environment",
+        "retag",
+    ),
+];
+
+/// Variables the README lists that only stand-ins (tests, the demo) or Lambda itself set.
+const NOT_DEPLOYED: [&str; 4] = [
+    "ECR_REGISTRY_HOSTS",
+    "INSECURE_REGISTRIES",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+];
+
+#[test]
+fn functions_follow_the_functions_readme_contract() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    let readme = std::fs::read_to_string(root().join("functions/README.md")).expect("README");
+    let vars = readme_variables(&readme);
+    assert!(
+        vars.len() >= 10,
+        "could not read the variable table: {vars:?}"
+    );
+
+    let fns: Vec<_> = resources(&t)
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(
+        fns.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        FUNCTIONS.iter().map(|f| f.0).collect::<BTreeSet<_>>()
+    );
+    for (id, package, short) in FUNCTIONS {
+        let r = &t["Resources"][id];
+        let prop = |k: &str| {
+            let v = &r["Properties"][k];
+            if v.is_null() { &globals[k] } else { v }
+        };
+        assert_eq!(prop("Runtime"), "provided.al2023", "{id}");
+        assert_eq!(prop("Architectures"), &json!(["arm64"]), "{id}");
+        assert_eq!(prop("Handler"), "bootstrap", "{id}");
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+        assert_eq!(
+            r["Properties"]["CodeUri"],
+            format!("../functions/{package}"),
+            "{id}"
+        );
+        let memory = prop("MemorySize").as_u64().expect("MemorySize");
+        let timeout = prop("Timeout").as_u64().expect("Timeout");
+        assert!((128..=10240).contains(&memory), "{id}: MemorySize {memory}");
+        assert!((1..=900).contains(&timeout), "{id}: Timeout {timeout}");
+
+        let got: BTreeSet<&str> = r["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let want: BTreeSet<&str> = vars
+            .iter()
+            .filter(|(name, users)| {
+                !NOT_DEPLOYED.contains(&name.as_str()) && users.iter().any(|u| u == short)
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            got, want,
+            "{id}: environment variables vs functions/README.md"
+        );
+    }
+
+    let subs: BTreeSet<&str> =
+        t["Resources"]["PromotionStateMachine"]["Properties"]["DefinitionSubstitutions"]
+            .as_object()
+            .expect("DefinitionSubstitutions")
+            .keys()
+            .map(String::as_str)
+            .collect();
+    let contract = readme
+        .split("## State machine contract")
+        .nth(1)
+        .expect("README: State machine contract section");
+    let placeholder = Regex::new(r"\$\{([A-Za-z0-9_]+)\}").expect("regex");
+    let want: BTreeSet<&str> = placeholder
+        .captures_iter(contract)
+        .map(|c| c.get(1).expect("group").as_str())
+        .collect();
+    assert_eq!(want.len(), 6, "README names six substitutions: {want:?}");
+    assert_eq!(subs, want, "DefinitionSubstitutions vs functions/README.md");
+}
+
+/// `| `VAR` (, `VAR`) | user, user | meaning |` rows of the README's configuration table.
+fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
+    let name = Regex::new(r"`([A-Z][A-Z0-9_]+)`").expect("regex");
+    let mut out = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (Some(names), Some(users)) = (cells.get(1), cells.get(2)) else {
+            continue;
+        };
+        let users: Vec<String> = if *users == "all" {
+            FUNCTIONS.iter().map(|f| f.2.to_owned()).collect()
+        } else {
+            users.split(',').map(|u| u.trim().to_owned()).collect()
+        };
+        for cap in name.captures_iter(names) {
+            out.push((cap[1].to_owned(), users.clone()));
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// EventBridge rules against fixture events, with moto's matcher
+// ------------------------------------------------------------------------------------------------
+
+/// Which rules (logical ids) receive each fixture event under the parameter defaults.
+const ROUTING: [(&str, &[&str]); 20] = [
+    ("ecr-push-tagged", &["IngressPushRule"]),
+    ("ecr-push-digest-only", &["IngressPushRule"]),
+    ("ecr-push-failed", &[]),
+    ("ecr-delete", &[]),
+    ("ecr-push-non-ingress", &[]),
+    ("ecr-push-not-a-prefix-match", &[]),
+    // The pipeline's own writes must never start another promotion.
+    ("ecr-push-quarantine", &[]),
+    ("ecr-push-trusted", &[]),
+    ("ecr-referrer-approval", &["ApprovalReferrerRule"]),
+    ("ecr-image-action-approval", &["ApprovalReferrerRule"]),
+    ("ecr-referrer-approval-failed", &[]),
+    ("ecr-referrer-approval-delete", &[]),
+    ("ecr-referrer-approval-restore", &[]),
+    ("ecr-referrer-approval-other-repository", &[]),
+    ("ecr-referrer-signature", &[]),
+    ("ecr-referrer-sbom", &[]),
+    ("inspector2-scan", &[]),
+    ("promotion-requested", &["PromotionRequestedRule"]),
+    ("promotion-requested-wrong-source", &[]),
+    // The pipeline's own outcome event on the same bus.
+    ("image-promoted", &[]),
+];
+
+#[test]
+fn event_rules_route_fixture_events_exactly() {
+    let t = template();
+    let params = parameter_defaults(&t);
+    let rules: Vec<(String, Value)> = resources(&t)
+        .filter(|(_, r)| r["Type"] == "AWS::Events::Rule")
+        .filter(|(_, r)| condition_holds(&t, &params, r))
+        .map(|(id, r)| {
+            (
+                id.clone(),
+                resolve(&r["Properties"]["EventPattern"], &params),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        [
+            "IngressPushRule",
+            "ApprovalReferrerRule",
+            "PromotionRequestedRule"
+        ],
+        "the template's rules (with default parameters)"
+    );
+    let fixtures = fixture_events();
+    assert_eq!(
+        fixtures.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        ROUTING.iter().map(|r| r.0).collect::<BTreeSet<_>>(),
+        "every fixture under tests/fixtures/events has a routing expectation, and vice versa"
+    );
+
+    let moto = Moto::start();
+    let mut queues = BTreeMap::new();
+    for (id, pattern) in &rules {
+        let url = moto.sqs("CreateQueue", json!({"QueueName": id}))["QueueUrl"]
+            .as_str()
+            .expect("QueueUrl")
+            .to_owned();
+        moto.events(
+            "PutRule",
+            json!({"Name": id, "EventPattern": pattern.to_string(), "State": "ENABLED"}),
+        );
+        let answer = moto.events(
+            "PutTargets",
+            json!({"Rule": id, "Targets": [{"Id": "q", "Arn": format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{id}")}]}),
+        );
+        assert_eq!(answer["FailedEntryCount"], 0, "PutTargets {id}: {answer}");
+        queues.insert(id.clone(), url);
+    }
+
+    let mut wrong = Vec::new();
+    for (name, expected) in ROUTING {
+        let event = &fixtures[name];
+        let answer = moto.events(
+            "PutEvents",
+            json!({"Entries": [{
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Detail": event["detail"].to_string(),
+                "Resources": event["resources"],
+            }]}),
+        );
+        assert_eq!(answer["FailedEntryCount"], 0, "PutEvents {name}: {answer}");
+        let mut got = BTreeSet::new();
+        for (rule, url) in &queues {
+            // moto delivers inside PutEvents; the wait only guards a slow machine.
+            let wait = if expected.contains(&rule.as_str()) {
+                5
+            } else {
+                0
+            };
+            for body in receive_all(&moto, url, wait) {
+                let delivered: Value = serde_json::from_str(&body).expect("event JSON");
+                assert_eq!(
+                    delivered["detail"], event["detail"],
+                    "{rule} got {name}'s detail changed"
+                );
+                assert_eq!(delivered["detail-type"], event["detail-type"]);
+                got.insert(rule.as_str());
+            }
+        }
+        let expected: BTreeSet<&str> = expected.iter().copied().collect();
+        if got != expected {
+            wrong.push(format!(
+                "{name}: expected {expected:?}, delivered to {got:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "event routing:\n{}", wrong.join("\n"));
+}
+
+/// Receives (and deletes) every message now in the queue, waiting up to `wait_seconds` for the
+/// first one.
+fn receive_all(moto: &Moto, url: &str, wait_seconds: u64) -> Vec<String> {
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(wait_seconds);
+    loop {
+        let answer = moto.sqs(
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
+        );
+        let messages = answer["Messages"].as_array().cloned().unwrap_or_default();
+        for m in &messages {
+            bodies.push(m["Body"].as_str().expect("Body").to_owned());
+            moto.sqs(
+                "DeleteMessage",
+                json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+            );
+        }
+        if messages.is_empty() && (!bodies.is_empty() || Instant::now() >= deadline) {
+            return bodies;
+        }
+        if messages.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn fixture_events() -> BTreeMap<String, Value> {
+    let dir = root().join("tests/fixtures/events");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("tests/fixtures/events") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).expect("fixture");
+            let event: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for key in [
+                "version",
+                "id",
+                "detail-type",
+                "source",
+                "account",
+                "time",
+                "region",
+                "resources",
+                "detail",
+            ] {
+                assert!(!event[key].is_null(), "{}: no `{key}`", path.display());
+            }
+            let stem = path.file_stem().and_then(|s| s.to_str()).expect("name");
+            out.insert(stem.to_owned(), event);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_rule_targets_the_state_machine_with_a_role_retries_and_a_dead_letter_queue() {
+    let t = template();
+    let mut rules = 0;
+    for (id, r) in resources(&t).filter(|(_, r)| r["Type"] == "AWS::Events::Rule") {
+        rules += 1;
+        let targets = r["Properties"]["Targets"].as_array().expect("Targets");
+        assert_eq!(targets.len(), 1, "{id}");
+        let target = &targets[0];
+        assert_eq!(
+            target["Arn"],
+            json!({"Ref": "PromotionStateMachine"}),
+            "{id}"
+        );
+        assert_eq!(
+            target["RoleArn"],
+            json!({"Fn::GetAtt": ["EventsStartExecutionRole", "Arn"]}),
+            "{id}"
+        );
+        assert!(
+            target["RetryPolicy"]["MaximumRetryAttempts"]
+                .as_u64()
+                .is_some(),
+            "{id}"
+        );
+        assert!(
+            target["RetryPolicy"]["MaximumEventAgeInSeconds"]
+                .as_u64()
+                .is_some(),
+            "{id}"
+        );
+        assert_eq!(
+            target["DeadLetterConfig"]["Arn"],
+            json!({"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}),
+            "{id}"
+        );
+        // AWS service events arrive on the default bus only.
+        if r["Properties"]["EventPattern"]["source"][0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("aws."))
+        {
+            assert_eq!(r["Properties"]["EventBusName"], "default", "{id}");
+        }
+        // The queue policy lets this rule's dead letters in.
+        let allowed = t["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+            .to_string();
+        assert!(
+            allowed.contains(&format!("[\"{id}\",\"Arn\"]")),
+            "{id} missing from the DLQ policy"
+        );
+    }
+    assert_eq!(rules, 3);
+    let role = &t["Resources"]["EventsStartExecutionRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    let queue_policy = &t["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+        ["Statement"][0];
+    assert_eq!(queue_policy["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(queue_policy["Action"], "sqs:SendMessage");
+}
+
+// ------------------------------------------------------------------------------------------------
+// IAM review
+// ------------------------------------------------------------------------------------------------
+
+/// Actions that have no resource scope and may use `Resource: "*"`.
+const UNSCOPED_ACTIONS: [&str; 15] = [
+    "ecr:GetAuthorizationToken",
+    "inspector2:ListFindings",
+    "inspector2:ListCoverage",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+];
+
+const ECR_PUSH: [&str; 4] = [
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+];
+const ECR_PULL: [&str; 2] = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"];
+
+/// One policy statement and where it came from.
+struct Grant {
+    /// The role it is attached to (identity policies), or the resource holding it.
+    holder: String,
+    /// Key and repository policies: `Resource: "*"` means the resource itself.
+    resource_policy: bool,
+    statement: Value,
+}
+
+impl Grant {
+    fn allows(&self) -> bool {
+        self.statement["Effect"] == "Allow"
+    }
+    fn actions(&self) -> Vec<String> {
+        strings(&self.statement["Action"])
+    }
+    fn resources_text(&self) -> Vec<String> {
+        list(&self.statement["Resource"])
+            .iter()
+            .map(|r| match r {
+                Value::String(s) => s.clone(),
+                Value::Object(m) if m.contains_key("Fn::Sub") => {
+                    m["Fn::Sub"].as_str().unwrap_or_default().to_owned()
+                }
+                other => other.to_string(),
+            })
+            .collect()
+    }
+}
+
+fn grants(t: &Value) -> Vec<Grant> {
+    let mut out = Vec::new();
+    let mut push = |holder: &str, resource_policy: bool, doc: &Value| {
+        for s in list(&doc["Statement"]) {
+            out.push(Grant {
+                holder: holder.to_owned(),
+                resource_policy,
+                statement: s.clone(),
+            });
+        }
+    };
+    for (id, r) in resources(t) {
+        let p = &r["Properties"];
+        match r["Type"].as_str().unwrap_or_default() {
+            "AWS::IAM::Role" => {
+                for policy in list(&p["Policies"]) {
+                    push(id, false, &policy["PolicyDocument"]);
+                }
+                assert!(
+                    p["ManagedPolicyArns"].is_null(),
+                    "{id}: managed policies cannot be reviewed here; write the statements"
+                );
+            }
+            "AWS::IAM::RolePolicy" => {
+                let role = p["RoleName"]["Ref"].as_str().expect("RoleName: Ref a role");
+                push(role, false, &p["PolicyDocument"]);
+            }
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
+                panic!("{id}: attach policies with AWS::IAM::RolePolicy or inline, one role each")
+            }
+            "AWS::KMS::Key" => push(id, true, &p["KeyPolicy"]),
+            "AWS::ECR::Repository" => push(id, true, &p["RepositoryPolicyText"]),
+            "AWS::SQS::QueuePolicy" => push(id, true, &p["PolicyDocument"]),
+            "AWS::Serverless::Function" => assert!(
+                p["Policies"].is_null(),
+                "{id}: SAM Policies would widen the role; use the function's own role"
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn iam_no_wildcard_actions_and_star_resources_only_where_no_scope_exists() {
+    let t = template();
+    let all = grants(&t);
+    assert!(all.len() > 20, "too few statements found: {}", all.len());
+    for g in &all {
+        assert!(g.statement["NotAction"].is_null() && g.statement["NotResource"].is_null());
+        let actions = g.actions();
+        assert!(
+            !actions.is_empty(),
+            "{}: statement without Action",
+            g.holder
+        );
+        for a in &actions {
+            assert!(!a.contains('*'), "{}: wildcard action {a}", g.holder);
+        }
+        if g.allows() && !g.resource_policy {
+            for r in g.resources_text() {
+                if r == "*" {
+                    for a in &actions {
+                        assert!(
+                            UNSCOPED_ACTIONS.contains(&a.as_str()),
+                            "{}: {a} on Resource \"*\", but it has a resource scope",
+                            g.holder
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Trust policies: each role is assumable by exactly one service.
+    for (id, r) in resources(&t).filter(|(_, r)| r["Type"] == "AWS::IAM::Role") {
+        let trust = list(&r["Properties"]["AssumeRolePolicyDocument"]["Statement"]);
+        assert_eq!(trust.len(), 1, "{id}");
+        assert!(
+            trust[0]["Principal"]["Service"].is_string(),
+            "{id}: {}",
+            trust[0]
+        );
+    }
+}
+
+#[test]
+fn iam_each_function_has_its_own_role() {
+    let t = template();
+    let mut seen = BTreeSet::new();
+    for (id, _, _) in FUNCTIONS {
+        let role = &t["Resources"][id]["Properties"]["Role"]["Fn::GetAtt"];
+        let role = role[0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: Role must be GetAtt <Role>.Arn"));
+        assert_eq!(role, format!("{id}Role"), "{id}");
+        assert_eq!(t["Resources"][role]["Type"], "AWS::IAM::Role");
+        assert!(seen.insert(role), "{id} shares {role}");
+    }
+}
+
+#[test]
+fn iam_only_the_sign_role_can_sign() {
+    let t = template();
+    let all = grants(&t);
+    let sign_role = json!({"Fn::GetAtt": ["SignFunctionRole", "Arn"]});
+    let mut identity = 0;
+    let mut key_policy = 0;
+    for g in all.iter().filter(|g| g.allows()) {
+        let actions = g.actions();
+        if !actions.iter().any(|a| a == "kms:Sign") {
+            continue;
+        }
+        if g.resource_policy {
+            assert_eq!(g.holder, "SigningKey", "kms:Sign in {}", g.holder);
+            assert_eq!(
+                g.statement["Principal"]["AWS"], sign_role,
+                "key policy grants kms:Sign to {}",
+                g.statement["Principal"]
+            );
+            key_policy += 1;
+        } else {
+            assert_eq!(
+                g.holder, "SignFunctionRole",
+                "{} may call kms:Sign",
+                g.holder
+            );
+            assert_eq!(
+                g.statement["Resource"],
+                json!({"Fn::GetAtt": ["SigningKey", "Arn"]}),
+                "kms:Sign only on the signing key"
+            );
+            identity += 1;
+        }
+    }
+    assert_eq!(
+        (identity, key_policy),
+        (1, 1),
+        "kms:Sign granted exactly once on each side"
+    );
+
+    // KMS for the others: retag reads the public key; nobody else touches the key.
+    for g in all.iter().filter(|g| g.allows() && !g.resource_policy) {
+        let kms: Vec<String> = g
+            .actions()
+            .into_iter()
+            .filter(|a| a.starts_with("kms:"))
+            .collect();
+        match g.holder.as_str() {
+            _ if kms.is_empty() => {}
+            "SignFunctionRole" => {}
+            "RetagForEnvironmentFunctionRole" => assert!(
+                kms.iter()
+                    .all(|a| a == "kms:GetPublicKey" || a == "kms:DescribeKey"),
+                "retag: {kms:?}"
+            ),
+            other => panic!("{other} has KMS permissions {kms:?}"),
+        }
+    }
+    // The account principal administers the key but cannot sign (so IAM cannot delegate it).
+    let key = &t["Resources"]["SigningKey"]["Properties"];
+    assert_eq!(key["KeySpec"], "ECC_NIST_P256");
+    assert_eq!(key["KeyUsage"], "SIGN_VERIFY");
+    for s in list(&key["KeyPolicy"]["Statement"]) {
+        let principal = s["Principal"]["AWS"].to_string();
+        if principal.contains(":root") {
+            assert!(
+                !strings(&s["Action"]).iter().any(|a| a == "kms:Sign"),
+                "root may sign"
+            );
+        }
+    }
+}
+
+/// Which roles may push to / pull from a repository, by the repository-name parameter its ARN
+/// names.
+fn roles_with(all: &[Grant], actions: &[&str], repository_param: &str) -> BTreeSet<String> {
+    let suffix = format!(":repository/${{{repository_param}}}");
+    all.iter()
+        .filter(|g| g.allows() && !g.resource_policy)
+        .filter(|g| g.actions().iter().any(|a| actions.contains(&a.as_str())))
+        .filter(|g| g.resources_text().iter().any(|r| r.ends_with(&suffix)))
+        .map(|g| g.holder.clone())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn iam_repository_access_is_limited_to_the_pipeline_roles() {
+    let t = template();
+    let all = grants(&t);
+    let copy = "CopyToQuarantineFunctionRole";
+    let gate = "ScanGateFunctionRole";
+    let promote = "PromoteAndAnnotateFunctionRole";
+    let sign = "SignFunctionRole";
+    let retag = "RetagForEnvironmentFunctionRole";
+
+    assert_eq!(
+        roles_with(&all, &ECR_PUSH, "QuarantineRepositoryName"),
+        set(&[copy])
+    );
+    assert_eq!(
+        roles_with(&all, &ECR_PUSH, "TrustedRepositoryName"),
+        set(&[promote, sign, retag])
+    );
+    assert_eq!(
+        roles_with(&all, &ECR_PULL, "QuarantineRepositoryName"),
+        set(&[copy, gate, promote])
+    );
+    // Ingress repositories are only read, and only by copy.
+    let ingress: Vec<&Grant> = all
+        .iter()
+        .filter(|g| {
+            g.resources_text()
+                .iter()
+                .any(|r| r.contains("${IngressRepositoryPrefix}"))
+        })
+        .collect();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(ingress[0].holder, copy);
+    assert!(
+        ingress[0]
+            .actions()
+            .iter()
+            .all(|a| !ECR_PUSH.contains(&a.as_str()))
+    );
+    // Any ECR grant names one of the three repository ARNs (or is the token).
+    for g in all.iter().filter(|g| g.allows() && !g.resource_policy) {
+        if g.actions()
+            .iter()
+            .any(|a| a.starts_with("ecr:") && a != "ecr:GetAuthorizationToken")
+        {
+            for r in g.resources_text() {
+                assert!(
+                    r.contains(":repository/${"),
+                    "{}: ECR access to {r}",
+                    g.holder
+                );
+            }
+        }
+    }
+
+    // Repository policies deny everyone else, so an over-broad IAM policy elsewhere in the
+    // account cannot reach quarantine or write to trusted.
+    let deny = |repo: &str| -> (BTreeSet<String>, BTreeSet<String>) {
+        let statements =
+            list(&t["Resources"][repo]["Properties"]["RepositoryPolicyText"]["Statement"]);
+        assert_eq!(statements.len(), 1, "{repo}");
+        let s = &statements[0];
+        assert_eq!(s["Effect"], "Deny", "{repo}");
+        assert_eq!(s["Principal"], "*", "{repo}");
+        let exempt = list(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+            .iter()
+            .filter_map(|v| v["Fn::GetAtt"][0].as_str().map(str::to_owned))
+            .collect();
+        (strings(&s["Action"]).into_iter().collect(), exempt)
+    };
+    let (actions, exempt) = deny("QuarantineRepository");
+    for a in ECR_PULL.iter().chain(&ECR_PUSH) {
+        assert!(actions.contains(*a), "quarantine policy does not deny {a}");
+    }
+    assert_eq!(exempt, set(&[copy, gate, promote]));
+    let (actions, exempt) = deny("TrustedRepository");
+    assert_eq!(actions, ECR_PUSH.iter().map(|s| (*s).to_owned()).collect());
+    assert_eq!(exempt, set(&[promote, sign, retag]));
+}
+
+#[test]
+fn iam_state_machine_role_invokes_only_the_five_functions() {
+    let t = template();
+    let all = grants(&t);
+    let sm: Vec<&Grant> = all
+        .iter()
+        .filter(|g| g.holder == "StateMachineRole")
+        .collect();
+    let invoke: Vec<&&Grant> = sm
+        .iter()
+        .filter(|g| g.actions().iter().any(|a| a == "lambda:InvokeFunction"))
+        .collect();
+    assert_eq!(invoke.len(), 1);
+    let targets: BTreeSet<String> = list(&invoke[0].statement["Resource"])
+        .iter()
+        .map(|r| {
+            r["Fn::GetAtt"][0]
+                .as_str()
+                .expect("GetAtt function")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(targets, FUNCTIONS.iter().map(|f| f.0.to_owned()).collect());
+    assert!(
+        sm.iter().any(|g| g.actions() == ["events:PutEvents"]
+            && g.resources_text()[0].ends_with(":event-bus/${EventBusName}")),
+        "the state machine emits its events on the configured bus only"
+    );
+    // Nothing else may invoke or start anything.
+    for g in &all {
+        for a in g.actions() {
+            if a == "lambda:InvokeFunction" {
+                assert_eq!(g.holder, "StateMachineRole");
+            }
+            if a == "states:StartExecution" {
+                assert_eq!(g.holder, "EventsStartExecutionRole");
+                assert_eq!(
+                    g.statement["Resource"],
+                    json!({"Ref": "PromotionStateMachine"})
+                );
+            }
+        }
+    }
+    let props = &t["Resources"]["PromotionStateMachine"]["Properties"];
+    assert_eq!(props["Type"], "STANDARD");
+    assert_eq!(props["Tracing"]["Enabled"], true);
+    assert_eq!(props["Logging"]["IncludeExecutionData"], false);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parameters
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn parameters_are_typed_constrained_and_their_defaults_pass() {
+    let t = template();
+    let params = t["Parameters"].as_object().expect("Parameters");
+    assert!(params.len() >= 10);
+    for (name, p) in params {
+        let kind = p["Type"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no Type"));
+        assert!(
+            p["ConstraintDescription"]
+                .as_str()
+                .is_some_and(|d| d.len() > 10),
+            "{name}: no ConstraintDescription, so a wrong value fails without explanation"
+        );
+        match kind {
+            "String" => assert!(
+                p["AllowedValues"].is_array() || p["AllowedPattern"].is_string(),
+                "{name}: a String needs AllowedValues or AllowedPattern"
+            ),
+            "Number" => assert!(
+                p["AllowedValues"].is_array()
+                    || (p["MinValue"].is_number() && p["MaxValue"].is_number()),
+                "{name}: a Number needs AllowedValues or MinValue and MaxValue"
+            ),
+            other => panic!("{name}: unexpected Type {other}"),
+        }
+        let default = scalar(&p["Default"]).unwrap_or_else(|| panic!("{name}: no Default"));
+        if let Err(why) = check_parameter(p, &default) {
+            panic!("{name}: the default {default:?} fails its own constraint: {why}");
+        }
+    }
+
+    // Wrong values are refused.
+    let bad = [
+        ("IngressRepositoryPrefix", ""),
+        ("IngressRepositoryPrefix", "Incoming/"),
+        ("IngressRepositoryPrefix", "i"),
+        ("QuarantineRepositoryName", "Quarantine"),
+        ("TrustedRepositoryName", "trusted//images"),
+        ("TrustedRepositoryName", "/trusted"),
+        ("ApprovalArtifactType", "application/json; charset=utf-8"),
+        ("ApprovalArtifactType", "approval"),
+        (
+            "EventBusName",
+            "arn:aws:events:us-east-1:123456789012:event-bus/x",
+        ),
+        ("GatePolicy", "block_severities: [CRITICAL]"),
+        ("Environments", "[1,2]"),
+        ("Annotations", "a=b"),
+        ("TrustedLifecyclePolicy", "{}"),
+        ("SignMode", "all"),
+        ("ScanPollSeconds", "1"),
+        ("ScanMaxWaitSeconds", "100000"),
+        ("LogRetentionDays", "10"),
+        ("EnablePromotionRequestedRule", "yes"),
+    ];
+    for (name, value) in bad {
+        assert!(
+            check_parameter(&params[name], value).is_err(),
+            "{name} accepts {value:?}"
+        );
+    }
+    let good = [
+        ("IngressRepositoryPrefix", "ci/incoming-"),
+        ("TrustedRepositoryName", "prod/trusted.images"),
+        (
+            "ApprovalArtifactType",
+            "application/vnd.example.release-approval+json",
+        ),
+        ("Environments", ""),
+        ("ScanPollSeconds", "300"),
+    ];
+    for (name, value) in good {
+        if let Err(why) = check_parameter(&params[name], value) {
+            panic!("{name} refuses {value:?}: {why}");
+        }
+    }
+
+    // The default ingress prefix must not capture the pipeline's own repositories, or every
+    // promotion would start another.
+    let defaults = parameter_defaults(&t);
+    for repo in ["QuarantineRepositoryName", "TrustedRepositoryName"] {
+        assert!(
+            !defaults[repo].starts_with(&defaults["IngressRepositoryPrefix"]),
+            "{repo}"
+        );
+    }
+    // The lifecycle default is a policy ECR accepts the shape of.
+    let lifecycle: Value =
+        serde_json::from_str(&defaults["TrustedLifecyclePolicy"]).expect("lifecycle JSON");
+    let priorities: Vec<u64> = list(&lifecycle["rules"])
+        .iter()
+        .map(|r| r["rulePriority"].as_u64().expect("rulePriority"))
+        .collect();
+    assert_eq!(priorities, [1, 2, 3, 4, 5]);
+}
+
+/// What CloudFormation checks before it creates anything.
+fn check_parameter(p: &Value, value: &str) -> Result<(), String> {
+    if let Some(allowed) = p["AllowedValues"].as_array()
+        && !allowed.iter().filter_map(scalar).any(|a| a == value)
+    {
+        return Err(format!("not one of {allowed:?}"));
+    }
+    let len = value.chars().count() as u64;
+    if p["MinLength"].as_u64().is_some_and(|m| len < m) {
+        return Err("too short".into());
+    }
+    if p["MaxLength"].as_u64().is_some_and(|m| len > m) {
+        return Err("too long".into());
+    }
+    if let Some(pattern) = p["AllowedPattern"].as_str() {
+        // CloudFormation matches the whole value.
+        let re = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;
+        if !re.is_match(value) {
+            return Err(format!("does not match {pattern}"));
+        }
+    }
+    if p["Type"] == "Number" {
+        let n: f64 = value.parse().map_err(|_| "not a number".to_owned())?;
+        if p["MinValue"].as_f64().is_some_and(|m| n < m)
+            || p["MaxValue"].as_f64().is_some_and(|m| n > m)
+        {
+            return Err("out of range".into());
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Template reading
+// ------------------------------------------------------------------------------------------------
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn template_path() -> PathBuf {
+    root().join("infra/template.yaml")
+}
+
+/// The template as JSON. Panics on short-form intrinsics (`!Ref`), which would otherwise read
+/// as opaque tagged values.
+fn template() -> Value {
+    let text = std::fs::read_to_string(template_path()).expect("infra/template.yaml");
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("template YAML");
+    reject_tags(&yaml, "");
+    serde_json::to_value(&yaml).expect("template as JSON")
+}
+
+fn reject_tags(v: &serde_yaml_ng::Value, at: &str) {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Tagged(t) => panic!(
+            "infra/template.yaml uses the short form {} at {at}; write the long form (Ref:, Fn::Sub:, ...)",
+            t.tag
+        ),
+        Y::Sequence(s) => s
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| reject_tags(x, &format!("{at}[{i}]"))),
+        Y::Mapping(m) => m.iter().for_each(|(k, x)| {
+            reject_tags(x, &format!("{at}.{}", k.as_str().unwrap_or("?")));
+        }),
+        _ => {}
+    }
+}
+
+fn resources(t: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    t["Resources"].as_object().expect("Resources").iter()
+}
+
+fn parameter_defaults(t: &Value) -> BTreeMap<String, String> {
+    t["Parameters"]
+        .as_object()
+        .expect("Parameters")
+        .iter()
+        .map(|(k, p)| (k.clone(), scalar(&p["Default"]).unwrap_or_default()))
+        .collect()
+}
+
+/// Strings and numbers as CloudFormation sees parameter values: text.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Resolves `Ref` and `Fn::Sub` of parameters (and a few pseudo parameters) in `v`.
+fn resolve(v: &Value, params: &BTreeMap<String, String>) -> Value {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
+            let name = m["Ref"].as_str().expect("Ref name");
+            Value::String(pseudo_or_param(name, params))
+        }
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => {
+            let text = m["Fn::Sub"].as_str().expect("Fn::Sub with a string");
+            let var = Regex::new(r"\$\{([A-Za-z0-9_:]+)\}").expect("regex");
+            Value::String(
+                var.replace_all(text, |c: &regex::Captures<'_>| {
+                    pseudo_or_param(&c[1], params)
+                })
+                .into_owned(),
+            )
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), resolve(x, params)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| resolve(x, params)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn pseudo_or_param(name: &str, params: &BTreeMap<String, String>) -> String {
+    match name {
+        "AWS::AccountId" => ACCOUNT.to_owned(),
+        "AWS::Region" => REGION.to_owned(),
+        "AWS::Partition" => "aws".to_owned(),
+        _ => params
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("cannot resolve {name} without deploying")),
+    }
+}
+
+/// Whether a resource's `Condition` holds; only `Fn::Equals` of a parameter and a literal.
+fn condition_holds(t: &Value, params: &BTreeMap<String, String>, r: &Value) -> bool {
+    let Some(name) = r["Condition"].as_str() else {
+        return true;
+    };
+    let cond = &t["Conditions"][name]["Fn::Equals"];
+    let a = resolve(&cond[0], params);
+    let b = resolve(&cond[1], params);
+    assert!(
+        a.is_string() && b.is_string(),
+        "condition {name} is not a simple Fn::Equals"
+    );
+    a == b
+}
+
+fn list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    list(v)
+        .iter()
+        .map(|x| x.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+fn asl_definitions() -> Vec<PathBuf> {
+    let dir = root().join("statemachine");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".asl.json")))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tools
+// ------------------------------------------------------------------------------------------------
+
+/// The program at one of `work_paths` (relative to the workspace root), else on PATH; panics
+/// naming the program and the set-up component that installs it.
+fn tool(program: &str, work_paths: &[&str], component: &str) -> PathBuf {
+    for p in work_paths {
+        let path = root().join(p);
+        if path.is_file() {
+            return path;
+        }
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "`{program}` is neither in {work_paths:?} nor on PATH; the infrastructure tests \
+                 need it. Run `scripts/setup.sh {component}` (or `scripts/test.sh`)."
+            )
+        })
+}
+
+/// PATH with .work/node's Node 22 first, for the Node tools' `#!/usr/bin/env node`.
+fn node_path() -> std::ffi::OsString {
+    let mut dirs = vec![root().join(".work/node/node_modules/.bin")];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+/// Runs an offline checker with no AWS credentials or telemetry, and times it.
+fn run_tool(cmd: &mut Command) -> (std::process::Output, Duration) {
+    cmd.current_dir(root())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN");
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (out, start.elapsed())
+}
+
+fn assert_success(what: &str, out: &std::process::Output, took: Duration) {
+    assert!(
+        out.status.success(),
+        "`{what}` failed with {} after {took:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{what}: ok in {took:.1?}");
+}
