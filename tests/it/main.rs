@@ -12,5 +12,6 @@ mod environment;
 mod fixtures;
 mod gate;
 mod infra;
+mod pipeline;
 mod sign;
 mod support;

@@ -190,8 +190,9 @@ pub struct CopyResult {
     pub source: String,
     /// That digest.
     pub source_digest: Digest,
-    /// The tag the source was named by, if any (a default build id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The tag the source was named by, if any (a default build id). Always present (null
+    /// when none): the state machine passes it on by path.
+    #[serde(default)]
     pub source_tag: Option<String>,
     /// The quarantined image, pinned (same digest: the copy is byte-exact).
     pub quarantine: String,
@@ -312,6 +313,9 @@ pub struct GateRequest {
     /// The environment whose rules apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// The build id to carry to retag (environment promotion), validated there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
     /// Polls so far (the state machine passes back the previous result's value).
     #[serde(default)]
     pub polls: u32,
@@ -334,18 +338,19 @@ pub struct GateResult {
     pub summary: String,
     /// Distinct blocking ids (bounded).
     pub blocking_ids: Vec<String>,
-    /// The environment whose rules applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The environment whose rules applied (null: the base rules). Always present, like
+    /// `build` and `observation`: the state machine passes them on by path.
+    #[serde(default)]
     pub environment: Option<String>,
-    /// The build id an approval asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The build id asked for (by an approval or the request).
+    #[serde(default)]
     pub build: Option<String>,
     /// Polls so far, this one included.
     pub polls: u32,
     /// Seconds to wait before the next poll (PENDING).
     pub wait_seconds: u64,
     /// Carry into the next poll.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub observation: Option<Observation>,
 }
 
@@ -378,7 +383,7 @@ pub async fn scan_gate(
             if let Some(e) = &req.environment {
                 settings.environments.get(e)?;
             }
-            (image, req.environment.clone(), None)
+            (image, req.environment.clone(), req.build.clone())
         }
         (None, Some(a)) => {
             let repo = ImageRef::from_parts(repos.trusted.registry(), &a.repository, None, None);
@@ -617,6 +622,10 @@ pub struct RetagRequest {
     /// The build id; default: see `environment::retag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// The source tag of the promotion: the build id when `build` is absent and the tag makes
+    /// a valid environment tag (never `latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_tag: Option<String>,
     /// Re-run the gate with the environment's rules first (environment promotion).
     #[serde(default)]
     pub regate: bool,
@@ -672,7 +681,10 @@ pub async fn retag_for_environment(
         account: account_of(&image),
     });
     let opts = RetagOptions {
-        build: req.build.clone(),
+        build: req
+            .build
+            .clone()
+            .or_else(|| build_from_source_tag(settings.environments, req.source_tag.as_deref())),
         extra_tags: Vec::new(),
     };
     let done = environment::promote_to_environment(

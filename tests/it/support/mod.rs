@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod images;
 pub mod moto;
+pub mod pipeline;
 pub mod registry;
 pub mod sigstore;
 

@@ -205,7 +205,12 @@ where
         .as_service_error()
         .and_then(|s| s.code())
         .map(str::to_owned);
-    let detail = DisplayErrorContext(&e).to_string();
+    // The SDK's context can carry the whole raw response: keep errors (and state) small.
+    let mut detail = DisplayErrorContext(&e).to_string();
+    if detail.len() > 400 {
+        detail.truncate(detail.floor_char_boundary(400));
+        detail.push('…');
+    }
     let what = what.to_owned();
     match code.as_deref() {
         Some("AccessDeniedException" | "UnrecognizedClientException") => {

@@ -1,0 +1,361 @@
+//! End to end: the real `statemachine/promotion.asl.json` run by aws-local-stepfunctions, every
+//! Task routed to the real Lambda binary (cargo lambda watch), against docker-registry and
+//! moto_server (issue "The five Lambdas and the state machine", cases a–h). Wait states and
+//! retry pauses are shortened through the interpreter's overrides, never in the definition.
+
+use crate::support::images::{Format, Pushed, RegistryClient, push_index};
+use crate::support::pipeline::{
+    APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, Stack, StackConfig,
+};
+use crate::support::registry::TestRegistry;
+use serde_json::{Value, json};
+
+const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
+const LAYERS: &[usize] = &[256 * 1024, 64 * 1024];
+const TRUSTED: &str = "promotion/trusted";
+
+/// One Inspector finding on `digest` (the ListFindings shape).
+fn finding(digest: &str, id: &str, severity: &str) -> Value {
+    json!({
+        "awsAccountId": "123456789012",
+        "findingArn": format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}-{}", &digest[7..19]),
+        "severity": severity, "status": "ACTIVE", "type": "PACKAGE_VULNERABILITY",
+        "fixAvailable": "YES", "exploitAvailable": "NO",
+        // The API's wire format: epoch seconds.
+        "firstObservedAt": 1_795_000_000.0, "lastObservedAt": 1_795_000_000.0,
+        "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "NVD",
+            "vulnerablePackages": [{"name": "openssl", "version": "3.0.13"}]},
+        "resources": [{"id": "x", "type": "AWS_ECR_CONTAINER_IMAGE", "details": {
+            "awsEcrContainerImage": {"imageHash": digest, "repositoryName": "promotion/quarantine",
+                "registry": "123456789012"}}}]
+    })
+}
+
+/// The `ECR Image Action` event ECR sends for a push (tag optional).
+fn push_event(repository: &str, digest: &str, tag: Option<&str>) -> Value {
+    let mut detail = json!({"result": "SUCCESS", "repository-name": repository,
+        "image-digest": digest, "action-type": "PUSH",
+        "manifest-media-type": "application/vnd.oci.image.index.v1+json",
+        "artifact-media-type": "application/vnd.oci.image.config.v1+json"});
+    if let Some(t) = tag {
+        detail["image-tag"] = t.into();
+    }
+    json!({"version": "0", "id": "e2e-push", "detail-type": "ECR Image Action", "source": "aws.ecr",
+        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": detail})
+}
+
+fn assert_succeeded(x: &Execution) {
+    assert_eq!(x.status(), "SUCCEEDED", "{}", x.describe());
+}
+
+fn index_annotations(c: &RegistryClient, reference: &str) -> Value {
+    let (bytes, _) = c.manifest(TRUSTED, reference);
+    serde_json::from_slice::<Value>(&bytes).expect("index JSON")["annotations"].clone()
+}
+
+fn push_app(c: &RegistryClient, repo: &str, tag: &str) -> Pushed {
+    push_index(c, repo, tag, Format::Oci, PLATFORMS, LAYERS)
+}
+
+#[test]
+fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_promotes_further() {
+    let stack = Stack::start(&StackConfig::default(), &[]);
+    let c = RegistryClient::new(&stack.registry);
+    let app = push_app(&c, "incoming/app", "1.4.2");
+    // A MEDIUM finding does not block (the policy blocks CRITICAL and HIGH).
+    stack.seed_findings(&[finding(
+        &app.child("linux/amd64").digest,
+        "CVE-2026-2000",
+        "MEDIUM",
+    )]);
+
+    // (a) the happy path from an ECR push event.
+    let x = stack.execute(
+        &push_event("incoming/app", &app.digest, Some("1.4.2")),
+        &[],
+        &[],
+    );
+    assert_succeeded(&x);
+    let path = x.path();
+    for s in [
+        "Copy",
+        "Gate",
+        "PromoteAndAnnotate",
+        "Sign",
+        "Retag",
+        "EmitPromoted",
+        "Promoted",
+    ] {
+        assert!(path.iter().any(|p| p == s), "{s} not run: {path:?}");
+    }
+    let out = &x.0["output"];
+    let trusted = out["trusted"].as_str().expect("trusted").to_owned();
+    let digest = trusted.split('@').nth(1).expect("pinned").to_owned();
+    assert_eq!(out["tags"], json!(["dev-1.4.2"]), "{}", x.describe());
+    assert_eq!(
+        c.manifest(TRUSTED, "dev-1.4.2").0,
+        c.manifest(TRUSTED, &digest).0
+    );
+    let ann = index_annotations(&c, &digest);
+    assert_eq!(
+        ann[MANDATORY_ANNOTATION.0], MANDATORY_ANNOTATION.1,
+        "{ann:#}"
+    );
+    assert_eq!(ann["io.ecr-promotion.source.digest"], app.digest.as_str());
+    assert!(
+        ann["io.ecr-promotion.gate"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("PASSED"),
+        "{ann:#}"
+    );
+    // The quarantine copy is byte-exact.
+    assert_eq!(c.manifest("promotion/quarantine", &app.digest).0, app.bytes);
+    let verified = stack
+        .promote()
+        .arg("verify")
+        .arg(&trusted)
+        .arg("--key")
+        .arg(format!("awskms:///{}", stack.key_id))
+        .run()
+        .assert_ok();
+    assert_eq!(verified["digest"], digest.as_str());
+    let promoted = x.events("Image Promoted");
+    assert_eq!(promoted.len(), 1, "{}", x.describe());
+    assert_eq!(promoted[0]["Detail"]["trusted"], trusted.as_str());
+    assert_eq!(promoted[0]["EventBusName"], "promotion-events");
+
+    // (f) the same event again: no duplicate work.
+    let tags_before = c.list_tags(TRUSTED);
+    let again = stack.execute(
+        &push_event("incoming/app", &app.digest, Some("1.4.2")),
+        &[],
+        &[],
+    );
+    assert_succeeded(&again);
+    assert_eq!(
+        again.state_output("Copy")["copy"]["manifestsPushed"],
+        0,
+        "{}",
+        again.describe()
+    );
+    assert_eq!(
+        again.state_output("PromoteAndAnnotate")["promote"]["manifestsPushed"],
+        0
+    );
+    assert_eq!(
+        again.state_output("PromoteAndAnnotate")["promote"]["trusted"],
+        trusted.as_str()
+    );
+    assert_eq!(again.state_output("Sign")["sign"]["signaturesCreated"], 0);
+    assert_eq!(again.state_output("Retag")["retag"]["changed"], false);
+    assert_eq!(
+        c.list_tags(TRUSTED),
+        tags_before,
+        "no new tag, signature or index"
+    );
+
+    // (e) environment promotion from an ECR Referrer Action event for an approval.
+    let approval = stack
+        .promote()
+        .arg("approve")
+        .arg(&trusted)
+        .arg("--environment")
+        .arg("staging")
+        .arg("--by")
+        .arg("release-manager")
+        .run()
+        .assert_ok();
+    let approval_digest = approval["approval"]["digest"].as_str().expect("digest");
+    let event = json!({"version": "0", "id": "e2e-approval", "detail-type": "ECR Referrer Action",
+        "source": "aws.ecr", "account": "123456789012", "region": "us-east-1", "resources": [],
+        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": TRUSTED,
+            "image-digest": approval_digest,
+            "manifest-media-type": "application/vnd.oci.image.manifest.v1+json",
+            "artifact-media-type": APPROVAL_TYPE}});
+    let env = stack.execute(&event, &[], &[]);
+    assert_succeeded(&env);
+    let path = env.path();
+    assert!(path.iter().any(|p| p == "ApprovalGate"), "{path:?}");
+    assert!(!path.iter().any(|p| p == "Copy" || p == "Sign"), "{path:?}");
+    assert_eq!(
+        env.0["output"]["tags"],
+        json!(["staging-1.4.2"]),
+        "{}",
+        env.describe()
+    );
+    assert_eq!(
+        c.manifest(TRUSTED, "staging-1.4.2").0,
+        c.manifest(TRUSTED, &digest).0
+    );
+
+    // (h) the ocistow payload promotes, with its annotations.
+    let tool = push_app(&c, "incoming/tool", "2.0");
+    let x = stack.execute(
+        &json!({"SrcImageRef": format!("{}/incoming/tool:2.0", stack.host()),
+            "DstImageRef": format!("{}/{TRUSTED}:2.0", stack.host()),
+            "Annotations": {"org.example.team": "payments"}}),
+        &[],
+        &[],
+    );
+    assert_succeeded(&x);
+    let tool_trusted = x.0["output"]["trusted"].as_str().expect("trusted");
+    let ann = index_annotations(&c, tool_trusted.split('@').nth(1).expect("digest"));
+    assert_eq!(ann["org.example.team"], "payments", "{ann:#}");
+    assert_eq!(ann["io.ecr-promotion.source.digest"], tool.digest.as_str());
+    assert_eq!(x.0["output"]["tags"], json!(["dev-2.0"]));
+}
+
+#[test]
+fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched() {
+    let stack = Stack::start(&StackConfig::default(), &[]);
+    let c = RegistryClient::new(&stack.registry);
+    let bad = push_app(&c, "incoming/bad", "6.6.6");
+    stack.seed_findings(&[finding(
+        &bad.child("linux/amd64").digest,
+        "CVE-2026-6666",
+        "CRITICAL",
+    )]);
+
+    // (b) the gate denies: rejected with the reason, nothing trusted.
+    let x = stack.execute(
+        &push_event("incoming/bad", &bad.digest, Some("6.6.6")),
+        &[],
+        &[],
+    );
+    assert_eq!(x.status(), "FAILED", "{}", x.describe());
+    assert_eq!(x.error(), "Gate.Denied", "{}", x.describe());
+    let rejected = x.events("Image Rejected");
+    assert_eq!(rejected.len(), 1, "{}", x.describe());
+    assert!(
+        rejected[0]["Detail"]["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CVE-2026-6666"),
+        "{}",
+        x.describe()
+    );
+    assert!(!x.path().iter().any(|p| p == "PromoteAndAnnotate"));
+    assert!(
+        c.list_tags(TRUSTED).is_empty(),
+        "{:?}",
+        c.list_tags(TRUSTED)
+    );
+
+    // (g) forged manual input claiming a passed gate: the fields are dropped and the gate runs.
+    let forged = json!({"source": format!("{}/incoming/bad:6.6.6", stack.host()),
+        "gate": {"decision": "PASSED"}, "decision": "PASSED",
+        "quarantine": format!("{}/promotion/quarantine@{}", stack.host(), bad.digest)});
+    let x = stack.execute(&forged, &[], &[]);
+    assert_eq!(x.error(), "Gate.Denied", "{}", x.describe());
+    // Even handed straight to promote-and-annotate, the quarantined digest does not get in.
+    let quarantined = format!("{}/promotion/quarantine@{}", stack.host(), bad.digest);
+    let err = stack
+        .invoke("promote-and-annotate", &json!({"quarantine": quarantined}))
+        .expect_err("denied");
+    assert_eq!(err.0, "Gate.Denied", "{err:?}");
+    let err = stack
+        .invoke(
+            "promote-and-annotate",
+            &json!({"quarantine": quarantined, "verdict": "PASSED"}),
+        )
+        .expect_err("unknown field");
+    assert_eq!(err.0, "Input.Invalid");
+    assert!(err.1.contains("verdict"), "{err:?}");
+    // Sign and retag act only on the trusted repository.
+    for f in ["sign", "retag-for-environment"] {
+        let err = stack
+            .invoke(f, &json!({"image": quarantined}))
+            .expect_err("refused");
+        assert_eq!(err.0, "Input.Invalid", "{f}: {err:?}");
+        assert!(
+            err.1.contains("not in the trusted repository"),
+            "{f}: {err:?}"
+        );
+    }
+    assert!(
+        c.list_tags(TRUSTED).is_empty(),
+        "{:?}",
+        c.list_tags(TRUSTED)
+    );
+
+    // Bad input: a clear, recorded failure.
+    for (input, needle) in [
+        (json!({"hello": 1}), "invalid input"),
+        (json!({"source": "Not A Reference"}), "source.reference"),
+        (
+            json!({"detail-type": "Inspector2 Scan", "source": "aws.inspector2", "detail": {}}),
+            "unsupported event",
+        ),
+    ] {
+        let x = stack.execute(&input, &[], &[]);
+        assert_eq!(x.status(), "FAILED", "{}", x.describe());
+        assert_eq!(x.error(), "Input.Invalid", "{}", x.describe());
+        assert!(
+            x.0["cause"].as_str().unwrap_or_default().contains(needle),
+            "{}",
+            x.describe()
+        );
+    }
+    assert!(FUNCTIONS.len() == 5);
+}
+
+#[test]
+fn a_pending_scan_waits_in_the_loop_and_then_passes() {
+    // (c) Findings must be read twice, 2 s apart, before they count as settled; the function
+    // asks the state machine to wait 5 s between polls, which the test shortens to 0.4 s.
+    let config = StackConfig {
+        policy: "block_severities: [CRITICAL]\nsettle_seconds: 2\n".into(),
+        poll_seconds: 5,
+        max_wait_seconds: 600,
+    };
+    let stack = Stack::start(&config, &[]);
+    let c = RegistryClient::new(&stack.registry);
+    let app = push_app(&c, "incoming/slow", "3.1");
+    stack.seed_findings(&[]);
+    let x = stack.execute(
+        &json!({"source": format!("{}/incoming/slow:3.1", stack.host())}),
+        &[("GateWait", 400)],
+        &[],
+    );
+    assert_succeeded(&x);
+    let waits = x.path().iter().filter(|p| *p == "GateWait").count();
+    assert!(waits >= 1, "the Wait loop ran: {:?}", x.path());
+    let polls = x.state_output("Gate")["gate"]["polls"]
+        .as_u64()
+        .expect("polls");
+    assert_eq!(polls as usize, waits + 1, "{}", x.describe());
+    assert_eq!(x.0["output"]["tags"], json!(["dev-3.1"]));
+    assert_eq!(
+        c.manifest("promotion/quarantine", &app.digest).0,
+        app.bytes,
+        "byte-exact quarantine"
+    );
+}
+
+#[test]
+fn a_transient_registry_failure_is_retried_by_the_state_machine() {
+    // (d) The source registry answers 503 to the first connections: the function's own retries
+    // give up (Registry.Transient), the state machine's Retry runs Copy again, and it succeeds.
+    // The proxy is a hand-written fault injector: no local registry fails on demand.
+    let upstream = TestRegistry::start();
+    let uc = RegistryClient::new(&upstream);
+    let app = push_app(&uc, "library/app", "5.0");
+    // The functions try each request 6 times (5 retries with backoff); 12 failures outlast the
+    // first Copy attempt whatever request they hit.
+    let proxy = FlakyProxy::start(upstream.host(), 12);
+    let stack = Stack::start(&StackConfig::default(), &[proxy.host.clone()]);
+    stack.seed_findings(&[]);
+    let x = stack.execute(
+        &json!({"source": format!("{}/library/app:5.0", proxy.host)}),
+        &[],
+        &[("Copy", 0)],
+    );
+    assert_succeeded(&x);
+    assert!(x.retries("Copy") >= 1, "Copy was retried: {}", x.describe());
+    assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 12);
+    let c = RegistryClient::new(&stack.registry);
+    assert_eq!(c.manifest("promotion/quarantine", &app.digest).0, app.bytes);
+    assert_eq!(x.0["output"]["tags"], json!(["dev-5.0"]));
+}

@@ -1,0 +1,452 @@
+//! The whole pipeline on local stand-ins (DESIGN.md, "Local stand-ins"):
+//! - one `docker-registry` holding the ingress, quarantine and trusted repositories, with basic
+//!   auth whose password is the token moto's ECR `GetAuthorizationToken` hands out, so the
+//!   Lambdas authenticate exactly as on AWS (`ECR_REGISTRY_ALIASES` names the host as ECR);
+//! - `moto_server` for KMS (signing key), Inspector2 (seeded findings) and ECR (tokens);
+//! - `cargo lambda watch` (PyPI `cargo-lambda`) serving the five real Lambda binaries;
+//! - `aws-local-stepfunctions` on Node 22 running the real `statemachine/promotion.asl.json`
+//!   (`tests/sfn/run.mjs`).
+//!
+//! Every program is found under `.work/` (installed by `scripts/setup.sh`) and the start fails,
+//! naming the program and the set-up component, when one is missing.
+
+use super::moto::Moto;
+use super::registry::{TestRegistry, free_port};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The five functions: package (= binary) name and the Task resource ARN used in tests.
+pub const FUNCTIONS: [(&str, &str); 5] = [
+    ("copy-to-quarantine", "CopyToQuarantineFunctionArn"),
+    ("scan-gate", "ScanGateFunctionArn"),
+    ("promote-and-annotate", "PromoteAndAnnotateFunctionArn"),
+    ("sign", "SignFunctionArn"),
+    ("retag-for-environment", "RetagForEnvironmentFunctionArn"),
+];
+
+/// The approval artifact type (the environments default).
+pub const APPROVAL_TYPE: &str = "application/vnd.ecr-promotion.approval.v1+json";
+/// Annotations every promoted image must carry (the deployment's `ANNOTATIONS`).
+pub const MANDATORY_ANNOTATION: (&str, &str) = ("org.opencontainers.image.vendor", "Example Corp");
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn work_program(rel: &str, component: &str) -> PathBuf {
+    let p = root().join(".work").join(rel);
+    assert!(
+        p.is_file(),
+        "{} is missing: the end-to-end tests need it. Run `scripts/setup.sh {component}` (or \
+         scripts/test.sh, which installs everything).",
+        p.display()
+    );
+    p
+}
+
+/// What the deployment is configured with.
+pub struct StackConfig {
+    /// `GATE_POLICY` (YAML).
+    pub policy: String,
+    /// `SCAN_POLL_SECONDS`.
+    pub poll_seconds: u64,
+    /// `SCAN_MAX_WAIT_SECONDS`.
+    pub max_wait_seconds: u64,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            policy: "block_severities: [CRITICAL, HIGH]\nsettle_seconds: 0\n".into(),
+            poll_seconds: 30,
+            max_wait_seconds: 1800,
+        }
+    }
+}
+
+/// A running deployment on stand-ins; everything is stopped on drop.
+pub struct Stack {
+    /// The registry (ingress, quarantine and trusted repositories).
+    pub registry: TestRegistry,
+    /// moto.
+    pub moto: Moto,
+    /// The signing key id in moto's KMS.
+    pub key_id: String,
+    /// The registry password (moto's ECR token).
+    pub password: String,
+    watch: Child,
+    watch_port: u16,
+    watch_log: tempfile::NamedTempFile,
+    extra_insecure: Vec<String>,
+}
+
+/// moto's ECR token, decoded: (user, password).
+fn ecr_token(moto: &Moto) -> (String, String) {
+    let v = moto.json_call(
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+        "1.1",
+        json!({}),
+    );
+    let b64 = v["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .expect("authorizationToken");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("token is base64");
+    let text = String::from_utf8(raw).expect("token is UTF-8");
+    let (u, p) = text.split_once(':').expect("token is user:password");
+    (u.to_owned(), p.to_owned())
+}
+
+impl Stack {
+    /// Starts the registry, moto and `cargo lambda watch` configured with `config`, then invokes
+    /// each function once with `{}` (which must be `Input.Invalid`: it also starts them).
+    /// `extra_insecure` are more plain-HTTP hosts the functions may reach (an upstream registry).
+    pub fn start(config: &StackConfig, extra_insecure: &[String]) -> Stack {
+        let cargo_lambda = work_program("venv/bin/cargo-lambda", "cargo_lambda");
+        let moto = Moto::start();
+        let (user, password) = ecr_token(&moto);
+        let registry = TestRegistry::start_with_basic_auth(&user, &password);
+        let key_id = moto.create_signing_key("ECC_NIST_P256");
+
+        let host = registry.host();
+        let mut insecure = vec![host.clone()];
+        insecure.extend(extra_insecure.iter().cloned());
+        let watch_port = free_port();
+        let watch_log = tempfile::NamedTempFile::new().expect("watch log");
+        let path = format!(
+            "{}:{}",
+            cargo_lambda.parent().expect("venv bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(&cargo_lambda);
+        cmd.current_dir(root())
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(watch_port.to_string())
+            .env("PATH", path)
+            .env("INGRESS_REGISTRY", &host)
+            .env(
+                "QUARANTINE_REPOSITORY",
+                format!("{host}/promotion/quarantine"),
+            )
+            .env("TRUSTED_REPOSITORY", format!("{host}/promotion/trusted"))
+            .env("GATE_POLICY", &config.policy)
+            .env("SCAN_POLL_SECONDS", config.poll_seconds.to_string())
+            .env("SCAN_MAX_WAIT_SECONDS", config.max_wait_seconds.to_string())
+            .env("KMS_KEY_ID", &key_id)
+            // moto's DIGEST mode signs the wrong bytes (reference/test-infra.md §3).
+            .env("KMS_MESSAGE_MODE", "raw")
+            .env("SIGN_MODE", "both")
+            .env(
+                "ANNOTATIONS",
+                json!({MANDATORY_ANNOTATION.0: MANDATORY_ANNOTATION.1}).to_string(),
+            )
+            .env(
+                "LABELS",
+                json!({"org.example.promoted": "true"}).to_string(),
+            )
+            .env(
+                "ECR_REGISTRY_ALIASES",
+                format!(
+                    "{host}={}.dkr.ecr.us-east-1.amazonaws.com",
+                    super::moto::ACCOUNT
+                ),
+            )
+            .env("INSECURE_REGISTRIES", insecure.join(","))
+            .env("INSPECTOR_ASSUME_SCANNED", "true")
+            .env("AWS_ENDPOINT_URL", moto.url())
+            .env("AWS_REGION", super::moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(watch_log.reopen().expect("log"))
+            .stderr(watch_log.reopen().expect("log"));
+        let watch = cmd.spawn().expect("start cargo lambda watch");
+        let stack = Stack {
+            registry,
+            moto,
+            key_id,
+            password,
+            watch,
+            watch_port,
+            watch_log,
+            extra_insecure: extra_insecure.to_vec(),
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", watch_port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "cargo lambda watch did not listen within 60 s\n{}",
+                stack.watch_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (function, _) in FUNCTIONS {
+            let err = stack
+                .invoke(function, &json!({}))
+                .expect_err("an empty request must be refused");
+            assert_eq!(err.0, "Input.Invalid", "{function}: {err:?}");
+            assert!(!err.1.is_empty(), "{function}: the message names the field");
+        }
+        stack
+    }
+
+    /// Seeds Inspector findings: moto answers each distinct ListFindings request with the next
+    /// queued list (then sticks to it), and the gate asks once per platform, so many copies are
+    /// queued. The gate keeps only the findings of the digest it asked about.
+    pub fn seed_findings(&self, findings: &[Value]) {
+        self.moto
+            .seed_inspector_findings(&vec![findings.to_vec(); 400]);
+    }
+
+    /// What the functions (and cargo lambda) logged.
+    pub fn watch_log(&self) -> String {
+        std::fs::read_to_string(self.watch_log.path()).unwrap_or_default()
+    }
+
+    /// The registry host.
+    pub fn host(&self) -> String {
+        self.registry.host()
+    }
+
+    /// The invoke URL of a function.
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.watch_port
+        )
+    }
+
+    /// Invokes one function directly: Ok(result) or Err((errorType, errorMessage)).
+    pub fn invoke(&self, function: &str, payload: &Value) -> Result<Value, (String, String)> {
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("client")
+            .post(self.invoke_url(function))
+            .json(payload)
+            .send()
+            .unwrap_or_else(|e| panic!("invoke {function}: {e}\n{}", self.watch_log()));
+        let ok = resp.status().is_success();
+        let v: Value = resp.json().expect("invoke answers JSON");
+        if ok {
+            Ok(v)
+        } else {
+            Err((
+                v["errorType"].as_str().unwrap_or_default().to_owned(),
+                v["errorMessage"].as_str().unwrap_or_default().to_owned(),
+            ))
+        }
+    }
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
+    }
+
+    /// Runs the real state machine on `input`; waits and retry pauses named in `waits_ms` /
+    /// `retries_ms` are shortened by the interpreter (the definition is unchanged).
+    pub fn execute(
+        &self,
+        input: &Value,
+        waits_ms: &[(&str, u64)],
+        retries_ms: &[(&str, u64)],
+    ) -> Execution {
+        let node = work_program("node/node_modules/.bin/node", "node");
+        let mut substitutions = serde_json::Map::new();
+        let mut functions = serde_json::Map::new();
+        for (name, sub) in FUNCTIONS {
+            substitutions.insert(sub.into(), Self::arn(name).into());
+            functions.insert(Self::arn(name), self.invoke_url(name).into());
+        }
+        substitutions.insert("EventBusName".into(), "promotion-events".into());
+        substitutions.insert("ApprovalArtifactType".into(), APPROVAL_TYPE.into());
+        let job = json!({
+            "definition": root().join("statemachine/promotion.asl.json"),
+            "substitutions": substitutions,
+            "functions": functions,
+            "input": input,
+            "waitOverridesMs": waits_ms.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "retryOverridesMs": retries_ms.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        let file = tempfile::NamedTempFile::new().expect("job file");
+        std::fs::write(file.path(), job.to_string()).expect("write job");
+        let out = Command::new(node)
+            .arg(root().join("tests/sfn/run.mjs"))
+            .arg(file.path())
+            .env("LOCAL_NODE_DIR", root().join(".work/node"))
+            .output()
+            .expect("run node");
+        assert!(
+            out.status.success(),
+            "tests/sfn/run.mjs failed: {}\n{}\n--- functions ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.watch_log()
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "run.mjs printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        Execution(v)
+    }
+
+    /// The `promote` command with this stack's registry credentials, plain HTTP and moto.
+    pub fn promote(&self) -> super::cli::Promote {
+        let mut p = super::cli::Promote::default()
+            .arg("--insecure-registry")
+            .arg(self.host())
+            .arg("--aws-endpoint-url")
+            .arg(self.moto.url())
+            .arg("--aws-region")
+            .arg(super::moto::REGION)
+            .arg("--json")
+            .env("PROMOTE_SRC_CREDS", format!("AWS:{}", self.password))
+            .env("PROMOTE_DST_CREDS", format!("AWS:{}", self.password))
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        for h in &self.extra_insecure {
+            p = p.arg("--insecure-registry").arg(h.clone());
+        }
+        p
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // cargo lambda starts the functions as its children; stop the whole group.
+        let _ = Command::new("pkill")
+            .arg("-P")
+            .arg(self.watch.id().to_string())
+            .status();
+        let _ = self.watch.kill();
+        let _ = self.watch.wait();
+    }
+}
+
+/// One execution's result as run.mjs prints it.
+pub struct Execution(pub Value);
+
+impl Execution {
+    /// `SUCCEEDED` or `FAILED`.
+    pub fn status(&self) -> &str {
+        self.0["status"].as_str().unwrap_or_default()
+    }
+    /// The execution's error name.
+    pub fn error(&self) -> &str {
+        self.0["error"].as_str().unwrap_or_default()
+    }
+    /// The names of the states entered, in order.
+    pub fn path(&self) -> Vec<String> {
+        self.0["states"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s["name"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// The output a state produced (the last time it ran).
+    pub fn state_output(&self, name: &str) -> Value {
+        self.0["states"]
+            .as_array()
+            .and_then(|a| a.iter().rev().find(|s| s["name"] == name))
+            .map(|s| s["output"].clone())
+            .unwrap_or(Value::Null)
+    }
+    /// Emitted events of `detail_type`.
+    pub fn events(&self, detail_type: &str) -> Vec<Value> {
+        self.0["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["DetailType"] == detail_type)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// Retries of `state`.
+    pub fn retries(&self, state: &str) -> usize {
+        self.0["retries"]
+            .as_array()
+            .map(|a| a.iter().filter(|r| r["name"] == state).count())
+            .unwrap_or(0)
+    }
+    /// Pretty JSON for assertion messages.
+    pub fn describe(&self) -> String {
+        serde_json::to_string_pretty(&self.0).unwrap_or_default()
+    }
+}
+
+/// A TCP proxy that answers the first `fail` connections with HTTP 503 and forwards the rest to
+/// `target`. Hand-written on purpose: no local registry can be told to fail on demand.
+pub struct FlakyProxy {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// Connections answered with 503 so far.
+    pub failed: Arc<AtomicUsize>,
+}
+
+impl FlakyProxy {
+    /// Starts the proxy on a random port.
+    pub fn start(target: String, fail: usize) -> FlakyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let host = listener.local_addr().expect("addr").to_string();
+        let failed = Arc::new(AtomicUsize::new(0));
+        let counter = failed.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { return };
+                if counter.load(Ordering::SeqCst) < fail {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let mut buf = [0u8; 4096];
+                    let _ = client.read(&mut buf);
+                    let _ = client.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    continue;
+                }
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut upstream);
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        FlakyProxy { host, failed }
+    }
+}
