@@ -345,7 +345,7 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
     // The functions try each request 6 times (5 retries with backoff); 12 failures outlast the
     // first Copy attempt whatever request they hit.
     let proxy = FlakyProxy::start(upstream.host(), 12);
-    let stack = Stack::start(&StackConfig::default(), &[proxy.host.clone()]);
+    let stack = Stack::start(&StackConfig::default(), std::slice::from_ref(&proxy.host));
     stack.seed_findings(&[]);
     let x = stack.execute(
         &json!({"source": format!("{}/library/app:5.0", proxy.host)}),

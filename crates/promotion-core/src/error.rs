@@ -149,4 +149,90 @@ mod tests {
                 .all(|n| !n.starts_with("States.") && n.contains('.'))
         );
     }
+
+    /// Error names Step Functions and the Lambda service define themselves.
+    const AWS_NAMES: &[&str] = &[
+        "States.ALL",
+        "States.TaskFailed",
+        "States.Timeout",
+        "States.Runtime",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ];
+
+    fn walk<'a>(v: &'a serde_json::Value, out: &mut Vec<(&'a str, &'a serde_json::Value)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    out.push((k.as_str(), x));
+                    walk(x, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+
+    /// Every `ErrorEquals` (and every Fail state's `Error`) in statemachine/ names an error the
+    /// code can produce or one AWS defines; every name a `Retry` matches is a retryable one.
+    #[test]
+    fn the_state_machine_names_only_errors_the_code_can_produce() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../statemachine");
+        let ours: Vec<&str> = ErrorType::ALL.iter().map(|e| e.as_str()).collect();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".asl.json") {
+                continue;
+            }
+            files += 1;
+            let def: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut pairs = Vec::new();
+            walk(&def, &mut pairs);
+            let mut named = 0;
+            for (key, value) in &pairs {
+                let names: Vec<&str> = match *key {
+                    "ErrorEquals" => value
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n.as_str().unwrap())
+                        .collect(),
+                    "Error" if value.is_string() => vec![value.as_str().unwrap()],
+                    _ => continue,
+                };
+                for n in names {
+                    named += 1;
+                    assert!(
+                        ours.contains(&n) || AWS_NAMES.contains(&n),
+                        "{}: {n:?} is neither in ErrorType::ALL nor an AWS-defined name",
+                        path.display()
+                    );
+                }
+            }
+            assert!(
+                named > 10,
+                "{}: found only {named} error names",
+                path.display()
+            );
+            // Retry only what is worth retrying.
+            for (key, value) in &pairs {
+                if *key != "Retry" {
+                    continue;
+                }
+                for retrier in value.as_array().unwrap() {
+                    for n in retrier["ErrorEquals"].as_array().unwrap() {
+                        let n = n.as_str().unwrap();
+                        if let Some(e) = ErrorType::ALL.iter().find(|e| e.as_str() == n) {
+                            assert!(e.is_retryable(), "{}: Retry on {n}", path.display());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(files >= 1, "no statemachine/*.asl.json");
+    }
 }
