@@ -13,5 +13,6 @@ mod fixtures;
 mod gate;
 mod infra;
 mod pipeline;
+mod run;
 mod sign;
 mod support;

@@ -31,7 +31,7 @@ pub struct EnvFileArg {
 }
 
 impl EnvFileArg {
-    fn load(&self) -> Result<Environments, Failure> {
+    pub(crate) fn load(&self) -> Result<Environments, Failure> {
         match &self.environments_file {
             None => Ok(Environments::default()),
             Some(p) => {

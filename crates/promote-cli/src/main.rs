@@ -6,6 +6,7 @@ mod creds;
 mod env;
 mod gate;
 mod progress;
+mod run;
 mod sign;
 
 use clap::{Args, Parser, Subcommand};
@@ -65,6 +66,9 @@ enum Command {
     Approve(env::ApproveArgs),
     /// Print the ECR lifecycle policy for a list of environments.
     Lifecycle(env::LifecycleArgs),
+    /// The whole pipeline in-process: copy to quarantine, gate, promote and annotate, sign,
+    /// tag for the environment.
+    Run(run::RunArgs),
 }
 
 #[derive(Args)]
@@ -184,6 +188,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Retag(ref args) => env::retag(&cli, args).await,
         Command::Approve(ref args) => env::approve(&cli, args).await,
         Command::Lifecycle(ref args) => env::lifecycle(args),
+        Command::Run(ref args) => run::run(&cli, args).await,
     }
 }
 

@@ -114,7 +114,11 @@ fn cosign_password() -> Option<Vec<u8>> {
     std::env::var_os("COSIGN_PASSWORD").map(|p| p.into_encoded_bytes())
 }
 
-async fn signer(cli: &Cli, key: &str, mode: KmsMessageMode) -> Result<Box<dyn Signer>, Failure> {
+pub(crate) async fn signer(
+    cli: &Cli,
+    key: &str,
+    mode: KmsMessageMode,
+) -> Result<Box<dyn Signer>, Failure> {
     if let Some((endpoint, id)) = parse_kms_uri(key) {
         let client = kms_client(cli, endpoint).await;
         return Ok(Box::new(KmsSigner::connect(client, &id, mode).await?));

@@ -1,0 +1,319 @@
+//! `promote run SRC --quarantine REPO --trusted REPO …`: the whole pipeline in-process, in the
+//! state machine's order and with its invariants, for laptops and CI systems without Step
+//! Functions: copy to quarantine (the source resolved once) → gate (polling while PENDING, up to
+//! the policy's maximum wait) → promote and annotate (the gate re-checked first) → sign → tag
+//! for the environment (signature verified first).
+//!
+//! The same `promotion_core::pipeline` functions the Lambdas call do the work; a local key file
+//! and a findings file stand in for KMS and Inspector (both real services work too).
+
+use crate::annotate::entries;
+use crate::env::EnvFileArg;
+use crate::gate::{findings_source, load_policy};
+use crate::sign::signer;
+use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref, print_json};
+use clap::Args;
+use promotion_core::clock::SystemClock;
+use promotion_core::gate::{Decision, GateError};
+use promotion_core::pipeline::{
+    self, CopyRequest, GateRequest, GateSettings, PromoteRequest, PromoteSettings, Repositories,
+    RetagRequest, RetagSettings, SignRequest,
+};
+use promotion_core::registry::ecr::EcrRegistry;
+use promotion_core::sign::kms::KmsMessageMode;
+use promotion_core::sign::store::SignMode;
+use serde_json::json;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `promote run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The image to promote (a tag is resolved once).
+    src: String,
+    /// The quarantine repository (REGISTRY/PATH, no tag).
+    #[arg(long, value_name = "REPO")]
+    quarantine: String,
+    /// The trusted repository (REGISTRY/PATH, no tag).
+    #[arg(long, value_name = "REPO")]
+    trusted: String,
+    /// The environment to tag for (default: the first one); its gate rules apply.
+    #[arg(long, short = 'e', value_name = "ENV")]
+    environment: Option<String>,
+    /// Build id for the environment tag (default: the source tag, else the digest).
+    #[arg(long, value_name = "ID")]
+    build: Option<String>,
+    /// Annotation KEY=VALUE for the index and every manifest; repeatable.
+    #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
+    annotations: Vec<OsString>,
+    /// Label KEY=VALUE for every image config; repeatable.
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    labels: Vec<OsString>,
+    /// Signing key: `awskms:///KEY` or a private key file (cosign's, or PEM PKCS#8).
+    #[arg(long, value_name = "awskms:///KEY | FILE")]
+    key: String,
+    /// KMS message mode (`digest`, or `raw` for moto).
+    #[arg(long, default_value = "digest", value_name = "digest|raw")]
+    kms_message_mode: KmsMessageMode,
+    /// Where signatures go.
+    #[arg(long, default_value = "both", value_name = "referrer|tag|both")]
+    sign_mode: SignMode,
+    /// Gate policy file (JSON or YAML); default: block CRITICAL and HIGH.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Findings file (`aws inspector2 list-findings` output) instead of Inspector.
+    #[arg(long, value_name = "FILE")]
+    findings: Option<PathBuf>,
+    /// Treat every platform as scanned (stand-ins without ListCoverage only).
+    #[arg(long)]
+    assume_scanned: bool,
+    #[command(flatten)]
+    envs: EnvFileArg,
+    /// Source credentials USER:PASSWORD (prefer the environment variable).
+    #[arg(
+        long,
+        env = "PROMOTE_SRC_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    src_creds: Option<String>,
+    /// Quarantine and trusted credentials USER:PASSWORD (prefer the environment variable).
+    #[arg(
+        long,
+        env = "PROMOTE_DST_CREDS",
+        hide_env_values = true,
+        value_name = "USER:PASS"
+    )]
+    dst_creds: Option<String>,
+}
+
+fn repo(flag: &str, s: &str) -> Result<promotion_core::ImageRef, Failure> {
+    pipeline::parse_repository(flag, s).map_err(Failure::from)
+}
+
+/// One line of the timeline (stderr, or part of the JSON).
+fn step(timeline: &mut Vec<serde_json::Value>, json: bool, name: &str, t0: Instant, what: String) {
+    let ms = t0.elapsed().as_millis() as u64;
+    if !json {
+        eprintln!("{name:<22} {ms:>7} ms  {what}");
+    }
+    timeline.push(json!({"step": name, "ms": ms, "detail": what}));
+}
+
+/// Runs `promote run`.
+pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let src = parse_ref(&args.src)?;
+    let repos = Repositories {
+        ingress_registry: None,
+        quarantine: repo("--quarantine", &args.quarantine)?,
+        trusted: repo("--trusted", &args.trusted)?,
+    };
+    if repos.quarantine.same_registry(&repos.trusted)
+        && repos.quarantine.repository() == repos.trusted.repository()
+    {
+        return Err(input(
+            "--quarantine and --trusted must be different repositories".into(),
+        ));
+    }
+    let envs = args.envs.load()?;
+    if let Some(e) = &args.environment {
+        envs.get(e)?;
+    }
+    let annotations = entries("annotation", "--annotation", &args.annotations)?;
+    let labels = entries("label", "--label", &args.labels)?;
+    let policy = load_policy(args.policy.as_ref())?;
+    let rules = policy.rules(args.environment.as_deref());
+    let fixed = fixed_creds(&[
+        (&src, &args.src_creds, "--src-creds"),
+        (&repos.quarantine, &args.dst_creds, "--dst-creds"),
+        (&repos.trusted, &args.dst_creds, "--dst-creds"),
+    ])?;
+    let registry = build_registry(cli, fixed)?;
+    let region = EcrRegistry::from_host(repos.trusted.registry()).map(|e| e.region);
+    let findings =
+        findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
+    let signer = signer(cli, &args.key, args.kms_message_mode).await?;
+    let mut timeline = Vec::new();
+
+    // 1. copy to quarantine
+    let t = Instant::now();
+    let copy = pipeline::copy_to_quarantine(
+        &registry,
+        &repos,
+        &CopyRequest {
+            reference: Some(args.src.clone()),
+            ..CopyRequest::default()
+        },
+        &promotion_core::CopyOptions::default(),
+    )
+    .await?;
+    step(
+        &mut timeline,
+        cli.json,
+        "copy-to-quarantine",
+        t,
+        format!("{} → {}", copy.source, copy.quarantine),
+    );
+
+    // 2. gate, polling while PENDING
+    let t = Instant::now();
+    let poll = match rules.settle_seconds {
+        0 => 15,
+        s => s.clamp(1, 15),
+    };
+    let settings = GateSettings {
+        policy: &policy,
+        environments: &envs,
+        poll_seconds: poll,
+        max_wait_seconds: rules.max_wait_seconds,
+        clock: &SystemClock,
+    };
+    let mut req = GateRequest {
+        image: Some(copy.quarantine.clone()),
+        environment: args.environment.clone(),
+        ..GateRequest::default()
+    };
+    let verdict = loop {
+        let v = pipeline::scan_gate(&registry, &repos, findings.as_ref(), &settings, &req).await?;
+        if v.decision != Decision::Pending {
+            break v;
+        }
+        if !cli.json {
+            eprintln!("{:<22} {:>7}     {}", "scan-gate", "…", v.message);
+        }
+        req.polls = v.polls;
+        req.observation = v.observation.clone();
+        tokio::time::sleep(Duration::from_secs(v.wait_seconds)).await;
+    };
+    step(
+        &mut timeline,
+        cli.json,
+        "scan-gate",
+        t,
+        verdict.summary.clone(),
+    );
+    if verdict.decision == Decision::Failed {
+        if cli.json {
+            print_json(
+                &json!({"operation": "run", "outcome": "REJECTED", "gate": verdict, "timeline": timeline}),
+            )?;
+        }
+        return Err(GateError::Denied(format!("{}: {}", copy.quarantine, verdict.message)).into());
+    }
+
+    // 3. promote and annotate (the gate is re-checked inside)
+    let t = Instant::now();
+    let promoted = pipeline::promote_and_annotate(
+        &registry,
+        &repos,
+        findings.as_ref(),
+        &PromoteSettings {
+            policy: &policy,
+            annotations: &annotations,
+            labels: &labels,
+            clock: &SystemClock,
+            copy: promotion_core::CopyOptions::default(),
+        },
+        &PromoteRequest {
+            quarantine: copy.quarantine.clone(),
+            environment: args.environment.clone(),
+            ..PromoteRequest::default()
+        },
+    )
+    .await?;
+    step(
+        &mut timeline,
+        cli.json,
+        "promote-and-annotate",
+        t,
+        promoted.trusted.clone(),
+    );
+
+    // 4. sign
+    let t = Instant::now();
+    let signed = pipeline::sign(
+        &registry,
+        &repos,
+        signer.as_ref(),
+        args.sign_mode,
+        &SignRequest {
+            image: promoted.trusted.clone(),
+        },
+    )
+    .await?;
+    step(
+        &mut timeline,
+        cli.json,
+        "sign",
+        t,
+        format!(
+            "{} digests, {} new signatures",
+            signed.digests_signed, signed.signatures_created
+        ),
+    );
+
+    // 5. retag for the environment (the signature is verified first)
+    let t = Instant::now();
+    let retagged = pipeline::retag_for_environment(
+        &registry,
+        &repos,
+        findings.as_ref(),
+        &RetagSettings {
+            environments: &envs,
+            policy: &policy,
+            key: signer.public_key(),
+            clock: &SystemClock,
+        },
+        &RetagRequest {
+            image: promoted.trusted.clone(),
+            environment: args.environment.clone(),
+            build: args.build.clone(),
+            source_tag: copy.source_tag.clone(),
+            regate: false,
+        },
+    )
+    .await?;
+    step(
+        &mut timeline,
+        cli.json,
+        "retag-for-environment",
+        t,
+        retagged.tags.join(", "),
+    );
+
+    tracing::info!(
+        operation = "run",
+        source = %copy.source,
+        quarantine = %copy.quarantine,
+        trusted = %promoted.trusted,
+        environment = %retagged.environment,
+        tags = %retagged.tags.join(","),
+        signatures_created = signed.signatures_created,
+        bytes_streamed = copy.bytes_streamed + promoted.bytes_streamed,
+        duration_ms = started.elapsed().as_millis() as u64,
+        outcome = "ok",
+        "done"
+    );
+    if cli.json {
+        print_json(&json!({
+            "operation": "run", "outcome": "PROMOTED",
+            "copy": copy, "gate": verdict, "promote": promoted, "sign": signed, "retag": retagged,
+            "timeline": timeline,
+        }))?;
+    } else {
+        println!("promoted {} → {}", copy.source, promoted.trusted);
+        println!("  gate       {}", verdict.summary);
+        println!(
+            "  signed     {} digests ({} new signatures)",
+            signed.digests_signed, signed.signatures_created
+        );
+        println!(
+            "  tags       {} ({})",
+            retagged.tags.join(", "),
+            retagged.environment
+        );
+    }
+    Ok(())
+}
