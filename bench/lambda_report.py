@@ -242,6 +242,7 @@ def sizes(bin_dir: Path, root: Path, tmp: Path) -> tuple[dict, str, bool]:
             shutil.copyfile(path, copy)
             subprocess.run([strip_tool, str(copy)], check=True)
             stripped = copy.stat().st_size
+            copy.unlink()
         out[name] = {"bytes": size, "stripped_bytes": stripped}
     return out, strip_setting, already
 
@@ -274,7 +275,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lambda-report."))
     logdir = args.keep_logs or tmp
     logdir.mkdir(parents=True, exist_ok=True)
-    home = tmp / "home"  # no ~/.aws of the caller's: the SDK reads the variables below only
+    home = tmp / "home"  # an empty HOME: no ~/.aws of the caller's, as on Lambda
     home.mkdir()
     api = RuntimeApi()
     unmeasured: list[str] = []
@@ -284,8 +285,6 @@ def main() -> int:
         base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
-            "AWS_CONFIG_FILE": str(home / "no-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",

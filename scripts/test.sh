@@ -47,6 +47,16 @@ step "set-up" bash "${ROOT}/scripts/setup.sh"
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --workspace --all-targets -- -D warnings
 step "build binaries" cargo build --workspace --bins
+# The end-to-end tests run the Lambdas under `cargo lambda watch`, which starts each with
+# `cargo run --bin <name>`; that selects one package, so its dependency features differ from the
+# workspace build. Build them that way now, not inside a test's first invocation.
+lambda_bins() {
+  local f
+  for f in copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment; do
+    cargo build --bin "${f}"
+  done
+}
+step "build Lambda binaries" lambda_bins
 step "tests" cargo test --workspace --no-fail-fast
 
 printf '\ntest.sh: all steps passed in %ds\n' $((SECONDS - START))

@@ -1242,3 +1242,24 @@ fn assert_success(what: &str, out: &std::process::Output, took: Duration) {
     );
     eprintln!("{what}: ok in {took:.1?}");
 }
+
+/// The trusted repository's default lifecycle policy is what `promote lifecycle --environments
+/// dev,staging,prod` prints (the fixture both are compared with; environment::lifecycle's unit
+/// test compares the generator with the same file).
+#[test]
+fn the_default_lifecycle_policy_is_the_generated_one() {
+    let t = template();
+    let default = t["Parameters"]["TrustedLifecyclePolicy"]["Default"]
+        .as_str()
+        .expect("TrustedLifecyclePolicy default");
+    let fixture =
+        std::fs::read_to_string(root().join("tests/fixtures/lifecycle/dev-staging-prod.json"))
+            .expect("fixture");
+    let parse = |s: &str| serde_json::from_str::<Value>(s).expect("JSON");
+    assert_eq!(parse(default), parse(&fixture));
+    let run =
+        crate::support::cli::Promote::new(["lifecycle", "--environments", "dev,staging,prod"])
+            .run();
+    assert_eq!(run.code, 0, "{}", run.describe());
+    assert_eq!(run.json(), parse(default));
+}
