@@ -20,10 +20,9 @@ use promotion_core::error::Classify as _;
 use promotion_core::gate::inspector::InspectorSource;
 use promotion_core::gate::verdict::Blocker;
 use promotion_core::gate::{
-    self, Decision, FileSource, Finding, FindingsSource, GateError, Policy, ScanState,
-    ScannedImage, Verdict,
+    self, AssumeScanned, Decision, FileSource, FindingsSource, GateError, Policy, ScannedImage,
+    Verdict,
 };
-use promotion_core::registry::auth::async_trait;
 use promotion_core::registry::ecr::EcrRegistry;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -64,19 +63,6 @@ pub struct GateArgs {
         value_name = "USER:PASS"
     )]
     creds: Option<String>,
-}
-
-/// A source whose every image counts as scanned (`--assume-scanned`).
-struct AssumeScanned<S>(S);
-
-#[async_trait]
-impl<S: FindingsSource> FindingsSource for AssumeScanned<S> {
-    async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
-        Ok(ScanState::Scanned)
-    }
-    async fn findings(&self, image: &ScannedImage) -> Result<Vec<Finding>, GateError> {
-        self.0.findings(image).await
-    }
 }
 
 fn read(path: &PathBuf, flag: &str) -> Result<String, Failure> {

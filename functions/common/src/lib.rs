@@ -17,10 +17,10 @@ use promotion_core::copy::CopyOptions;
 use promotion_core::environment::Environments;
 use promotion_core::error::Classify;
 use promotion_core::gate::inspector::InspectorSource;
-use promotion_core::gate::{Finding, FindingsSource, GateError, Policy, ScanState, ScannedImage};
+use promotion_core::gate::{AssumeScanned, FindingsSource, Policy};
 use promotion_core::mutate::Entries;
 use promotion_core::pipeline::{Repositories, parse_repository};
-use promotion_core::registry::auth::{ChainProvider, async_trait};
+use promotion_core::registry::auth::ChainProvider;
 use promotion_core::registry::ecr::{EcrCredentials, EcrRegistry, SdkTokenSource};
 use promotion_core::registry::http::{HttpConfig, HttpRegistry};
 use promotion_core::sign::kms::{KmsMessageMode, KmsSigner};
@@ -246,19 +246,6 @@ impl Config {
         promotion_core::sign::kms::public_key(&aws_sdk_kms::Client::new(sdk), id)
             .await
             .map_err(|e| ConfigError(format!("KMS_KEY_ID {id}: {e}")))
-    }
-}
-
-/// Every platform counts as scanned (`INSPECTOR_ASSUME_SCANNED`): moto has no ListCoverage.
-struct AssumeScanned<S>(S);
-
-#[async_trait]
-impl<S: FindingsSource> FindingsSource for AssumeScanned<S> {
-    async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
-        Ok(ScanState::Scanned)
-    }
-    async fn findings(&self, image: &ScannedImage) -> Result<Vec<Finding>, GateError> {
-        self.0.findings(image).await
     }
 }
 
