@@ -92,25 +92,48 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(
 }
 
 /// A repository reference from configuration: registry and repository, no tag, no digest.
+///
+/// Checked by hand against the distribution grammar (`host[:port]/component(/component)*`, each
+/// component `[a-z0-9]+([._-][a-z0-9]+)*`) rather than through the reference parser: that one
+/// compiles a large regex on first use, which is most of a Lambda's cold start.
 pub fn parse_repository(what: &str, s: &str) -> Result<ImageRef, PipelineError> {
+    let bad = |why: &str| PipelineError::Input(format!("{what}: {s:?} {why}"));
     let last = s.rsplit('/').next().unwrap_or(s);
     if s.contains('@') || last.contains(':') {
-        return Err(PipelineError::Input(format!(
-            "{what}: {s:?} must name a repository (registry/path), without a tag or digest"
-        )));
+        return Err(bad(
+            "must name a repository (registry/path), without a tag or digest",
+        ));
     }
-    if !s.contains('/') {
-        return Err(PipelineError::Input(format!(
-            "{what}: {s:?} must include the registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app"
-        )));
+    let Some((host, path)) = s.split_once('/') else {
+        return Err(bad(
+            "must include the registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app",
+        ));
+    };
+    let host_ok = !host.is_empty()
+        && (host.contains('.') || host.contains(':') || host == "localhost")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !host_ok {
+        return Err(bad(
+            "must start with a registry host (a name with a dot or a port)",
+        ));
     }
-    let r: ImageRef = s.parse()?;
-    Ok(ImageRef::from_parts(
-        r.registry(),
-        r.repository(),
-        None,
-        None,
-    ))
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.starts_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
+            && c.ends_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
+            && c.chars().all(|x| {
+                x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '.' | '_' | '-')
+            })
+            && !c.contains("..")
+    };
+    if path.len() > 255 || !path.split('/').all(component_ok) {
+        return Err(bad(
+            "has an invalid repository path: lowercase letters, digits and . _ - between slashes",
+        ));
+    }
+    Ok(ImageRef::from_parts(host, path, None, None))
 }
 
 /// Where images come from and go to.
@@ -799,8 +822,32 @@ mod tests {
             Some(&Digest::of(b"x")),
             "the digest wins over the tag"
         );
-        assert!(parse_repository("X", "reg.test/app:1").is_err());
-        assert!(parse_repository("X", "app").is_err());
+        for bad in [
+            "reg.test/app:1",
+            "app",
+            "reg.test/App",
+            "reg.test/a//b",
+            "reg.test/a@sha256:00",
+            "noport/app",
+        ] {
+            assert!(parse_repository("X", bad).is_err(), "{bad}");
+        }
+        let r = parse_repository("X", "127.0.0.1:5000/promotion/trusted").unwrap();
+        assert_eq!(
+            (r.registry(), r.repository()),
+            ("127.0.0.1:5000", "promotion/trusted")
+        );
+        // The same answer as the reference parser for a valid repository.
+        let full: ImageRef = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app@sha256:0000000000000000000000000000000000000000000000000000000000000000".parse().unwrap();
+        let r = parse_repository(
+            "X",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.registry(), r.repository()),
+            (full.registry(), full.repository())
+        );
     }
 
     #[tokio::test]
