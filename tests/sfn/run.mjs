@@ -95,9 +95,8 @@ try {
   status = 'SUCCEEDED';
 } catch (e) {
   status = 'FAILED';
+  // ExecutionFailed (logged above) carries the Fail state's ErrorPath/CausePath values.
   error ??= e.name; cause ??= e.cause ?? e.message;
-  // The Fail state's ErrorPath/CausePath, as Step Functions reports them.
-  if (e.name === 'ExecutionError' || e.name === 'FailStateError') { /* keep the logged ones */ }
 }
 await logs;
 process.stdout.write(JSON.stringify({ status, output, error, cause, durationMs: Date.now() - started, states, retries, events }) + '\n');

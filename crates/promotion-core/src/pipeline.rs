@@ -18,12 +18,10 @@ use crate::clock::Clock;
 use crate::copy::{CopyError, CopyOptions, NoProgress, copy_image};
 use crate::digest::Digest;
 use crate::environment::{
-    self, EnvError, Environments, GateCheck, RetagOptions, RetagReport, resolve_approvals,
+    self, EnvError, Environments, GateCheck, RetagOptions, resolve_approvals,
 };
 use crate::error::{Classify, ErrorType};
-use crate::gate::{
-    self, Decision, FindingsSource, GateError, Observation, Policy, ScannedImage, Verdict,
-};
+use crate::gate::{self, Decision, FindingsSource, GateError, Observation, Policy, Verdict};
 use crate::mutate::{Entries, MutateError};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::ecr::EcrRegistry;
@@ -473,18 +471,6 @@ pub async fn scan_gate(
     })
 }
 
-/// The platforms of an image as Inspector sees them (for callers that gate themselves).
-pub async fn platforms_of(
-    reg: &dyn Registry,
-    image: &ImageRef,
-) -> Result<Vec<ScannedImage>, PipelineError> {
-    Ok(
-        gate::resolve_platforms(reg, image, account_of(image).as_deref())
-            .await?
-            .1,
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // promote-and-annotate
 
@@ -720,17 +706,13 @@ pub async fn retag_for_environment(
         check,
     )
     .await?;
-    Ok(retag_result(&image, &done.retag, done.gate.as_ref()))
-}
-
-fn retag_result(image: &ImageRef, r: &RetagReport, gate: Option<&Verdict>) -> RetagResult {
-    RetagResult {
+    Ok(RetagResult {
         image: image.to_string(),
-        environment: r.environment.clone(),
-        tags: r.tags.iter().map(|t| t.tag.clone()).collect(),
-        changed: r.changed,
-        gate: gate.map(Verdict::compact),
-    }
+        environment: done.retag.environment.clone(),
+        tags: done.retag.tags.iter().map(|t| t.tag.clone()).collect(),
+        changed: done.retag.changed,
+        gate: done.gate.as_ref().map(Verdict::compact),
+    })
 }
 
 /// A build id from a source tag when it makes a valid environment tag, else none (retag then
@@ -744,7 +726,7 @@ pub fn build_from_source_tag(envs: &Environments, tag: Option<&str>) -> Option<S
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use crate::gate::{FileSource, ScanState};
+    use crate::gate::{FileSource, ScanState, ScannedImage};
     use crate::registry::auth::async_trait;
     use crate::registry::memory::MemoryRegistry;
 
