@@ -143,14 +143,18 @@ fn main() {
 
     println!("\n== trusted repository {}/{TRUSTED}", stack.host());
     let mut ok = first.status() == "SUCCEEDED" && second.status() == "SUCCEEDED";
-    for tag in c.list_tags(TRUSTED) {
-        let (bytes, _) = c.manifest(TRUSTED, &tag);
+    let tags = c.list_tags(TRUSTED);
+    for tag in tags.iter().filter(|t| !t.starts_with("sha256-")) {
+        let (bytes, _) = c.manifest(TRUSTED, tag);
         println!(
-            "  tag {:<28} → @{}",
-            tag,
+            "  tag {tag:<16} → @{}",
             short(&support::sha256_digest(&bytes))
         );
     }
+    println!(
+        "  + {} signature and referrer-fallback tags (sha256-<hex> and sha256-<hex>.sig for the index and each platform)",
+        tags.iter().filter(|t| t.starts_with("sha256-")).count()
+    );
     if let Some(trusted) = first.0["output"]["trusted"].as_str() {
         let digest = trusted.split('@').nth(1).unwrap_or_default();
         let (bytes, _) = c.manifest(TRUSTED, digest);
