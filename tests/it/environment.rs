@@ -278,6 +278,12 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     let run = from_approvals();
     assert_eq!(run.code, 3, "the prod gate denies HIGH\n{}", run.describe());
     assert!(run.stderr.contains("CVE-2026-1111"), "{}", run.describe());
+    assert_eq!(
+        run.json()["error"]["type"],
+        "Gate.Denied",
+        "{}",
+        run.describe()
+    );
     assert_eq!(env_tags(&f.c), ["1.4.2", "dev-77", "staging-77"]);
 }
 

@@ -130,6 +130,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let json = cli.json;
+    // `gate` and `run` print the verdict themselves when the gate denies.
+    let prints_verdict = matches!(cli.command, Command::Gate(_) | Command::Run(_));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -145,8 +147,8 @@ fn main() -> ExitCode {
         Err(f) => {
             let line = f.message.lines().next().unwrap_or_default().to_owned();
             eprintln!("error: {line} [{}]", f.kind);
-            // A denied gate has already printed its verdict.
-            if json && f.kind != ErrorType::GateDenied {
+            // A denied gate has already printed its verdict (gate, run).
+            if json && !(prints_verdict && f.kind == ErrorType::GateDenied) {
                 println!(
                     "{}",
                     serde_json::json!({"error": {"type": f.kind.as_str(), "message": f.message}})
