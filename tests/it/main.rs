@@ -1,11 +1,14 @@
-//! Integration tests: real loopback registries (Debian `docker-registry`), `skopeo`, and the
-//! `promote` binary run as a child process. One binary, a module per area.
+//! Integration tests: real loopback registries (Debian `docker-registry`), `skopeo`, the
+//! `promote` binary run as a child process, and the whole pipeline (the real ASL on
+//! aws-local-stepfunctions, the real Lambdas under `cargo lambda watch`). One binary, a module
+//! per area.
 //!
-//! Run with `cargo build -p promote-cli && cargo test -p integration-tests`. The tests need
-//! `docker-registry`, `htpasswd` and `skopeo` on PATH, `moto_server` in `.work/venv` or on PATH
-//! (`scripts/install-moto.sh`), and trixie's skopeo 1.18 as the independent cosign verifier
-//! (`scripts/install-skopeo-sigstore.sh`, into `.work/skopeo-trixie/`); `scripts/test.sh`
-//! installs all of them. Tests fail, never skip, without them.
+//! Run with `cargo build --workspace --bins && cargo test -p integration-tests`. The tests need
+//! `docker-registry`, `htpasswd` and `skopeo` on PATH, `moto_server` and `cargo-lambda` in
+//! `.work/venv`, trixie's skopeo 1.18 (`.work/skopeo-trixie/`) as the independent cosign
+//! verifier, Node 22 with aws-local-stepfunctions and asl-validator (`.work/node`), and cfn-lint
+//! with the SAM CLI (`.work/sam-venv`); `scripts/test.sh` installs all of them
+//! (`scripts/setup.sh`). Tests fail, never skip, without them, naming what is missing.
 
 mod copy;
 mod environment;
