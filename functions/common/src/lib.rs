@@ -75,69 +75,94 @@ pub struct Config {
     pub copy_concurrency: usize,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// Where configuration values come from: the process environment, or a map in tests.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-fn required(name: &str) -> Result<String, ConfigError> {
-    var(name).ok_or_else(|| ConfigError(format!("{name} is not set")))
-}
-
-fn number(name: &str, default: u64) -> Result<u64, ConfigError> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError(format!("{name}={v:?} is not a whole number"))),
+impl Vars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
     }
-}
 
-fn entries(name: &str, what: &str) -> Result<Entries, ConfigError> {
-    let Some(text) = var(name) else {
-        return Ok(Entries::default());
-    };
-    let map: BTreeMap<String, String> = serde_json::from_str(&text)
-        .map_err(|e| ConfigError(format!("{name} must be a JSON object of strings: {e}")))?;
-    Entries::from_input(what, map).map_err(|e| ConfigError(format!("{name}: {e}")))
-}
+    fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.var(name)
+            .ok_or_else(|| ConfigError(format!("{name} is not set")))
+    }
 
-fn list(name: &str) -> Vec<String> {
-    var(name)
-        .map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+    fn number(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError(format!("{name}={v:?} is not a whole number"))),
+        }
+    }
+
+    fn entries(&self, name: &str, what: &str) -> Result<Entries, ConfigError> {
+        let Some(text) = self.var(name) else {
+            return Ok(Entries::default());
+        };
+        let map: BTreeMap<String, String> = serde_json::from_str(&text)
+            .map_err(|e| ConfigError(format!("{name} must be a JSON object of strings: {e}")))?;
+        Entries::from_input(what, map).map_err(|e| ConfigError(format!("{name}: {e}")))
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.var(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Config {
     /// Reads the environment once. Every error names the variable.
     pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(&|name: &str| std::env::var(name).ok())
+    }
+
+    /// The configuration from `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let v = Vars(lookup);
         let repo = |name: &str| -> Result<_, ConfigError> {
-            parse_repository(name, &required(name)?).map_err(|e| ConfigError(e.to_string()))
+            parse_repository(name, &v.required(name)?).map_err(|e| ConfigError(e.to_string()))
         };
         let repos = Repositories {
-            ingress_registry: var("INGRESS_REGISTRY"),
+            ingress_registry: v.var("INGRESS_REGISTRY"),
             quarantine: repo("QUARANTINE_REPOSITORY")?,
             trusted: repo("TRUSTED_REPOSITORY")?,
         };
-        let policy = match var("GATE_POLICY") {
+        let policy = match v.var("GATE_POLICY") {
             Some(t) => Policy::parse(&t).map_err(|e| ConfigError(format!("GATE_POLICY: {e}")))?,
             None => Policy::default(),
         };
-        let environments = match var("ENVIRONMENTS") {
+        let mut environments = match v.var("ENVIRONMENTS") {
             Some(t) => {
                 Environments::parse(&t).map_err(|e| ConfigError(format!("ENVIRONMENTS: {e}")))?
             }
             None => Environments::default(),
         };
-        let poll_seconds = number("SCAN_POLL_SECONDS", 30)?.max(1);
+        // The deployment's approval type (the one its EventBridge rule matches) must be the one
+        // approvals are resolved by: a document naming another type is a configuration error.
+        if let Some(t) = v.var("APPROVAL_ARTIFACT_TYPE") {
+            let from_doc = &environments.approval_artifact_type;
+            if *from_doc != t
+                && from_doc != promotion_core::environment::config::DEFAULT_APPROVAL_ARTIFACT_TYPE
+            {
+                return Err(ConfigError(format!(
+                    "APPROVAL_ARTIFACT_TYPE={t:?} but ENVIRONMENTS names approval_artifact_type {from_doc:?}"
+                )));
+            }
+            environments.approval_artifact_type = t;
+        }
+        let poll_seconds = v.number("SCAN_POLL_SECONDS", 30)?.max(1);
         let max_wait_seconds =
-            number("SCAN_MAX_WAIT_SECONDS", policy.rules(None).max_wait_seconds)?;
-        let parse_mode = |name: &str, default: &str| var(name).unwrap_or_else(|| default.into());
+            v.number("SCAN_MAX_WAIT_SECONDS", policy.rules(None).max_wait_seconds)?;
+        let parse_mode = |name: &str, default: &str| v.var(name).unwrap_or_else(|| default.into());
         let kms_message_mode = parse_mode("KMS_MESSAGE_MODE", "digest")
             .parse()
             .map_err(|e| ConfigError(format!("KMS_MESSAGE_MODE: {e}")))?;
@@ -145,7 +170,7 @@ impl Config {
             .parse()
             .map_err(|e| ConfigError(format!("SIGN_MODE: {e}")))?;
         let mut ecr_aliases = Vec::new();
-        for item in list("ECR_REGISTRY_ALIASES") {
+        for item in v.list("ECR_REGISTRY_ALIASES") {
             let (host, ecr) = item
                 .split_once('=')
                 .and_then(|(h, e)| Some((h.to_owned(), EcrRegistry::from_host(e)?)))
@@ -156,7 +181,7 @@ impl Config {
                 })?;
             ecr_aliases.push((host, ecr));
         }
-        let assume_scanned = match var("INSPECTOR_ASSUME_SCANNED").as_deref() {
+        let assume_scanned = match v.var("INSPECTOR_ASSUME_SCANNED").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(v) => {
@@ -171,15 +196,15 @@ impl Config {
             environments,
             poll_seconds,
             max_wait_seconds,
-            kms_key_id: var("KMS_KEY_ID"),
+            kms_key_id: v.var("KMS_KEY_ID"),
             kms_message_mode,
             sign_mode,
-            annotations: entries("ANNOTATIONS", "annotation")?,
-            labels: entries("LABELS", "label")?,
+            annotations: v.entries("ANNOTATIONS", "annotation")?,
+            labels: v.entries("LABELS", "label")?,
             ecr_aliases,
-            insecure_registries: list("INSECURE_REGISTRIES"),
+            insecure_registries: v.list("INSECURE_REGISTRIES"),
             assume_scanned,
-            copy_concurrency: number("COPY_CONCURRENCY", 4)?.clamp(1, 64) as usize,
+            copy_concurrency: v.number("COPY_CONCURRENCY", 4)?.clamp(1, 64) as usize,
         })
     }
 
@@ -338,4 +363,94 @@ where
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = HashMap::from([
+            (
+                "QUARANTINE_REPOSITORY".into(),
+                "reg.test/promotion/quarantine".into(),
+            ),
+            (
+                "TRUSTED_REPOSITORY".into(),
+                "reg.test/promotion/trusted".into(),
+            ),
+        ]);
+        for (k, v) in pairs {
+            map.insert((*k).into(), (*v).into());
+        }
+        Config::from_lookup(&|k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_every_error_names_its_variable() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.poll_seconds, 30);
+        assert_eq!(c.environments, Environments::default());
+        assert!(!c.assume_scanned);
+        let cases = [
+            (("TRUSTED_REPOSITORY", ""), "TRUSTED_REPOSITORY is not set"),
+            (
+                ("TRUSTED_REPOSITORY", "reg.test/app:1"),
+                "TRUSTED_REPOSITORY",
+            ),
+            (("SCAN_POLL_SECONDS", "soon"), "SCAN_POLL_SECONDS=\"soon\""),
+            (("ANNOTATIONS", "[1]"), "ANNOTATIONS must be a JSON object"),
+            (("LABELS", r#"{"io.ecr-promotion.x":"1"}"#), "LABELS"),
+            (("GATE_POLICY", "block_severity: [HIGH]"), "GATE_POLICY"),
+            (("ENVIRONMENTS", "environments: []"), "ENVIRONMENTS"),
+            (
+                ("ECR_REGISTRY_ALIASES", "127.0.0.1:5000"),
+                "ECR_REGISTRY_ALIASES",
+            ),
+            (
+                ("INSPECTOR_ASSUME_SCANNED", "yes"),
+                "INSPECTOR_ASSUME_SCANNED",
+            ),
+            (("KMS_MESSAGE_MODE", "sha1"), "KMS_MESSAGE_MODE"),
+        ];
+        for ((k, v), needle) in cases {
+            let e = config(&[(k, v)])
+                .err()
+                .unwrap_or_else(|| panic!("{k}={v} accepted"));
+            assert!(e.0.contains(needle), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_deployment_approval_type_wins_unless_the_document_names_another() {
+        let c = config(&[("APPROVAL_ARTIFACT_TYPE", "application/x.approve")]).unwrap();
+        assert_eq!(
+            c.environments.approval_artifact_type,
+            "application/x.approve"
+        );
+        let doc = "environments: [{name: dev}]\napproval_artifact_type: application/x.other";
+        let e = config(&[
+            ("ENVIRONMENTS", doc),
+            ("APPROVAL_ARTIFACT_TYPE", "application/x.approve"),
+        ])
+        .err()
+        .expect("mismatch refused");
+        assert!(e.0.contains("application/x.other"), "{e}");
+        let same = "environments: [{name: dev}]\napproval_artifact_type: application/x.approve";
+        assert!(
+            config(&[
+                ("ENVIRONMENTS", same),
+                ("APPROVAL_ARTIFACT_TYPE", "application/x.approve")
+            ])
+            .is_ok()
+        );
+        let alias = config(&[(
+            "ECR_REGISTRY_ALIASES",
+            "127.0.0.1:5000=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        )])
+        .unwrap();
+        assert_eq!(alias.ecr_aliases[0].0, "127.0.0.1:5000");
+        assert_eq!(alias.ecr_aliases[0].1.region, "eu-west-1");
+    }
 }

@@ -156,6 +156,7 @@ impl Stack {
             // moto's DIGEST mode signs the wrong bytes (reference/test-infra.md §3).
             .env("KMS_MESSAGE_MODE", "raw")
             .env("SIGN_MODE", "both")
+            .env("APPROVAL_ARTIFACT_TYPE", APPROVAL_TYPE)
             .env(
                 "ANNOTATIONS",
                 json!({MANDATORY_ANNOTATION.0: MANDATORY_ANNOTATION.1}).to_string(),
