@@ -164,11 +164,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     };
 
     let max_wait = Duration::from_secs(args.max_wait.unwrap_or(rules.max_wait_seconds));
-    // Poll often enough to catch the settle interval, never more than every 15 s.
-    let poll = Duration::from_secs(match rules.settle_seconds {
-        0 => 15,
-        s => s.clamp(1, 15),
-    });
+    let poll = Duration::from_secs(rules.poll_seconds());
     let interactive = std::io::stderr().is_terminal();
     let mut previous = None;
     let verdict = loop {

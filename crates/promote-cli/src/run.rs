@@ -159,14 +159,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
 
     // 2. gate, polling while PENDING
     let t = Instant::now();
-    let poll = match rules.settle_seconds {
-        0 => 15,
-        s => s.clamp(1, 15),
-    };
     let settings = GateSettings {
         policy: &policy,
         environments: &envs,
-        poll_seconds: poll,
+        poll_seconds: rules.poll_seconds(),
         max_wait_seconds: rules.max_wait_seconds,
         clock: &SystemClock,
     };

@@ -274,6 +274,15 @@ pub struct Assessment {
 }
 
 impl Rules {
+    /// How often a local poller asks again: often enough to catch the settle interval, never
+    /// more than every 15 s.
+    pub fn poll_seconds(&self) -> u64 {
+        match self.settle_seconds {
+            0 => 15,
+            s => s.clamp(1, 15),
+        }
+    }
+
     /// Judge one ACTIVE finding on `today` (UTC).
     pub fn assess(&self, finding: &Finding, today: Date) -> Assessment {
         let id = finding.vulnerability_id();
