@@ -68,7 +68,8 @@ mod ecr {
 
     use promotion_core::registry::RegistryError;
     use promotion_core::registry::auth::{CredentialProvider, Credentials};
-    use promotion_core::registry::ecr::{EcrCredentials, EcrRegistry, SdkTokenSource};
+    use promotion_aws::ecr::SdkTokenSource;
+    use promotion_core::ecr::{EcrCredentials, EcrRegistry};
     use std::sync::Arc;
     use tokio::sync::OnceCell;
 

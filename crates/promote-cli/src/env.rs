@@ -18,7 +18,7 @@ use promotion_core::clock::SystemClock;
 use promotion_core::environment::{
     self, Environments, GateCheck, RetagOptions, RetagReport, TagOutcome, lifecycle,
 };
-use promotion_core::registry::ecr::EcrRegistry;
+use promotion_core::ecr::EcrRegistry;
 use std::path::PathBuf;
 use std::time::Instant;
 

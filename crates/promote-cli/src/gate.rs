@@ -17,13 +17,13 @@ use promotion_core::ErrorType;
 use promotion_core::clock::SystemClock;
 use promotion_core::digest::Digest;
 use promotion_core::error::Classify as _;
-use promotion_core::gate::inspector::InspectorSource;
+use promotion_aws::inspector::InspectorSource;
 use promotion_core::gate::verdict::Blocker;
 use promotion_core::gate::{
     self, AssumeScanned, Decision, FileSource, FindingsSource, GateError, Policy, ScannedImage,
     Verdict,
 };
-use promotion_core::registry::ecr::EcrRegistry;
+use promotion_core::ecr::EcrRegistry;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use promotion_core::error::Classify;
 use promotion_core::platform::Platform;
 use promotion_core::registry::auth::Credentials;
-use promotion_core::registry::http::{HttpConfig, HttpRegistry};
+use promotion_registry::{HttpConfig, HttpRegistry};
 use promotion_core::{CopyOptions, ErrorType, ImageRef};
 use std::process::ExitCode;
 use std::sync::Arc;

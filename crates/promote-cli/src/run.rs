@@ -19,8 +19,8 @@ use promotion_core::pipeline::{
     self, CopyRequest, GateRequest, GateSettings, PromoteRequest, PromoteSettings, Repositories,
     RetagRequest, RetagSettings, SignRequest,
 };
-use promotion_core::registry::ecr::EcrRegistry;
-use promotion_core::sign::kms::KmsMessageMode;
+use promotion_core::ecr::EcrRegistry;
+use promotion_aws::kms::KmsMessageMode;
 use promotion_core::sign::store::SignMode;
 use serde_json::json;
 use std::ffi::OsString;

@@ -10,7 +10,7 @@ use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref, print_j
 use clap::Args;
 use promotion_core::ErrorType;
 use promotion_core::error::Classify as _;
-use promotion_core::sign::kms::{self, KmsMessageMode, KmsSigner, parse_kms_uri};
+use promotion_aws::kms::{self, KmsMessageMode, KmsSigner, parse_kms_uri};
 use promotion_core::sign::local::LocalSigner;
 use promotion_core::sign::store::{SignMode, SignOptions, sign_image};
 use promotion_core::sign::{PublicKey, SignError, Signer, discover as disc, verify::verify_image};

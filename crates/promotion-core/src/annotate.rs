@@ -8,14 +8,14 @@
 //! here); push the new children by digest, then the new top, under the destination tag last.
 
 use crate::copy::{self, CopyError, CopyObserver, CopyOptions, Engine};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};
 use crate::manifest::{Kind, RawManifest};
 use crate::mutate::{self, Doc, Entries, MutateError, Mutation};
 use crate::reference::ImageRef;
-use crate::registry::{BlobStream, Registry, RegistryError};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use crate::referrers::{put_small_blob, read_small_blob};
+use crate::registry::{Registry, RegistryError};
+use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -137,7 +137,7 @@ pub async fn annotate_image<R: Registry + ?Sized>(
                 && mutate::IMAGE_CONFIGS.contains(&c.media_type.as_str())
                 && !configs.contains_key(&c.digest)
             {
-                let bytes = read_small_blob(reg, src, &c.digest, c.size).await?;
+                let bytes = read_small_blob(reg, src, &c.digest, c.size, MAX_CONFIG_BYTES).await?;
                 configs.insert(c.digest.clone(), bytes);
             }
         }
@@ -183,13 +183,7 @@ pub async fn annotate_image<R: Registry + ?Sized>(
     // New configs: made here, uploaded unless already present (a re-run).
     let mut configs_pushed = 0;
     for c in &tree.configs {
-        if reg.head_blob(dst, &c.digest).await?.is_none() {
-            let body = BlobStream {
-                size: Some(c.bytes.len() as u64),
-                stream: futures_util::stream::iter([Ok(c.bytes.clone())]).boxed(),
-            };
-            reg.put_blob(dst, &c.digest, c.bytes.len() as u64, body)
-                .await?;
+        if put_small_blob(reg, dst, &c.bytes).await?.1 {
             configs_pushed += 1;
         }
     }
@@ -249,43 +243,6 @@ fn platform_changes(
                 .map_or_else(|| d.digest.clone(), |c| c.digest.clone()),
         })
         .collect())
-}
-
-/// Read a small blob whole, checking its size and digest.
-pub(crate) async fn read_small_blob<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    digest: &Digest,
-    size: u64,
-) -> Result<Bytes, RegistryError> {
-    let what = format!("blob {}@{digest}", repo.repo_path());
-    if size > MAX_CONFIG_BYTES {
-        return Err(RegistryError::Protocol {
-            what,
-            detail: format!("{size} bytes is more than the {MAX_CONFIG_BYTES} allowed"),
-        });
-    }
-    let mut s = reg.get_blob(repo, digest).await?;
-    let mut buf = BytesMut::new();
-    let mut hasher = Hasher::default();
-    while let Some(chunk) = s.stream.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        if hasher.len() > size {
-            break;
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    let len = hasher.len();
-    let actual = hasher.finish();
-    if len != size || actual != *digest {
-        return Err(RegistryError::DigestMismatch {
-            what,
-            expected: format!("{digest} ({size} bytes)"),
-            actual: format!("{actual} ({len} bytes)"),
-        });
-    }
-    Ok(buf.freeze())
 }
 
 #[cfg(test)]

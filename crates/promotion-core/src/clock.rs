@@ -1,11 +1,22 @@
-//! Time as a port, so token expiry (and, later, allowlist expiry) is testable.
+//! Time as a port: token expiry, allowlist expiry and the gate's poll loop are testable without
+//! waiting.
 
-use std::time::SystemTime;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
-/// Tells the time.
+/// What [`Clock::sleep`] returns.
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Tells the time, and waits.
 pub trait Clock: Send + Sync {
     /// Now.
     fn now(&self) -> SystemTime;
+
+    /// Wait `d` (the runtime's timer unless a test clock says otherwise).
+    fn sleep(&self, d: Duration) -> Sleep<'_> {
+        Box::pin(tokio::time::sleep(d))
+    }
 }
 
 /// The system clock.

@@ -20,20 +20,19 @@ use crate::error::{Classify, ErrorType};
 use crate::manifest::{self, Descriptor, Kind, ManifestDoc, ManifestError, RawManifest};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
+use crate::referrers;
 use crate::registry::{BlobStream, Registry, RegistryError, RetryPolicy};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Nesting deeper than this (index of index of index…) is refused rather than followed.
-const MAX_DEPTH: usize = 4;
-
-/// Cosign's legacy tags next to `sha256-<hex>`: signatures, attestations, SBOMs.
-const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
+/// Nesting deeper than this (index of index of index…) is refused rather than followed. (A
+/// manifest tree's depth; the walk over referrers has its own bound in [`referrers`].)
+const MAX_INDEX_DEPTH: usize = 4;
 
 /// How to copy.
 #[derive(Debug, Clone)]
@@ -223,8 +222,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
     // 6. Referrers of every copied digest.
     if opts.referrers {
         let subjects: Vec<Digest> = nodes.iter().map(|n| n.raw.digest.clone()).collect();
-        let mut seen = HashSet::new();
-        engine.copy_referrers(&subjects, 0, &mut seen).await?;
+        engine.copy_referrers(subjects).await?;
     }
 
     let s = &engine.stats;
@@ -407,9 +405,9 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
             format!("manifest {}@{}", self.src.repo_path(), m.digest)
         })?;
         if kind == Kind::Index {
-            if depth >= MAX_DEPTH {
+            if depth >= MAX_INDEX_DEPTH {
                 return Err(CopyError::Input(format!(
-                    "indexes nested deeper than {MAX_DEPTH} levels"
+                    "indexes nested deeper than {MAX_INDEX_DEPTH} levels"
                 )));
             }
             for child in &doc.manifests {
@@ -516,115 +514,45 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
         result
     }
 
-    /// Copy the referrers of `subjects` (and, up to a small depth, their referrers).
-    async fn copy_referrers(
-        &self,
-        subjects: &[Digest],
-        depth: usize,
-        seen: &mut HashSet<Digest>,
-    ) -> Result<(), CopyError> {
-        if depth > 2 {
-            return Ok(());
-        }
-        for subject in subjects {
-            if !seen.insert(subject.clone()) {
-                continue;
-            }
-            let mut next = Vec::new();
-            // OCI 1.1 referrers: the API, else the tag-schema fallback index.
-            let (descriptors, fallback_raw) = match self.reg.referrers(&self.src, subject).await? {
-                Some(list) => (list, None),
-                None => match self
-                    .get_optional(&self.src, &subject.fallback_tag())
-                    .await?
-                {
-                    Some(raw) => {
-                        let (doc, _) = parse(&raw, || {
-                            format!("referrers index {}", subject.fallback_tag())
-                        })?;
-                        (doc.manifests, Some(raw))
-                    }
-                    None => (Vec::new(), None),
-                },
-            };
-            for d in &descriptors {
+    /// Copy the referrers of `subjects` (and their referrers, as far as the one bounded walk
+    /// of [`referrers::Walk`] goes): each referrer's tree, the fallback index where the
+    /// destination has no referrers API, and cosign's legacy tags.
+    async fn copy_referrers(&self, subjects: Vec<Digest>) -> Result<(), CopyError> {
+        let mut walk = referrers::Walk::new(subjects);
+        while let Some((depth, subject)) = walk.next() {
+            let listing = referrers::list(self.reg, &self.src, &subject).await?;
+            for d in &listing.descriptors {
                 let raw = self.reg.get_manifest(&self.src, d.digest.as_str()).await?;
                 let nodes = self.copy_tree(raw, None).await?;
                 self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
-                next.extend(nodes.into_iter().map(|n| n.raw.digest));
+                for n in nodes {
+                    walk.push(depth, n.raw.digest);
+                }
             }
             // A registry with the referrers API indexes `subject` itself; one without needs
             // the fallback tag maintained by the client.
-            if !descriptors.is_empty() && self.reg.referrers(&self.dst, subject).await?.is_none() {
-                self.update_fallback(subject, &descriptors, fallback_raw.as_ref())
-                    .await?;
-            }
-            // Cosign's legacy tags.
-            for suffix in COSIGN_SUFFIXES {
-                let tag = format!("{}{suffix}", subject.fallback_tag());
-                if let Some(raw) = self.get_optional(&self.src, &tag).await? {
-                    let nodes = self.copy_tree(raw, Some(&tag)).await?;
-                    self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
-                    next.extend(nodes.into_iter().map(|n| n.raw.digest));
-                }
-            }
-            Box::pin(self.copy_referrers(&next, depth + 1, seen)).await?;
-        }
-        Ok(())
-    }
-
-    /// Merge `add` into the destination's fallback index for `subject` (read-modify-write,
-    /// no duplicates). When the destination has none and we add exactly what the source's
-    /// index lists, its bytes are copied verbatim.
-    async fn update_fallback(
-        &self,
-        subject: &Digest,
-        add: &[Descriptor],
-        source_index: Option<&RawManifest>,
-    ) -> Result<(), CopyError> {
-        let tag = subject.fallback_tag();
-        let existing = self.get_optional(&self.dst, &tag).await?;
-        let raw = match existing {
-            None => match source_index {
-                Some(src) => src.clone(),
-                _ => RawManifest::new(
-                    manifest::referrers_index(add),
-                    manifest::OCI_INDEX.to_owned(),
-                ),
-            },
-            Some(current) => {
-                let (doc, _) = parse(&current, || {
-                    format!("referrers index {}:{tag}", self.dst.repo_path())
-                })?;
-                let mut merged = doc.manifests.clone();
-                for d in add {
-                    if !merged.iter().any(|m| m.digest == d.digest) {
-                        merged.push(d.clone());
-                    }
-                }
-                if merged.len() == doc.manifests.len() {
-                    return Ok(());
-                }
-                RawManifest::new(
-                    manifest::referrers_index(&merged),
-                    manifest::OCI_INDEX.to_owned(),
+            if !listing.descriptors.is_empty()
+                && self.reg.referrers(&self.dst, &subject).await?.is_none()
+                && referrers::merge_fallback(
+                    self.reg,
+                    &self.dst,
+                    &subject,
+                    &listing.descriptors,
+                    listing.fallback_index.as_ref(),
                 )
+                .await?
+            {
+                self.stats.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        self.push_manifest(&raw, &tag).await?;
-        Ok(())
-    }
-
-    async fn get_optional(
-        &self,
-        repo: &ImageRef,
-        reference: &str,
-    ) -> Result<Option<RawManifest>, CopyError> {
-        match self.reg.get_manifest(repo, reference).await {
-            Ok(m) => Ok(Some(m)),
-            Err(RegistryError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
+            for (_, tag, raw) in referrers::cosign_tags(self.reg, &self.src, &subject).await? {
+                let nodes = self.copy_tree(raw, Some(&tag)).await?;
+                self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
+                for n in nodes {
+                    walk.push(depth, n.raw.digest);
+                }
+            }
         }
+        Ok(())
     }
 }
 

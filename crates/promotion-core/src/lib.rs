@@ -9,6 +9,7 @@ pub mod annotate;
 pub mod clock;
 pub mod copy;
 pub mod digest;
+pub mod ecr;
 pub mod environment;
 pub mod error;
 pub mod gate;
@@ -16,11 +17,12 @@ pub mod manifest;
 pub mod mutate;
 pub mod pipeline;
 pub mod platform;
+pub mod poll;
 pub mod reference;
+pub mod referrers;
 pub mod registry;
+pub mod retry;
 pub mod sign;
-#[cfg(test)]
-mod testing;
 
 pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, copy_image};
 pub use digest::Digest;

@@ -1,12 +1,12 @@
 //! Image references in the usual grammar (`busybox`, `host:5000/team/app:1.0`, `repo@sha256:…`).
 //!
-//! Parsing (and Docker Hub normalisation) is `oci-client`'s; this module adds the rules the
+//! Parsing (and Docker Hub normalisation) is `oci-spec`'s (the grammar `oci-client` uses too); this module adds the rules the
 //! pipeline needs on top: a missing tag means `latest`, only `sha256` digests, and errors that
 //! name what is wrong with the input.
 
 use crate::digest::{Digest, DigestError};
 use crate::error::{Classify, ErrorType};
-use oci_client::{ParseError, Reference};
+use oci_spec::distribution::{ParseError, Reference};
 use std::fmt;
 use std::str::FromStr;
 

@@ -13,8 +13,8 @@ use super::config::Environments;
 use crate::digest::Digest;
 use crate::manifest::{Kind, ManifestDoc, OCI_EMPTY, OCI_MANIFEST, RawManifest};
 use crate::reference::ImageRef;
+use crate::referrers::{self, descriptor_json, put_small_blob};
 use crate::registry::Registry;
-use crate::sign::store::{attach_referrer, descriptor_json, list_referrers, put_bytes};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -117,8 +117,8 @@ pub async fn push_approval<R: Registry + ?Sized>(
         .head_manifest(image, raw.digest.as_str())
         .await?
         .is_none();
-    put_bytes(reg, image, &Bytes::from_static(b"{}")).await?;
-    attach_referrer(
+    put_small_blob(reg, image, &Bytes::from_static(b"{}")).await?;
+    referrers::attach(
         reg,
         image,
         &subject.digest,
@@ -197,9 +197,8 @@ pub async fn resolve_approvals<R: Registry + ?Sized>(
     if doc.subject.is_some() {
         return Ok(vec![parse_approval(&raw, envs, &pinned.to_string())?]);
     }
-    let (_, referrers) = list_referrers(reg, repo, digest).await?;
     let mut out = Vec::new();
-    for d in referrers {
+    for d in referrers::list(reg, repo, digest).await?.descriptors {
         if d.artifact_type.as_deref() != Some(envs.approval_artifact_type.as_str()) {
             continue;
         }

@@ -2,7 +2,7 @@
 //! finished, gets a PASSED verdict.
 //!
 //! - [`FindingsSource`] is the port: the scan state of one platform manifest and its findings.
-//!   Adapters: [`inspector::InspectorSource`] (Amazon Inspector through `aws-sdk-inspector2`)
+//!   Adapters: `promotion_aws::inspector::InspectorSource` (Amazon Inspector, in the AWS adapter crate)
 //!   and [`findings::FileSource`] (the JSON `aws inspector2 list-findings` prints).
 //! - [`policy::Policy`] says what blocks; [`evaluate`] applies it to every platform of an image
 //!   and answers a [`verdict::Verdict`]: PASSED, FAILED or PENDING with a compact summary.
@@ -14,7 +14,6 @@
 //! - An error is never a PASSED verdict: every failure to know is an `Err`.
 
 pub mod findings;
-pub mod inspector;
 pub mod policy;
 pub mod time;
 pub mod verdict;

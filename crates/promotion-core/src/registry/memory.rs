@@ -49,6 +49,9 @@ pub struct Behaviour {
     /// Answer 405 to a manifest whose `subject` is an index, as ECR does
     /// (containers-roadmap#2783).
     pub refuse_index_subjects: bool,
+    /// Once, right after a PUT of this tag, put this manifest under it as a concurrent writer
+    /// would whose read came before ours (a lost update).
+    pub clobber_after_put: Option<(String, RawManifest)>,
 }
 
 /// The in-memory registry. Keys are `registry/repository`.
@@ -250,6 +253,17 @@ impl Registry for MemoryRegistry {
         }
         r.manifests.insert(m.digest.clone(), m.clone());
         self.calls.lock().unwrap().manifest_puts += 1;
+        let clobber = {
+            let mut b = self.behaviour.lock().unwrap();
+            match &b.clobber_after_put {
+                Some((tag, _)) if tag == reference => b.clobber_after_put.take(),
+                _ => None,
+            }
+        };
+        if let Some((tag, theirs)) = clobber {
+            r.tags.insert(tag, theirs.digest.clone());
+            r.manifests.insert(theirs.digest.clone(), theirs);
+        }
         let subject_processed =
             self.behaviour.lock().unwrap().referrers_api && doc.subject.is_some();
         Ok(PutManifest {

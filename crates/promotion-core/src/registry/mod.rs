@@ -10,13 +10,10 @@
 //! object separately, so one client serves every registry and repository of a copy.
 
 pub mod auth;
-pub mod ecr;
-pub mod http;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
-mod retry;
 
-pub use retry::RetryPolicy;
+pub use crate::retry::RetryPolicy;
 
 use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};

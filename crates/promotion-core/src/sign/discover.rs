@@ -2,18 +2,13 @@
 //! `oras discover`: through the referrers API or the fallback index, plus cosign's legacy tags.
 
 use super::SignError;
-use super::store::{Route, get_optional, list_referrers};
 use crate::digest::Digest;
 use crate::manifest::{Kind, ManifestDoc};
 use crate::reference::ImageRef;
+use crate::referrers::{self, Route};
 use crate::registry::Registry;
 use serde::Serialize;
-use std::collections::BTreeMap;
-
-/// How deep referrers of referrers are followed.
-const MAX_DEPTH: usize = 3;
-/// cosign's legacy tags next to `sha256-<hex>`.
-const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+use std::collections::{BTreeMap, HashMap};
 
 /// A node of the tree.
 #[derive(Debug, Clone, Serialize)]
@@ -35,80 +30,120 @@ pub struct Node {
     pub referrers: Vec<Node>,
 }
 
-/// The tree of `image`: its referrers and, for an index, each platform's.
+/// The tree of `image`: its referrers and, for an index, each platform's, as deep as the one
+/// bounded walk of [`referrers::Walk`] goes.
 pub async fn discover<R: Registry + ?Sized>(reg: &R, image: &ImageRef) -> Result<Node, SignError> {
     let top = reg.get_manifest(image, &image.reference()).await?;
+    let children = match ManifestDoc::parse(&top.bytes, Some(&top.media_type)) {
+        Ok((doc, Kind::Index, _)) => doc.manifests,
+        _ => Vec::new(),
+    };
+    // Each subject's own referrers, listed once.
+    let mut found: HashMap<Digest, Vec<Found>> = HashMap::new();
+    let roots =
+        std::iter::once(top.digest.clone()).chain(children.iter().map(|c| c.digest.clone()));
+    let mut walk = referrers::Walk::new(roots);
+    while let Some((depth, subject)) = walk.next() {
+        let level = referrers_of(reg, image, &subject).await?;
+        for f in level.iter().filter(|f| f.expand) {
+            walk.push(depth, f.node.digest.clone());
+        }
+        found.insert(subject, level);
+    }
     let mut root = Node {
         digest: top.digest.clone(),
         media_type: top.media_type.clone(),
         artifact_type: None,
         via: "image".into(),
         annotations: BTreeMap::new(),
-        referrers: Vec::new(),
+        referrers: tree(&found, &top.digest, 0),
     };
-    root.referrers = referrers_of(reg, image, &top.digest, 0).await?;
-    if let Ok((doc, Kind::Index, _)) = ManifestDoc::parse(&top.bytes, Some(&top.media_type)) {
-        for c in &doc.manifests {
-            let refs = referrers_of(reg, image, &c.digest, 0).await?;
-            root.referrers.push(Node {
-                digest: c.digest.clone(),
-                media_type: c.media_type.clone(),
-                artifact_type: None,
-                via: format!(
-                    "platform {}",
-                    c.platform
-                        .as_ref()
-                        .map_or_else(|| "unknown".into(), ToString::to_string)
-                ),
-                annotations: BTreeMap::new(),
-                referrers: refs,
-            });
-        }
+    for c in &children {
+        root.referrers.push(Node {
+            digest: c.digest.clone(),
+            media_type: c.media_type.clone(),
+            artifact_type: None,
+            via: format!(
+                "platform {}",
+                c.platform
+                    .as_ref()
+                    .map_or_else(|| "unknown".into(), ToString::to_string)
+            ),
+            annotations: BTreeMap::new(),
+            referrers: tree(&found, &c.digest, 0),
+        });
     }
     Ok(root)
 }
 
+/// A referrer found for one subject; `expand` when its own referrers are listed too (cosign's
+/// tag manifests are leaves).
+struct Found {
+    node: Node,
+    expand: bool,
+}
+
+/// The nodes below `subject`, from what the walk found, to the walk's depth.
+fn tree(found: &HashMap<Digest, Vec<Found>>, subject: &Digest, depth: usize) -> Vec<Node> {
+    if depth >= referrers::MAX_DEPTH {
+        return Vec::new();
+    }
+    found.get(subject).map_or_else(Vec::new, |level| {
+        level
+            .iter()
+            .map(|f| Node {
+                referrers: if f.expand {
+                    tree(found, &f.node.digest, depth + 1)
+                } else {
+                    Vec::new()
+                },
+                ..f.node.clone()
+            })
+            .collect()
+    })
+}
+
+/// One level: the referrers of `digest` and cosign's tags beside it.
 async fn referrers_of<R: Registry + ?Sized>(
     reg: &R,
     repo: &ImageRef,
     digest: &Digest,
-    depth: usize,
-) -> Result<Vec<Node>, SignError> {
-    if depth >= MAX_DEPTH {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    let (route, list) = list_referrers(reg, repo, digest).await?;
-    let via = match route {
+) -> Result<Vec<Found>, SignError> {
+    let listing = referrers::list(reg, repo, digest).await?;
+    let via = match listing.route {
         Route::ReferrersApi => "referrers-api",
         _ => "fallback-tag",
     };
-    for d in list {
-        let refs = Box::pin(referrers_of(reg, repo, &d.digest, depth + 1)).await?;
-        out.push(Node {
-            digest: d.digest.clone(),
-            media_type: d.media_type.clone(),
-            artifact_type: d.artifact_type.clone(),
-            via: via.into(),
-            annotations: d.annotations.clone().unwrap_or_default(),
-            referrers: refs,
-        });
-    }
-    for suffix in COSIGN_SUFFIXES {
-        let tag = format!("{}.{suffix}", digest.fallback_tag());
-        if let Some(raw) = get_optional(reg, repo, &tag).await? {
-            let layers = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
-                .map(|(d, _, _)| d.layers.len())
-                .unwrap_or(0);
-            out.push(Node {
+    let mut out: Vec<Found> = listing
+        .descriptors
+        .into_iter()
+        .map(|d| Found {
+            node: Node {
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                artifact_type: d.artifact_type.clone(),
+                via: via.into(),
+                annotations: d.annotations.clone().unwrap_or_default(),
+                referrers: Vec::new(),
+            },
+            expand: true,
+        })
+        .collect();
+    for (kind, tag, raw) in referrers::cosign_tags(reg, repo, digest).await? {
+        let layers = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
+            .map(|(d, _, _)| d.layers.len())
+            .unwrap_or(0);
+        out.push(Found {
+            node: Node {
                 digest: raw.digest.clone(),
                 media_type: raw.media_type.clone(),
-                artifact_type: Some(format!("cosign {suffix} ({layers} layers)")),
+                artifact_type: Some(format!("cosign {} ({layers} layers)", kind.suffix())),
                 via: format!("tag {tag}"),
                 annotations: BTreeMap::new(),
                 referrers: Vec::new(),
-            });
-        }
+            },
+            expand: false,
+        });
     }
     Ok(out)
 }

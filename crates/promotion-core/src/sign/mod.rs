@@ -3,7 +3,7 @@
 //! - [`payload`]: cosign's "simple signing" payload for a digest, byte for byte as cosign (Go's
 //!   `json.Marshal`) writes it, with `optional` claims;
 //! - [`Signer`]: the port a signature comes from: [`local::LocalSigner`] (cosign key files,
-//!   PKCS#8 PEM) and [`kms::KmsSigner`] (AWS KMS);
+//!   PKCS#8 PEM) and `promotion_aws::kms::KmsSigner` (AWS KMS, an adapter crate);
 //! - [`PublicKey`]: what signatures are checked with (PEM, or KMS `GetPublicKey`);
 //! - [`store`]: where signatures go (OCI 1.1 referrer with the fallback tag, cosign's legacy
 //!   `sha256-<hex>.sig` tag) and how a re-run avoids duplicates;
@@ -11,7 +11,6 @@
 //! - [`discover`]: the tree of referrers of an image.
 
 pub mod discover;
-pub mod kms;
 pub mod local;
 pub mod store;
 pub mod verify;

@@ -20,18 +20,17 @@
 use super::{
     COSIGN_SIG_ARTIFACT, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignError, Signer, claims, payload,
 };
-use crate::annotate::read_small_blob;
 use crate::digest::Digest;
-use crate::manifest::{
-    self, Descriptor, Kind, ManifestDoc, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, RawManifest,
-};
+use crate::manifest::{Kind, ManifestDoc, OCI_EMPTY, OCI_MANIFEST, RawManifest};
 use crate::mutate::{Entries, MAX_VALUE_BYTES, SOURCE_DIGEST};
 use crate::reference::ImageRef;
-use crate::registry::{BlobStream, Registry, RegistryError};
+use crate::referrers::{
+    self, CosignTag, descriptor_json, get_optional, put_small_blob, read_small_blob,
+};
+use crate::registry::{Registry, RegistryError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -131,17 +130,8 @@ pub struct SignReport {
     pub warnings: Vec<String>,
 }
 
-/// Where a signature was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Route {
-    /// Through the referrers API.
-    ReferrersApi,
-    /// Through the `sha256-<hex>` fallback index.
-    FallbackTag,
-    /// In cosign's `sha256-<hex>.sig` manifest.
-    SigTag,
-}
+/// Where a signature was found (the routes of [`referrers`]).
+pub use crate::referrers::Route;
 
 /// A signature read back from the registry (not yet verified).
 #[derive(Debug, Clone)]
@@ -305,9 +295,9 @@ async fn sign_one<R: Registry + ?Sized>(
             {
                 let w = format!(
                     "the registry refused a referrer whose subject is the index {} (HTTP 405, as ECR does); \
-                     the signature was stored under the {}.sig tag instead",
+                     the signature was stored under the {} tag instead",
                     subject.digest,
-                    subject.digest.fallback_tag()
+                    CosignTag::Sig.tag(&subject.digest)
                 );
                 tracing::warn!(digest = %subject.digest, "{w}");
                 report.warnings.push(w);
@@ -327,26 +317,6 @@ async fn sign_one<R: Registry + ?Sized>(
     Ok(out)
 }
 
-pub(crate) async fn put_bytes<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    bytes: &Bytes,
-) -> Result<Digest, RegistryError> {
-    let d = Digest::of(bytes);
-    if reg.head_blob(repo, &d).await?.is_none() {
-        let body = BlobStream {
-            size: Some(bytes.len() as u64),
-            stream: futures_util::stream::iter([Ok(bytes.clone())]).boxed(),
-        };
-        reg.put_blob(repo, &d, bytes.len() as u64, body).await?;
-    }
-    Ok(d)
-}
-
-pub(crate) fn descriptor_json(media_type: &str, d: &Digest, size: usize) -> serde_json::Value {
-    serde_json::json!({"mediaType": media_type, "digest": d.as_str(), "size": size})
-}
-
 async fn push_referrer<R: Registry + ?Sized>(
     reg: &R,
     repo: &ImageRef,
@@ -356,8 +326,8 @@ async fn push_referrer<R: Registry + ?Sized>(
 ) -> Result<Digest, SignError> {
     let payload = Bytes::copy_from_slice(payload);
     let empty = Bytes::from_static(b"{}");
-    let pd = put_bytes(reg, repo, &payload).await?;
-    let ed = put_bytes(reg, repo, &empty).await?;
+    let (pd, _) = put_small_blob(reg, repo, &payload).await?;
+    let (ed, _) = put_small_blob(reg, repo, &empty).await?;
     let mut layer = descriptor_json(SIMPLESIGNING, &pd, payload.len());
     layer["annotations"] = serde_json::json!({ SIGNATURE_ANNOTATION: sig_b64 });
     let m = serde_json::json!({
@@ -372,48 +342,8 @@ async fn push_referrer<R: Registry + ?Sized>(
         Bytes::from(serde_json::to_vec(&m).map_err(|e| SignError::Input(e.to_string()))?),
         OCI_MANIFEST.to_owned(),
     );
-    attach_referrer(reg, repo, &subject.digest, &raw, COSIGN_SIG_ARTIFACT).await?;
+    referrers::attach(reg, repo, &subject.digest, &raw, COSIGN_SIG_ARTIFACT).await?;
     Ok(raw.digest)
-}
-
-/// Push `raw` (a manifest whose `subject` is `subject`) by digest and, on a registry that did
-/// not index it itself (no `OCI-Subject`, no referrers API), list it in the `sha256-<hex>`
-/// fallback index. Idempotent: same bytes, same digest, listed once.
-pub(crate) async fn attach_referrer<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    subject: &Digest,
-    raw: &RawManifest,
-    artifact_type: &str,
-) -> Result<(), SignError> {
-    let put = reg.put_manifest(repo, raw.digest.as_str(), raw).await?;
-    if !put.subject_processed && reg.referrers(repo, subject).await?.is_none() {
-        let mut d = raw.descriptor();
-        d.artifact_type = Some(artifact_type.to_owned());
-        add_to_fallback(reg, repo, subject, d).await?;
-    }
-    Ok(())
-}
-
-/// Read-modify-write the `sha256-<hex>` fallback index: add `d` unless listed.
-async fn add_to_fallback<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    subject: &Digest,
-    d: Descriptor,
-) -> Result<(), SignError> {
-    let tag = subject.fallback_tag();
-    let mut list = match get_optional(reg, repo, &tag).await? {
-        Some(raw) => parse_doc(&raw, &tag)?.manifests,
-        None => Vec::new(),
-    };
-    if list.iter().any(|m| m.digest == d.digest) {
-        return Ok(());
-    }
-    list.push(d);
-    let raw = RawManifest::new(manifest::referrers_index(&list), OCI_INDEX.to_owned());
-    reg.put_manifest(repo, &tag, &raw).await?;
-    Ok(())
 }
 
 /// Append a layer to cosign's `sha256-<hex>.sig` manifest (created when absent).
@@ -424,9 +354,9 @@ async fn append_sig_tag<R: Registry + ?Sized>(
     payload: &[u8],
     sig_b64: &str,
 ) -> Result<(), SignError> {
-    let tag = format!("{}.sig", subject.fallback_tag());
+    let tag = CosignTag::Sig.tag(subject);
     let payload = Bytes::copy_from_slice(payload);
-    let pd = put_bytes(reg, repo, &payload).await?;
+    let (pd, _) = put_small_blob(reg, repo, &payload).await?;
     let mut layers: Vec<serde_json::Value> = match get_optional(reg, repo, &tag).await? {
         Some(raw) => {
             let v: serde_json::Value = serde_json::from_slice(&raw.bytes)
@@ -447,7 +377,7 @@ async fn append_sig_tag<R: Registry + ?Sized>(
     });
     let config =
         Bytes::from(serde_json::to_vec(&config).map_err(|e| SignError::Input(e.to_string()))?);
-    let cd = put_bytes(reg, repo, &config).await?;
+    let (cd, _) = put_small_blob(reg, repo, &config).await?;
     let m = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -462,41 +392,6 @@ async fn append_sig_tag<R: Registry + ?Sized>(
     Ok(())
 }
 
-pub(crate) async fn get_optional<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    reference: &str,
-) -> Result<Option<RawManifest>, RegistryError> {
-    match reg.get_manifest(repo, reference).await {
-        Ok(m) => Ok(Some(m)),
-        Err(RegistryError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn parse_doc(raw: &RawManifest, what: &str) -> Result<ManifestDoc, SignError> {
-    ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
-        .map(|(d, _, _)| d)
-        .map_err(|e| SignError::Input(format!("{what}: {e}")))
-}
-
-/// The referrers of `digest`: through the API when the registry has one, else the fallback
-/// index. Returns the route used.
-pub async fn list_referrers<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    digest: &Digest,
-) -> Result<(Route, Vec<Descriptor>), SignError> {
-    if let Some(list) = reg.referrers(repo, digest).await? {
-        return Ok((Route::ReferrersApi, list));
-    }
-    let tag = digest.fallback_tag();
-    Ok(match get_optional(reg, repo, &tag).await? {
-        Some(raw) => (Route::FallbackTag, parse_doc(&raw, &tag)?.manifests),
-        None => (Route::FallbackTag, Vec::new()),
-    })
-}
-
 /// Every simple-signing signature of `digest`, by every route (unverified).
 pub async fn find_signatures<R: Registry + ?Sized>(
     reg: &R,
@@ -504,8 +399,9 @@ pub async fn find_signatures<R: Registry + ?Sized>(
     digest: &Digest,
 ) -> Result<Vec<FoundSignature>, SignError> {
     let mut out = Vec::new();
-    let (route, referrers) = list_referrers(reg, repo, digest).await?;
-    for d in referrers {
+    let listing = referrers::list(reg, repo, digest).await?;
+    let route = listing.route;
+    for d in listing.descriptors {
         if d.artifact_type
             .as_deref()
             .is_some_and(|t| t != COSIGN_SIG_ARTIFACT)
@@ -516,8 +412,7 @@ pub async fn find_signatures<R: Registry + ?Sized>(
             collect_layers(reg, repo, route, &raw, &mut out).await?;
         }
     }
-    let tag = format!("{}.sig", digest.fallback_tag());
-    if let Some(raw) = get_optional(reg, repo, &tag).await? {
+    if let Some(raw) = get_optional(reg, repo, &CosignTag::Sig.tag(digest)).await? {
         collect_layers(reg, repo, Route::SigTag, &raw, &mut out).await?;
     }
     Ok(out)
@@ -545,7 +440,7 @@ async fn collect_layers<R: Registry + ?Sized>(
         if l.size > MAX_PAYLOAD_BYTES {
             continue;
         }
-        let payload = match read_small_blob(reg, repo, &l.digest, l.size).await {
+        let payload = match read_small_blob(reg, repo, &l.digest, l.size, MAX_PAYLOAD_BYTES).await {
             Ok(p) => p,
             // A dangling or corrupt payload is not a signature; anything else is a failure.
             Err(RegistryError::NotFound { .. } | RegistryError::DigestMismatch { .. }) => continue,

@@ -9,6 +9,7 @@ use super::store::{Route, find_signatures};
 use super::{Payload, PublicKey, SignError, check_payload};
 use crate::digest::Digest;
 use crate::reference::ImageRef;
+use crate::referrers::CosignTag;
 use crate::registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -60,10 +61,10 @@ pub async fn verify_image<R: Registry + ?Sized>(
     let found = find_signatures(reg, image, &digest).await?;
     if found.is_empty() {
         return Err(SignError::Missing(format!(
-            "no signature found for {}@{digest} (referrers, {} and {}.sig)",
+            "no signature found for {}@{digest} (referrers, {} and {})",
             image.repo_path(),
             digest.fallback_tag(),
-            digest.fallback_tag()
+            CosignTag::Sig.tag(&digest)
         )));
     }
     let mut valid = Vec::new();

@@ -19,7 +19,7 @@
 //! is refused by the check every signature passes before it is stored (it must verify with the
 //! key's public key), which is exactly the guard that keeps a broken KMS from writing garbage.
 
-use super::{PublicKey, SignError, Signer};
+use promotion_core::sign::{PublicKey, SignError, Signer};
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
@@ -228,7 +228,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{Classify as _, ErrorType};
+    use promotion_core::error::{Classify as _, ErrorType};
     use aws_sdk_kms::error::ErrorMetadata;
     use aws_sdk_kms::operation::sign::SignError as SdkSignError;
 

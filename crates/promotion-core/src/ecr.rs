@@ -1,9 +1,10 @@
-//! ECR registry credentials through `GetAuthorizationToken`, cached until shortly before they
-//! expire (tokens live 12 hours; one call per registry and container is plenty).
+//! ECR registries: recognising their host names, and credentials from `GetAuthorizationToken`
+//! (through the [`EcrTokenSource`] port) cached until shortly before they expire (tokens live 12
+//! hours; one call per registry and container is plenty).
 
-use super::RegistryError;
-use super::auth::{CredentialProvider, Credentials};
 use crate::clock::{Clock, SystemClock};
+use crate::registry::RegistryError;
+use crate::registry::auth::{CredentialProvider, Credentials};
 use async_trait::async_trait;
 use base64::Engine as _;
 use regex::Regex;
@@ -48,7 +49,7 @@ pub struct EcrToken {
     pub expires_at: SystemTime,
 }
 
-/// Calls `GetAuthorizationToken`. The seam for tests; [`SdkTokenSource`] is the real one.
+/// Calls `GetAuthorizationToken`. The port; `promotion_aws::ecr::SdkTokenSource` is the real one.
 #[async_trait]
 pub trait EcrTokenSource: Send + Sync {
     /// A fresh token for `registry`.
@@ -70,68 +71,6 @@ pub fn decode_token(b64: &str, expires_at: SystemTime) -> Result<EcrToken, Strin
         password: p.to_owned(),
         expires_at,
     })
-}
-
-/// `GetAuthorizationToken` through `aws-sdk-ecr`, one client per region (a registry's region
-/// need not be the caller's).
-pub struct SdkTokenSource {
-    base: aws_sdk_ecr::config::Config,
-    clients: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
-}
-
-impl SdkTokenSource {
-    /// From an SDK configuration built at the edge (credentials chain, endpoint override).
-    pub fn new(base: aws_sdk_ecr::config::Config) -> Self {
-        SdkTokenSource {
-            base,
-            clients: Mutex::default(),
-        }
-    }
-}
-
-#[async_trait]
-impl EcrTokenSource for SdkTokenSource {
-    async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, String> {
-        let client = {
-            let mut clients = self.clients.lock().await;
-            clients
-                .entry(registry.region.clone())
-                .or_insert_with(|| {
-                    let conf = self
-                        .base
-                        .to_builder()
-                        .region(aws_sdk_ecr::config::Region::new(registry.region.clone()))
-                        .build();
-                    aws_sdk_ecr::Client::from_conf(conf)
-                })
-                .clone()
-        };
-        // registryIds is deprecated but still selects the account for cross-account pulls.
-        #[allow(deprecated)]
-        let out = client
-            .get_authorization_token()
-            .registry_ids(&registry.account)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "GetAuthorizationToken failed: {}",
-                    aws_sdk_ecr::error::DisplayErrorContext(e)
-                )
-            })?;
-        let data = out
-            .authorization_data()
-            .first()
-            .ok_or("GetAuthorizationToken returned no data")?;
-        let token = data
-            .authorization_token()
-            .ok_or("GetAuthorizationToken returned no token")?;
-        let expires_at = data
-            .expires_at()
-            .and_then(|t| SystemTime::try_from(*t).ok())
-            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
-        decode_token(token, expires_at)
-    }
 }
 
 /// Credentials for ECR hosts, anonymous for every other host.
@@ -274,57 +213,6 @@ mod tests {
         );
         assert_eq!(pw(creds.credentials("ghcr.io").await.unwrap()), "anon");
         assert_eq!(source.0.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn sdk_token_source_calls_get_authorization_token_for_the_registry_account() {
-        use crate::testing::{FaultServer, answer};
-        let token = base64::engine::general_purpose::STANDARD.encode("AWS:from-ecr");
-        let body = format!(
-            r#"{{"authorizationData":[{{"authorizationToken":"{token}","expiresAt":1893456000,"proxyEndpoint":"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}}]}}"#
-        );
-        let srv = FaultServer::start(move |_, _| {
-            let mut a = answer(
-                "200 OK",
-                &[
-                    "Content-Type: application/x-amz-json-1.1",
-                    &format!("Content-Length: {}", body.len()),
-                ],
-            )
-            .unwrap();
-            a.push_str(&body);
-            Some(a)
-        })
-        .await;
-        let conf = aws_sdk_ecr::Config::builder()
-            .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
-            .region(aws_sdk_ecr::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ecr::config::Credentials::new(
-                "AKID", "SECRET", None, None, "test",
-            ))
-            .endpoint_url(format!("http://{}", srv.host))
-            .build();
-        let source = SdkTokenSource::new(conf);
-        let registry =
-            EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
-        let t = source.token(&registry).await.unwrap();
-        assert_eq!(
-            (t.username.as_str(), t.password.as_str()),
-            ("AWS", "from-ecr")
-        );
-        assert_eq!(
-            t.expires_at,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000)
-        );
-        let head = srv.requests().join("\n").to_lowercase();
-        assert!(
-            head.contains(
-                "x-amz-target: amazonec2containerregistry_v20150921.getauthorizationtoken"
-            ),
-            "{head}"
-        );
-        // The registry's region, not the configured one, signs the request.
-        assert!(head.contains("/eu-west-1/ecr/aws4_request"), "{head}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Retries with exponential backoff and full jitter, honouring `Retry-After`.
 
-use super::RegistryError;
+use crate::registry::RegistryError;
 use backon::{ExponentialBuilder, Retryable};
 use std::future::Future;
 use std::time::Duration;

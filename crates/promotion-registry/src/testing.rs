@@ -1,4 +1,4 @@
-//! Test support shared by unit tests: a loopback HTTP server that plays faults.
+//! Test support for the HTTP adapter: a loopback HTTP server that plays faults.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::{Arc, Mutex as StdMutex};

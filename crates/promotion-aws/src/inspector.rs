@@ -9,11 +9,11 @@
 //!   account and region are known) the image's resource id, mapped through
 //!   [`ScanState::from_reason`]. No record means "not scanned yet".
 
-use super::findings::{
+use promotion_core::gate::findings::{
     Availability, EcrImageDetails, Epss, Finding, FindingStatus, PackageVulnerabilityDetails,
     Resource, ResourceDetails, Severity, Timestamp, VulnerablePackage,
 };
-use super::{FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage};
+use promotion_core::gate::{FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage};
 use async_trait::async_trait;
 use aws_sdk_inspector2::Client;
 use aws_sdk_inspector2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -315,122 +315,23 @@ mod tests {
     //! ignores filters and pagination and has no ListCoverage, so it cannot prove either).
 
     use super::*;
-    use crate::digest::Digest;
+    use promotion_core::digest::Digest;
     use aws_sdk_inspector2::config::retry::RetryConfig;
     use aws_sdk_inspector2::config::{BehaviorVersion, Credentials, Region};
+    use crate::testing::Stub;
     use serde_json::{Value, json};
     use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::{TcpListener, TcpStream};
 
-    type Handler = Arc<dyn Fn(&str, &Value) -> (u16, Value) + Send + Sync>;
-
-    /// A tiny HTTP/1.1 server: JSON in, JSON out, every request recorded as (path, body).
-    struct Stub {
-        url: String,
-        requests: Arc<Mutex<Vec<(String, Value)>>>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Drop for Stub {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    impl Stub {
-        async fn start(
-            handler: impl Fn(&str, &Value) -> (u16, Value) + Send + Sync + 'static,
-        ) -> Stub {
-            let handler: Handler = Arc::new(handler);
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let requests = Arc::new(Mutex::new(Vec::new()));
-            let recorded = requests.clone();
-            let task = tokio::spawn(async move {
-                while let Ok((sock, _)) = listener.accept().await {
-                    tokio::spawn(serve(sock, handler.clone(), recorded.clone()));
-                }
-            });
-            Stub {
-                url,
-                requests,
-                task,
-            }
-        }
-
-        fn requests(&self, path: &str) -> Vec<Value> {
-            let all = self.requests.lock().unwrap();
-            all.iter()
-                .filter(|(p, _)| p == path)
-                .map(|(_, b)| b.clone())
-                .collect()
-        }
-
-        fn source(&self) -> InspectorSource {
-            let conf = aws_sdk_inspector2::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-                .endpoint_url(&self.url)
-                .retry_config(RetryConfig::disabled())
-                .build();
-            InspectorSource::new(Client::from_conf(conf))
-        }
-    }
-
-    async fn serve(
-        mut sock: TcpStream,
-        handler: Handler,
-        requests: Arc<Mutex<Vec<(String, Value)>>>,
-    ) {
-        let mut buf = Vec::new();
-        loop {
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i;
-                }
-                let mut tmp = [0u8; 8192];
-                match sock.read(&mut tmp).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            while buf.len() < head_end + 4 + len {
-                let mut tmp = [0u8; 8192];
-                match sock.read(&mut tmp).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
-                }
-            }
-            let body: Value = serde_json::from_slice(&buf[head_end + 4..head_end + 4 + len])
-                .unwrap_or(Value::Null);
-            buf.drain(..head_end + 4 + len);
-            requests.lock().unwrap().push((path.clone(), body.clone()));
-            let (status, reply) = handler(&path, &body);
-            let error_type = reply["__type"]
-                .as_str()
-                .map(|t| format!("x-amzn-errortype: {t}\r\n"))
-                .unwrap_or_default();
-            let text = reply.to_string();
-            let response = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{error_type}content-length: {}\r\n\r\n{text}",
-                text.len()
-            );
-            if sock.write_all(response.as_bytes()).await.is_err() {
-                return;
-            }
-        }
+    /// The adapter pointed at `stub`, with the SDK's own retries off.
+    fn source(stub: &Stub) -> InspectorSource {
+        let conf = aws_sdk_inspector2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&stub.url)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        InspectorSource::new(Client::from_conf(conf))
     }
 
     fn image() -> ScannedImage {
@@ -512,7 +413,7 @@ mod tests {
             }
         })
         .await;
-        let found = stub.source().findings(&image()).await.unwrap();
+        let found = source(&stub).findings(&image()).await.unwrap();
         let ids: Vec<(&str, FindingStatus)> = found
             .iter()
             .map(|f| (f.vulnerability_id(), f.status))
@@ -565,7 +466,7 @@ mod tests {
             registry: None,
             ..image()
         };
-        stub.source().findings(&anonymous).await.unwrap();
+        source(&stub).findings(&anonymous).await.unwrap();
         let last = stub.requests("/findings/list").pop().unwrap();
         assert!(
             last["filterCriteria"].get("ecrImageRegistry").is_none(),
@@ -597,7 +498,7 @@ mod tests {
             }
         })
         .await;
-        let source = stub.source();
+        let source = source(&stub);
         for (r, expected) in [
             ("SUCCESSFUL", ScanState::Scanned),
             (
@@ -664,7 +565,7 @@ mod tests {
             ),
         })
         .await;
-        let source = stub.source();
+        let source = source(&stub);
         for (m, expected) in [
             ("throttle", ErrorType::FindingsUnavailable),
             ("internal", ErrorType::FindingsUnavailable),
@@ -684,5 +585,5 @@ mod tests {
         assert_eq!(e.error_type(), ErrorType::FindingsUnauthorized, "{e}");
     }
 
-    use crate::error::{Classify as _, ErrorType};
+    use promotion_core::error::{Classify as _, ErrorType};
 }

@@ -8,11 +8,11 @@
 //! Error messages name the operation, registry and object, never a credential, a token or an
 //! upload-session URL (those carry state tokens in their query).
 
-use super::auth::{CredentialProvider, Credentials, normalise_host};
-use super::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
-use crate::digest::Digest;
-use crate::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
-use crate::reference::ImageRef;
+use promotion_core::digest::Digest;
+use promotion_core::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
+use promotion_core::reference::ImageRef;
+use promotion_core::registry::auth::{CredentialProvider, Credentials, normalise_host};
+use promotion_core::registry::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::BytesMut;
@@ -292,7 +292,7 @@ fn header_value(s: &str) -> Result<HeaderValue, RegistryError> {
 fn too_large(what: &str, n: usize) -> RegistryError {
     RegistryError::Manifest {
         what: what.to_owned(),
-        source: crate::manifest::ManifestError::TooLarge(n),
+        source: promotion_core::manifest::ManifestError::TooLarge(n),
     }
 }
 
@@ -458,7 +458,7 @@ impl Registry for HttpRegistry {
                     Some(d) => d
                         .parse()
                         .map(Some)
-                        .map_err(|e: crate::digest::DigestError| RegistryError::Protocol {
+                        .map_err(|e: promotion_core::digest::DigestError| RegistryError::Protocol {
                             what: what.clone(),
                             detail: e.to_string(),
                         }),
@@ -724,7 +724,7 @@ impl Registry for HttpRegistry {
                 let resp = self
                     .send(repo, Access::Pull, &what, |c| {
                         c.get(&url)
-                            .header(header::ACCEPT, crate::manifest::OCI_INDEX)
+                            .header(header::ACCEPT, promotion_core::manifest::OCI_INDEX)
                     })
                     .await?;
                 if resp.status() == StatusCode::NOT_FOUND {
@@ -762,8 +762,8 @@ fn next_link(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Classify;
-    use crate::registry::auth::StaticCredentials;
+    use promotion_core::error::Classify;
+    use promotion_core::registry::auth::StaticCredentials;
 
     use crate::testing::{FaultServer, answer};
     use std::sync::Mutex as StdMutex;
@@ -859,7 +859,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.error_type(),
-            crate::error::ErrorType::RegistryTransient,
+            promotion_core::error::ErrorType::RegistryTransient,
             "{err}"
         );
         assert_eq!(srv.requests().len(), 4, "first attempt and three retries");
@@ -908,7 +908,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.error_type(),
-            crate::error::ErrorType::RegistryUnauthorized
+            promotion_core::error::ErrorType::RegistryUnauthorized
         );
         assert!(
             !format!("{err} {err:?}").contains("wrong-password"),
@@ -991,7 +991,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.error_type(),
-            crate::error::ErrorType::RegistryUnauthorized
+            promotion_core::error::ErrorType::RegistryUnauthorized
         );
         assert!(err.to_string().contains("requires credentials"), "{err}");
     }
@@ -1020,7 +1020,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.error_type(),
-            crate::error::ErrorType::ImageDigestMismatch,
+            promotion_core::error::ErrorType::ImageDigestMismatch,
             "{err}"
         );
         // By tag, the bytes are accepted and their own digest computed.
@@ -1049,13 +1049,13 @@ mod tests {
             .get_manifest(&srv.repo(), "big")
             .await
             .unwrap_err();
-        assert_eq!(err.error_type(), crate::error::ErrorType::ImageInvalid);
+        assert_eq!(err.error_type(), promotion_core::error::ErrorType::ImageInvalid);
         assert!(err.to_string().contains("4 MiB"), "{err}");
     }
 
     #[test]
     fn status_codes_map_to_stable_error_types() {
-        use crate::error::{Classify, ErrorType};
+        use promotion_core::error::{Classify, ErrorType};
         let env = r#"{"errors":[{"code":"DENIED","message":"nope"}]}"#;
         let cases = [
             (401, ErrorType::RegistryUnauthorized),

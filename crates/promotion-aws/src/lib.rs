@@ -1,0 +1,15 @@
+//! AWS adapters of the promotion pipeline, each implementing a port of `promotion_core`:
+//!
+//! - [`ecr::SdkTokenSource`]: ECR `GetAuthorizationToken` (`promotion_core::ecr::EcrTokenSource`);
+//! - [`inspector::InspectorSource`]: Amazon Inspector findings and scan coverage
+//!   (`promotion_core::gate::FindingsSource`);
+//! - [`kms::KmsSigner`]: AWS KMS signatures and public keys (`promotion_core::sign::Signer`).
+//!
+//! Clients are built at the edge (Lambda `main`, the CLI) from an SDK configuration and handed in;
+//! nothing here reads the environment.
+
+pub mod ecr;
+pub mod inspector;
+pub mod kms;
+#[cfg(test)]
+mod testing;

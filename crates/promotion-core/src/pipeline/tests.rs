@@ -1,0 +1,205 @@
+//! The steps against the in-memory registry and a findings file.
+#![allow(clippy::unwrap_used)]
+use super::*;
+use crate::copy::CopyOptions;
+use crate::digest::Digest;
+use crate::environment::Environments;
+use crate::error::{Classify, ErrorType};
+use crate::gate::{Decision, FindingsSource, GateError, Policy};
+use crate::mutate::Entries;
+use crate::reference::ImageRef;
+use crate::sign::CLAIM_GATE;
+
+use crate::clock::SystemClock;
+use crate::gate::{FileSource, ScanState, ScannedImage};
+use crate::registry::auth::async_trait;
+use crate::registry::memory::MemoryRegistry;
+
+fn repos() -> Repositories {
+    Repositories {
+        ingress_registry: Some("ingress.test".into()),
+        quarantine: parse_repository("q", "reg.test/promotion/quarantine").unwrap(),
+        trusted: parse_repository("t", "reg.test/promotion/trusted").unwrap(),
+    }
+}
+
+/// A two-platform index in quarantine; returns it pinned and its amd64 digest.
+fn quarantined(reg: &MemoryRegistry) -> (String, Digest) {
+    let raw = crate::annotate::tests::index(reg, &repos().quarantine.with_tag("x"));
+    let (doc, _, _) = crate::manifest::ManifestDoc::parse(&raw.bytes, None).unwrap();
+    (
+        repos().quarantine.pinned(raw.digest).to_string(),
+        doc.manifests[0].digest.clone(),
+    )
+}
+
+fn critical_on(digest: &Digest) -> FileSource {
+    FileSource::from_json(&format!(
+        r#"{{"findings":[{{"findingArn":"arn:aws:inspector2:us-east-1:1:finding/x","severity":"CRITICAL",
+        "status":"ACTIVE","type":"PACKAGE_VULNERABILITY","fixAvailable":"YES",
+        "packageVulnerabilityDetails":{{"vulnerabilityId":"CVE-2026-9999","source":"NVD",
+          "vulnerablePackages":[{{"name":"openssl","version":"1"}}]}},
+        "resources":[{{"id":"x","type":"AWS_ECR_CONTAINER_IMAGE","details":{{"awsEcrContainerImage":
+          {{"imageHash":"{digest}","repositoryName":"promotion/quarantine"}}}}}}]}}]}}"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn requests_name_unknown_and_missing_fields() {
+    let e = parse_request::<PromoteRequest>(
+        "promote-and-annotate",
+        serde_json::json!({"quarantine": "x", "verdict": "PASSED"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::InputInvalid);
+    assert!(e.to_string().contains("verdict"), "{e}");
+    let e = parse_request::<SignRequest>("sign", serde_json::json!({})).unwrap_err();
+    assert!(e.to_string().contains("image"), "{e}");
+    for (req, needle) in [
+        (CopyRequest::default(), "exactly one"),
+        (
+            CopyRequest {
+                repository: Some("incoming/app".into()),
+                ..CopyRequest::default()
+            },
+            "digest or tag",
+        ),
+        (
+            CopyRequest {
+                reference: Some("a/b:1".into()),
+                tag: Some("1".into()),
+                ..CopyRequest::default()
+            },
+            "either reference",
+        ),
+    ] {
+        let e = req.source(Some("ingress.test")).unwrap_err().to_string();
+        assert!(e.contains(needle), "{e}");
+    }
+    let pushed = CopyRequest {
+        repository: Some("incoming/app".into()),
+        digest: Some(Digest::of(b"x").to_string()),
+        tag: Some("1.4.2".into()),
+        ..CopyRequest::default()
+    };
+    let src = pushed.source(Some("ingress.test")).unwrap();
+    assert_eq!(
+        src.digest(),
+        Some(&Digest::of(b"x")),
+        "the digest wins over the tag"
+    );
+    for bad in [
+        "reg.test/app:1",
+        "app",
+        "reg.test/App",
+        "reg.test/a//b",
+        "reg.test/a@sha256:00",
+        "noport/app",
+    ] {
+        assert!(parse_repository("X", bad).is_err(), "{bad}");
+    }
+    let r = parse_repository("X", "127.0.0.1:5000/promotion/trusted").unwrap();
+    assert_eq!(
+        (r.registry(), r.repository()),
+        ("127.0.0.1:5000", "promotion/trusted")
+    );
+    // The same answer as the reference parser for a valid repository.
+    let full: ImageRef = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app@sha256:0000000000000000000000000000000000000000000000000000000000000000".parse().unwrap();
+    let r = parse_repository(
+        "X",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trusted/app",
+    )
+    .unwrap();
+    assert_eq!(
+        (r.registry(), r.repository()),
+        (full.registry(), full.repository())
+    );
+}
+
+#[tokio::test]
+async fn promote_rechecks_the_gate_and_writes_nothing_on_a_denial() {
+    let reg = MemoryRegistry::new();
+    let (q, amd64) = quarantined(&reg);
+    let policy = Policy::default();
+    let settings = PromoteSettings {
+        policy: &policy,
+        annotations: &Entries::default(),
+        labels: &Entries::default(),
+        clock: &SystemClock,
+        copy: CopyOptions::default(),
+    };
+    let req = PromoteRequest {
+        quarantine: q.clone(),
+        ..PromoteRequest::default()
+    };
+    let err = promote_and_annotate(&reg, &repos(), &critical_on(&amd64), &settings, &req)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), ErrorType::GateDenied, "{err}");
+    assert!(reg.tags(&repos().trusted).is_empty());
+    assert_eq!(reg.calls().manifest_puts, 0, "nothing written");
+
+    // Clean findings: promoted, with the gate summary recorded on the image.
+    let clean = FileSource::from_json(r#"{"findings":[]}"#).unwrap();
+    let done = promote_and_annotate(&reg, &repos(), &clean, &settings, &req)
+        .await
+        .unwrap();
+    let raw = reg.manifest(&repos().trusted, &done.digest).unwrap();
+    let (doc, _, _) = crate::manifest::ManifestDoc::parse(&raw.bytes, None).unwrap();
+    assert!(doc.annotations[CLAIM_GATE].starts_with("PASSED"));
+    // Outside quarantine: refused.
+    let outside = PromoteRequest {
+        quarantine: repos().trusted.pinned(done.digest.clone()).to_string(),
+        ..PromoteRequest::default()
+    };
+    let err = promote_and_annotate(&reg, &repos(), &clean, &settings, &outside)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the quarantine repository"),
+        "{err}"
+    );
+}
+
+struct NeverScanned;
+#[async_trait]
+impl FindingsSource for NeverScanned {
+    async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
+        Ok(ScanState::Pending("PENDING_INITIAL_SCAN".into()))
+    }
+    async fn findings(&self, _: &ScannedImage) -> Result<Vec<crate::gate::Finding>, GateError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn the_gate_asks_to_wait_and_turns_into_a_timeout_at_the_bound() {
+    let reg = MemoryRegistry::new();
+    let (q, _) = quarantined(&reg);
+    let policy = Policy::default();
+    let envs = Environments::default();
+    let settings = GateSettings {
+        policy: &policy,
+        environments: &envs,
+        poll_seconds: 30,
+        max_wait_seconds: 90,
+        clock: &SystemClock,
+    };
+    let mut req = GateRequest {
+        image: Some(q),
+        ..GateRequest::default()
+    };
+    for expected in 1..=3 {
+        let r = scan_gate(&reg, &repos(), &NeverScanned, &settings, &req)
+            .await
+            .unwrap();
+        assert_eq!(r.decision, Decision::Pending);
+        assert_eq!((r.polls, r.wait_seconds), (expected, 30));
+        req.polls = r.polls;
+    }
+    let err = scan_gate(&reg, &repos(), &NeverScanned, &settings, &req)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), ErrorType::GateTimeout, "{err}");
+}
