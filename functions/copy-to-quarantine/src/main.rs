@@ -1,22 +1,23 @@
-//! copy-to-quarantine: resolve the source once and copy that digest, byte for byte, into the
+//! copy-to-quarantine: resolve the source once, copy that digest byte for byte into the
 //! quarantine repository. Input: `promotion_core::pipeline::CopyRequest`.
 
+mod config;
+
 use promotion_core::pipeline::{CopyRequest, copy_to_quarantine, parse_request};
+use promotion_lambda::clients;
 
 const STEP: &str = "copy-to-quarantine";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, registry) = promotion_lambda::start(STEP, |c| async {
-        let sdk = c.sdk().await;
-        let registry = c.registry(&sdk)?;
+    let (config, registry) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
+        let registry = clients::registry(&clients::sdk().await, &c.registry)?;
         Ok((c, registry))
     })
     .await;
-    let opts = config.copy_options();
     promotion_lambda::serve(STEP, |event| async {
         let req: CopyRequest = parse_request(STEP, event)?;
-        copy_to_quarantine(&registry, &config.repos, &req, &opts).await
+        copy_to_quarantine(&registry, &config.repos, &req, &config.copy).await
     })
     .await
 }

@@ -2,30 +2,33 @@
 //! first); answers PASSED, FAILED or PENDING with a compact summary. Writes nothing. Input:
 //! `promotion_core::pipeline::GateRequest`.
 
+mod config;
+
 use promotion_core::clock::SystemClock;
 use promotion_core::pipeline::{GateRequest, GateSettings, parse_request, scan_gate};
+use promotion_lambda::clients;
 
 const STEP: &str = "scan-gate";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, registry, findings) = promotion_lambda::start(STEP, |c| async {
-        let sdk = c.sdk().await;
-        let registry = c.registry(&sdk)?;
-        let findings = c.findings(&sdk);
+    let (c, registry, findings) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
+        let sdk = clients::sdk().await;
+        let registry = clients::registry(&sdk, &c.registry)?;
+        let findings = clients::findings(&sdk, c.assume_scanned);
         Ok((c, registry, findings))
     })
     .await;
     let settings = GateSettings {
-        policy: &config.policy,
-        environments: &config.environments,
-        poll_seconds: config.poll_seconds,
-        max_wait_seconds: config.max_wait_seconds,
+        policy: &c.policy,
+        environments: &c.environments,
+        poll_seconds: c.poll_seconds,
+        max_wait_seconds: c.max_wait_seconds,
         clock: &SystemClock,
     };
     promotion_lambda::serve(STEP, |event| async {
         let req: GateRequest = parse_request(STEP, event)?;
-        scan_gate(&registry, &config.repos, findings.as_ref(), &settings, &req).await
+        scan_gate(&registry, &c.repos, findings.as_ref(), &settings, &req).await
     })
     .await
 }

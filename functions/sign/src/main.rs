@@ -2,22 +2,25 @@
 //! as an OCI 1.1 referrer and/or cosign's `.sig` tag. Input:
 //! `promotion_core::pipeline::SignRequest`.
 
+mod config;
+
 use promotion_core::pipeline::{SignRequest, parse_request, sign};
+use promotion_lambda::clients;
 
 const STEP: &str = "sign";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let (config, registry, signer) = promotion_lambda::start(STEP, |c| async {
-        let sdk = c.sdk().await;
-        let registry = c.registry(&sdk)?;
-        let signer = c.signer(&sdk).await?;
+    let (c, registry, signer) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
+        let sdk = clients::sdk().await;
+        let registry = clients::registry(&sdk, &c.registry)?;
+        let signer = clients::signer(&sdk, &c.kms_key_id, c.kms_message_mode).await?;
         Ok((c, registry, signer))
     })
     .await;
     promotion_lambda::serve(STEP, |event| async {
         let req: SignRequest = parse_request(STEP, event)?;
-        sign(&registry, &config.repos, &signer, config.sign_mode, &req).await
+        sign(&registry, &c.repos, &signer, c.sign_mode, &req).await
     })
     .await
 }

@@ -1,0 +1,64 @@
+//! The clients a Lambda builds once per container, from its typed configuration.
+
+use crate::config::{ConfigError, RegistrySettings};
+use promotion_aws::ecr::SdkTokenSource;
+use promotion_aws::inspector::InspectorSource;
+use promotion_aws::kms::{KmsMessageMode, KmsSigner};
+use promotion_core::ecr::EcrCredentials;
+use promotion_core::gate::{AssumeScanned, FindingsSource};
+use promotion_core::registry::auth::ChainProvider;
+use promotion_core::sign::PublicKey;
+use promotion_registry::{HttpConfig, HttpRegistry};
+use std::sync::Arc;
+
+/// The AWS SDK configuration (region, credentials and `AWS_ENDPOINT_URL` from the usual chain).
+pub async fn sdk() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The registry client: ECR hosts (and aliases) authenticate with `GetAuthorizationToken`.
+pub fn registry(
+    sdk: &aws_config::SdkConfig,
+    settings: &RegistrySettings,
+) -> Result<HttpRegistry, ConfigError> {
+    let mut ecr = EcrCredentials::new(Arc::new(SdkTokenSource::new(
+        aws_sdk_ecr::config::Config::from(sdk),
+    )));
+    for (host, registry) in &settings.ecr_aliases {
+        ecr = ecr.with_alias(host, registry.clone());
+    }
+    let provider = ChainProvider::default().with(Arc::new(ecr));
+    let config = HttpConfig {
+        insecure_hosts: settings.insecure_registries.clone(),
+        ..HttpConfig::default()
+    };
+    HttpRegistry::new(config, Arc::new(provider)).map_err(|e| ConfigError(e.to_string()))
+}
+
+/// Inspector as the findings source (`assume_scanned`: without ListCoverage, stand-ins only).
+pub fn findings(sdk: &aws_config::SdkConfig, assume_scanned: bool) -> Box<dyn FindingsSource> {
+    let inspector = InspectorSource::new(aws_sdk_inspector2::Client::new(sdk));
+    if assume_scanned {
+        Box::new(AssumeScanned(inspector))
+    } else {
+        Box::new(inspector)
+    }
+}
+
+/// The KMS signer of key `id` (sign).
+pub async fn signer(
+    sdk: &aws_config::SdkConfig,
+    id: &str,
+    mode: KmsMessageMode,
+) -> Result<KmsSigner, ConfigError> {
+    KmsSigner::connect(aws_sdk_kms::Client::new(sdk), id, mode)
+        .await
+        .map_err(|e| ConfigError(format!("KMS_KEY_ID {id}: {e}")))
+}
+
+/// The public half of key `id` (retag verifies the pipeline's signature).
+pub async fn public_key(sdk: &aws_config::SdkConfig, id: &str) -> Result<PublicKey, ConfigError> {
+    promotion_aws::kms::public_key(&aws_sdk_kms::Client::new(sdk), id)
+        .await
+        .map_err(|e| ConfigError(format!("KMS_KEY_ID {id}: {e}")))
+}

@@ -1,0 +1,333 @@
+//! Reading a Lambda's configuration: a [`Vars`] lookup (the process environment, or a map in
+//! tests) and one parser per kind of setting. Each function composes its own typed config from
+//! these, reading only the variables it needs (`functions/<step>/src/config.rs`); every error
+//! names the variable. Settings that decide trust (the gate policy, the repositories, the
+//! signing key) have no default: a missing one stops the function at start-up.
+
+use promotion_core::copy::CopyOptions;
+use promotion_core::ecr::EcrRegistry;
+use promotion_core::environment::Environments;
+use promotion_core::environment::config::DEFAULT_APPROVAL_ARTIFACT_TYPE;
+use promotion_core::gate::Policy;
+use promotion_core::mutate::Entries;
+use promotion_core::pipeline::{Repositories, parse_repository};
+use std::collections::BTreeMap;
+
+/// A configuration or start-up failure, naming the variable.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where configuration values come from: the process environment, or a map in tests. Blank
+/// values count as unset.
+pub struct Vars<'a>(pub &'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// A variable's value, if set and not blank.
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A variable that must be set.
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.var(name)
+            .ok_or_else(|| ConfigError(format!("{name} is not set")))
+    }
+
+    /// A whole number, `default` when unset.
+    pub fn number(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError(format!("{name}={v:?} is not a whole number"))),
+        }
+    }
+
+    /// `true` or `false`, `false` when unset.
+    pub fn flag(&self, name: &str) -> Result<bool, ConfigError> {
+        match self.var(name).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(ConfigError(format!("{name}={v:?}: expected true or false"))),
+        }
+    }
+
+    /// A value parsed with `FromStr`, `default` when unset.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.var(name)
+            .unwrap_or_else(|| default.into())
+            .parse()
+            .map_err(|e| ConfigError(format!("{name}: {e}")))
+    }
+
+    /// A JSON object of strings, checked as annotations or labels (`what`).
+    pub fn entries(&self, name: &str, what: &str) -> Result<Entries, ConfigError> {
+        let Some(text) = self.var(name) else {
+            return Ok(Entries::default());
+        };
+        let map: BTreeMap<String, String> = serde_json::from_str(&text)
+            .map_err(|e| ConfigError(format!("{name} must be a JSON object of strings: {e}")))?;
+        Entries::from_input(what, map).map_err(|e| ConfigError(format!("{name}: {e}")))
+    }
+
+    /// A comma-separated list.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.var(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY` (required) and `INGRESS_REGISTRY`.
+pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
+    let repo = |name: &str| -> Result<_, ConfigError> {
+        parse_repository(name, &v.required(name)?).map_err(|e| ConfigError(e.to_string()))
+    };
+    Ok(Repositories {
+        ingress_registry: v.var("INGRESS_REGISTRY"),
+        quarantine: repo("QUARANTINE_REPOSITORY")?,
+        trusted: repo("TRUSTED_REPOSITORY")?,
+    })
+}
+
+/// How the registry client reaches registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySettings {
+    /// `ECR_REGISTRY_ALIASES`: `host=<account>.dkr.ecr.<region>.amazonaws.com`, comma-separated.
+    pub ecr_aliases: Vec<(String, EcrRegistry)>,
+    /// `INSECURE_REGISTRIES`: hosts reached over plain HTTP (stand-ins only).
+    pub insecure_registries: Vec<String>,
+}
+
+/// `ECR_REGISTRY_ALIASES` and `INSECURE_REGISTRIES`.
+pub fn registry(v: &Vars) -> Result<RegistrySettings, ConfigError> {
+    let mut ecr_aliases = Vec::new();
+    for item in v.list("ECR_REGISTRY_ALIASES") {
+        let (host, ecr) = item
+            .split_once('=')
+            .and_then(|(h, e)| Some((h.to_owned(), EcrRegistry::from_host(e)?)))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "ECR_REGISTRY_ALIASES: {item:?} is not host=<account>.dkr.ecr.<region>.amazonaws.com"
+                ))
+            })?;
+        ecr_aliases.push((host, ecr));
+    }
+    Ok(RegistrySettings {
+        ecr_aliases,
+        insecure_registries: v.list("INSECURE_REGISTRIES"),
+    })
+}
+
+/// `GATE_POLICY` (JSON or YAML), required: the deployment states its policy.
+pub fn policy(v: &Vars) -> Result<Policy, ConfigError> {
+    Policy::parse(&v.required("GATE_POLICY")?).map_err(|e| ConfigError(format!("GATE_POLICY: {e}")))
+}
+
+/// `ENVIRONMENTS` (default: dev, staging, prod) and `APPROVAL_ARTIFACT_TYPE`, which wins over
+/// the document's default and must equal the type the document names, if it names one: the
+/// deployment's approval type (the one its EventBridge rule matches) is the one approvals are
+/// resolved by.
+pub fn environments(v: &Vars) -> Result<Environments, ConfigError> {
+    let mut environments = match v.var("ENVIRONMENTS") {
+        Some(t) => {
+            Environments::parse(&t).map_err(|e| ConfigError(format!("ENVIRONMENTS: {e}")))?
+        }
+        None => Environments::default(),
+    };
+    if let Some(t) = v.var("APPROVAL_ARTIFACT_TYPE") {
+        let from_doc = &environments.approval_artifact_type;
+        if *from_doc != t && from_doc != DEFAULT_APPROVAL_ARTIFACT_TYPE {
+            return Err(ConfigError(format!(
+                "APPROVAL_ARTIFACT_TYPE={t:?} but ENVIRONMENTS names approval_artifact_type {from_doc:?}"
+            )));
+        }
+        environments.approval_artifact_type = t;
+    }
+    Ok(environments)
+}
+
+/// `INSPECTOR_ASSUME_SCANNED=true`: skip ListCoverage (stand-ins without it only).
+pub fn assume_scanned(v: &Vars) -> Result<bool, ConfigError> {
+    v.flag("INSPECTOR_ASSUME_SCANNED")
+}
+
+/// `COPY_CONCURRENCY` (default 4, at most 64).
+pub fn copy_options(v: &Vars) -> Result<CopyOptions, ConfigError> {
+    Ok(CopyOptions {
+        concurrency: v.number("COPY_CONCURRENCY", 4)?.clamp(1, 64) as usize,
+        ..CopyOptions::default()
+    })
+}
+
+/// `KMS_KEY_ID`, required.
+pub fn kms_key_id(v: &Vars) -> Result<String, ConfigError> {
+    v.required("KMS_KEY_ID")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// `f` on a lookup of `pairs` over the repositories and policy every test needs.
+    pub(crate) fn with<T>(
+        pairs: &[(&str, &str)],
+        f: impl Fn(&Vars) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let mut map: HashMap<String, String> = HashMap::from([
+            (
+                "QUARANTINE_REPOSITORY".into(),
+                "reg.test/promotion/quarantine".into(),
+            ),
+            (
+                "TRUSTED_REPOSITORY".into(),
+                "reg.test/promotion/trusted".into(),
+            ),
+            ("GATE_POLICY".into(), "{}".into()),
+        ]);
+        for (k, v) in pairs {
+            map.insert((*k).into(), (*v).into());
+        }
+        f(&Vars(&|k: &str| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        type Parse = fn(&Vars) -> Result<(), ConfigError>;
+        let repos: Parse = |v| repositories(v).map(drop);
+        let number: Parse = |v| v.number("SCAN_POLL_SECONDS", 30).map(drop);
+        let annotations: Parse = |v| v.entries("ANNOTATIONS", "annotation").map(drop);
+        let labels: Parse = |v| v.entries("LABELS", "label").map(drop);
+        let pol: Parse = |v| policy(v).map(drop);
+        let envs: Parse = |v| environments(v).map(drop);
+        let reg: Parse = |v| registry(v).map(drop);
+        let scanned: Parse = |v| assume_scanned(v).map(drop);
+        let mode: Parse = |v| {
+            v.parsed::<promotion_aws::kms::KmsMessageMode>("KMS_MESSAGE_MODE", "digest")
+                .map(drop)
+        };
+        let key: Parse = |v| kms_key_id(v).map(drop);
+        let cases: [((&str, &str), Parse, &str); 12] = [
+            (
+                ("TRUSTED_REPOSITORY", ""),
+                repos,
+                "TRUSTED_REPOSITORY is not set",
+            ),
+            (
+                ("TRUSTED_REPOSITORY", "reg.test/app:1"),
+                repos,
+                "TRUSTED_REPOSITORY",
+            ),
+            (
+                ("SCAN_POLL_SECONDS", "soon"),
+                number,
+                "SCAN_POLL_SECONDS=\"soon\"",
+            ),
+            (
+                ("ANNOTATIONS", "[1]"),
+                annotations,
+                "ANNOTATIONS must be a JSON object",
+            ),
+            (
+                ("LABELS", r#"{"io.ecr-promotion.x":"1"}"#),
+                labels,
+                "LABELS",
+            ),
+            (
+                ("GATE_POLICY", "block_severity: [HIGH]"),
+                pol,
+                "GATE_POLICY",
+            ),
+            (("GATE_POLICY", " "), pol, "GATE_POLICY is not set"),
+            (("ENVIRONMENTS", "environments: []"), envs, "ENVIRONMENTS"),
+            (
+                ("ECR_REGISTRY_ALIASES", "127.0.0.1:5000"),
+                reg,
+                "ECR_REGISTRY_ALIASES",
+            ),
+            (
+                ("INSPECTOR_ASSUME_SCANNED", "yes"),
+                scanned,
+                "INSPECTOR_ASSUME_SCANNED",
+            ),
+            (("KMS_MESSAGE_MODE", "sha1"), mode, "KMS_MESSAGE_MODE"),
+            (("KMS_KEY_ID", ""), key, "KMS_KEY_ID is not set"),
+        ];
+        for ((k, v), parse, needle) in cases {
+            let e = with(&[(k, v)], parse)
+                .err()
+                .unwrap_or_else(|| panic!("{k}={v} accepted"));
+            assert!(e.0.contains(needle), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(with(&[], environments).unwrap(), Environments::default());
+        assert!(!with(&[], assume_scanned).unwrap());
+        assert_eq!(with(&[], copy_options).unwrap().concurrency, 4);
+        assert_eq!(
+            with(&[], |v| v.number("SCAN_POLL_SECONDS", 30)).unwrap(),
+            30
+        );
+    }
+
+    #[test]
+    fn the_deployment_approval_type_wins_unless_the_document_names_another() {
+        let c = with(
+            &[("APPROVAL_ARTIFACT_TYPE", "application/x.approve")],
+            environments,
+        )
+        .unwrap();
+        assert_eq!(c.approval_artifact_type, "application/x.approve");
+        let doc = "environments: [{name: dev}]\napproval_artifact_type: application/x.other";
+        let e = with(
+            &[
+                ("ENVIRONMENTS", doc),
+                ("APPROVAL_ARTIFACT_TYPE", "application/x.approve"),
+            ],
+            environments,
+        )
+        .expect_err("mismatch refused");
+        assert!(e.0.contains("application/x.other"), "{e}");
+        let same = "environments: [{name: dev}]\napproval_artifact_type: application/x.approve";
+        assert!(
+            with(
+                &[
+                    ("ENVIRONMENTS", same),
+                    ("APPROVAL_ARTIFACT_TYPE", "application/x.approve")
+                ],
+                environments
+            )
+            .is_ok()
+        );
+        let alias = with(
+            &[(
+                "ECR_REGISTRY_ALIASES",
+                "127.0.0.1:5000=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            )],
+            registry,
+        )
+        .unwrap();
+        assert_eq!(alias.ecr_aliases[0].0, "127.0.0.1:5000");
+        assert_eq!(alias.ecr_aliases[0].1.region, "eu-west-1");
+    }
+}
