@@ -238,26 +238,69 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Apply `rules` to what was read and decide. Pure: the time comes in as `now`.
-pub fn decide(
-    reads: &[PlatformRead],
-    rules: &Rules,
-    now: SystemTime,
-    previous: Option<&Observation>,
-    snapshot: bool,
-) -> Verdict {
-    let today = Date::of(now);
-    let mut counts: SeverityCounts = Severity::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut suppressed = 0u32;
-    let mut blockers = Vec::new();
-    let mut used: BTreeMap<usize, u32> = BTreeMap::new();
-    let mut expired: BTreeMap<usize, u32> = BTreeMap::new();
-    let mut platforms = Vec::new();
-    let mut pending = Vec::new();
-    let mut unscannable_blocking = Vec::new();
-    let mut fingerprint = Vec::new();
-    let mut total = 0u32;
+/// What the findings of every platform add up to under the rules: the counting half of
+/// [`decide`].
+struct Tally {
+    counts: SeverityCounts,
+    suppressed: u32,
+    /// Sorted: most severe first, then by id and platform.
+    blockers: Vec<Blocker>,
+    /// Allowlist entry index → findings it accepted.
+    used: BTreeMap<usize, u32>,
+    /// Expired allowlist entry index → findings it would have accepted.
+    expired: BTreeMap<usize, u32>,
+    platforms: Vec<PlatformSummary>,
+    /// (platform label, reason) of platforms not scanned yet.
+    pending: Vec<(String, String)>,
+    /// (platform label, reason) of unscannable platforms the policy does not allow.
+    unscannable_blocking: Vec<(String, String)>,
+    /// One line per ACTIVE or SUPPRESSED finding, for the settle fingerprint.
+    fingerprint: Vec<String>,
+    /// ACTIVE and SUPPRESSED findings.
+    total: u32,
+}
 
+impl Tally {
+    /// Distinct blocking ids, most severe first.
+    fn ids(&self) -> Vec<&str> {
+        let mut seen = BTreeSet::new();
+        self.blockers
+            .iter()
+            .map(|b| b.id.as_str())
+            .filter(|id| seen.insert(*id))
+            .collect()
+    }
+
+    /// The read as an [`Observation`] (order-independent fingerprint).
+    fn observation(&self, now: SystemTime) -> Observation {
+        let mut lines = self.fingerprint.clone();
+        lines.sort_unstable();
+        let hash = Sha256::digest(lines.join("\n").as_bytes());
+        Observation {
+            at_ms: now
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            findings: self.total,
+            fingerprint: hex::encode(&hash[..8]),
+        }
+    }
+}
+
+/// Count every platform's state and findings under `rules` on `today`.
+fn count(reads: &[PlatformRead], rules: &Rules, today: Date) -> Tally {
+    let mut t = Tally {
+        counts: Severity::ALL.iter().map(|s| (*s, 0)).collect(),
+        suppressed: 0,
+        blockers: Vec::new(),
+        used: BTreeMap::new(),
+        expired: BTreeMap::new(),
+        platforms: Vec::new(),
+        pending: Vec::new(),
+        unscannable_blocking: Vec::new(),
+        fingerprint: Vec::new(),
+        total: 0,
+    };
     for read in reads {
         let mut summary = PlatformSummary {
             digest: read.image.digest.to_string(),
@@ -271,7 +314,7 @@ pub fn decide(
             ScanState::Pending(reason) => {
                 summary.scan = "PENDING".into();
                 summary.reason = Some(reason.clone());
-                pending.push((label(&read.image), reason.clone()));
+                t.pending.push((label(&read.image), reason.clone()));
             }
             ScanState::Unscannable(reason) | ScanState::Error(reason) => {
                 let error = matches!(read.state, ScanState::Error(_));
@@ -280,38 +323,35 @@ pub fn decide(
                 // A failed scan is never allowed: only "will not scan" is the policy's call.
                 if error || !rules.allow_unscannable {
                     summary.blocking = 1;
-                    unscannable_blocking.push((label(&read.image), reason.clone()));
+                    t.unscannable_blocking
+                        .push((label(&read.image), reason.clone()));
                 }
             }
             ScanState::Scanned => {}
         }
         for f in &read.findings {
-            match f.status {
+            let status = match f.status {
                 FindingStatus::Closed => continue,
-                FindingStatus::Suppressed => {
-                    suppressed += 1;
-                    total += 1;
-                    fingerprint.push(format!(
-                        "{} {} {} S",
-                        read.image.digest, f.finding_arn, f.severity
-                    ));
-                    continue;
-                }
-                FindingStatus::Active => {}
-            }
-            total += 1;
-            fingerprint.push(format!(
-                "{} {} {} A",
+                FindingStatus::Suppressed => "S",
+                FindingStatus::Active => "A",
+            };
+            t.total += 1;
+            t.fingerprint.push(format!(
+                "{} {} {} {status}",
                 read.image.digest, f.finding_arn, f.severity
             ));
+            if f.status == FindingStatus::Suppressed {
+                t.suppressed += 1;
+                continue;
+            }
             summary.findings += 1;
-            *counts.entry(f.severity).or_default() += 1;
+            *t.counts.entry(f.severity).or_default() += 1;
             let a = rules.assess(f, today);
             for i in a.expired {
-                *expired.entry(i).or_default() += 1;
+                *t.expired.entry(i).or_default() += 1;
             }
             match a.judgement {
-                Judgement::Allowed(i) => *used.entry(i).or_default() += 1,
+                Judgement::Allowed(i) => *t.used.entry(i).or_default() += 1,
                 Judgement::Passes => {}
                 Judgement::Blocks(reasons) => {
                     summary.blocking += 1;
@@ -322,7 +362,7 @@ pub fn decide(
                         .map(|p| format!("{} {}", p.name, p.version).trim().to_owned())
                         .collect::<Vec<_>>()
                         .join(", ");
-                    blockers.push(Blocker {
+                    t.blockers.push(Blocker {
                         id: f.vulnerability_id().to_owned(),
                         severity: f.severity,
                         package,
@@ -332,20 +372,154 @@ pub fn decide(
                 }
             }
         }
-        platforms.push(summary);
+        t.platforms.push(summary);
     }
-    blockers
+    t.blockers
         .sort_by(|a, b| (a.severity, &a.id, &a.platform).cmp(&(b.severity, &b.id, &b.platform)));
+    t
+}
 
-    let mut ids: Vec<&str> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for b in &blockers {
-        if seen.insert(b.id.as_str()) {
-            ids.push(b.id.as_str());
+/// Which way the tally goes: the deciding half of [`decide`].
+enum Outcome {
+    /// A finding or an unscannable platform blocks.
+    Blocked,
+    /// A platform is not scanned yet.
+    NotScanned,
+    /// Scanned, nothing blocks, but the findings have not settled (the note says why).
+    Unsettled(String),
+    /// Scanned, settled, nothing blocks.
+    Clean,
+}
+
+/// Decide, settling the findings against `previous` unless `snapshot` (or no settle interval).
+/// Returns the observation to carry into the next call when unsettled.
+fn outcome(
+    t: &Tally,
+    rules: &Rules,
+    now: SystemTime,
+    previous: Option<&Observation>,
+    snapshot: bool,
+) -> (Outcome, Option<Observation>) {
+    if !t.blockers.is_empty() || !t.unscannable_blocking.is_empty() {
+        return (Outcome::Blocked, None);
+    }
+    if !t.pending.is_empty() {
+        return (Outcome::NotScanned, None);
+    }
+    if snapshot || rules.settle_seconds == 0 {
+        return (Outcome::Clean, None);
+    }
+    let settled = settle(
+        previous,
+        t.observation(now),
+        Duration::from_secs(rules.settle_seconds),
+    );
+    if settled.stable {
+        (Outcome::Clean, None)
+    } else {
+        (Outcome::Unsettled(settled.note), Some(settled.carry))
+    }
+}
+
+/// The one human sentence for `outcome`.
+fn message(t: &Tally, rules: &Rules, n_reads: usize, outcome: &Outcome) -> String {
+    let n_platforms = plural(n_reads, "platform", "platforms");
+    let env = rules
+        .environment
+        .as_deref()
+        .map(|e| format!(" (policy for {e})"))
+        .unwrap_or_default();
+    match outcome {
+        Outcome::Blocked => {
+            let mut parts = Vec::new();
+            if !t.blockers.is_empty() {
+                let ids = t.ids();
+                let listed: Vec<&str> = ids.iter().take(3).copied().collect();
+                let more = if ids.len() > 3 {
+                    format!(" and {} more", ids.len() - 3)
+                } else {
+                    String::new()
+                };
+                let hit = t
+                    .platforms
+                    .iter()
+                    .filter(|p| p.blocking > 0 && p.findings > 0)
+                    .count();
+                parts.push(format!(
+                    "{} {} ({}{more}) on {hit} of {n_platforms}",
+                    plural(t.blockers.len(), "finding", "findings"),
+                    if t.blockers.len() == 1 {
+                        "blocks"
+                    } else {
+                        "block"
+                    },
+                    listed.join(", "),
+                ));
+            }
+            for (p, reason) in &t.unscannable_blocking {
+                parts.push(format!(
+                    "{p} is unscannable ({reason}) and the policy does not allow unscannable images"
+                ));
+            }
+            format!("Failed{env}: {}.", parts.join("; "))
+        }
+        Outcome::NotScanned => {
+            let reasons: BTreeSet<&str> = t.pending.iter().map(|(_, r)| r.as_str()).collect();
+            // An image Inspector has never heard of stays pending; say what usually causes it.
+            let hint = if reasons.contains(super::NO_COVERAGE_RECORD) {
+                " (Inspector has no record of the image yet: is enhanced scanning on for the \
+                 repository, and is the image in the region asked?)"
+            } else {
+                ""
+            };
+            format!(
+                "Pending: {} of {n_platforms} not scanned yet ({}){hint}.",
+                t.pending.len(),
+                reasons.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        }
+        Outcome::Unsettled(note) => format!("Pending: {n_platforms} scanned; {note}."),
+        Outcome::Clean => {
+            let active: u32 = t.counts.values().sum();
+            let mut extra = String::new();
+            if !t.used.is_empty() {
+                extra.push_str(&format!(
+                    ", {} accepted by the allowlist",
+                    plural(t.used.values().sum::<u32>() as usize, "finding", "findings")
+                ));
+            }
+            if !t.expired.is_empty() {
+                extra.push_str(&format!(
+                    ", {} expired",
+                    plural(t.expired.len(), "allowlist entry", "allowlist entries")
+                ));
+            }
+            format!(
+                "Passed{env}: {n_platforms} scanned, {} and none blocks{extra}.",
+                plural(active as usize, "active finding", "active findings")
+            )
         }
     }
-    let blocking_ids: Vec<String> = ids.iter().take(MAX_LISTED).map(|s| s.to_string()).collect();
-    let blocking_ids_more = ids.len().saturating_sub(MAX_LISTED) as u32;
+}
+
+/// Apply `rules` to what was read and decide. Pure: the time comes in as `now`. Counting
+/// ([`count`]), deciding ([`outcome`]) and the sentence ([`message`]) are separate steps.
+pub fn decide(
+    reads: &[PlatformRead],
+    rules: &Rules,
+    now: SystemTime,
+    previous: Option<&Observation>,
+    snapshot: bool,
+) -> Verdict {
+    let t = count(reads, rules, Date::of(now));
+    let (outcome, observation) = outcome(&t, rules, now, previous, snapshot);
+    let message = message(&t, rules, reads.len(), &outcome);
+    let decision = match outcome {
+        Outcome::Blocked => Decision::Failed,
+        Outcome::NotScanned | Outcome::Unsettled(_) => Decision::Pending,
+        Outcome::Clean => Decision::Passed,
+    };
+    let ids = t.ids();
     let uses = |m: &BTreeMap<usize, u32>| -> Vec<AllowlistUse> {
         m.iter()
             .take(MAX_LISTED)
@@ -360,133 +534,20 @@ pub fn decide(
             })
             .collect()
     };
-    let allowlisted = uses(&used);
-    let expired_allowlist = uses(&expired);
-
-    let n_platforms = plural(reads.len(), "platform", "platforms");
-    let env = rules
-        .environment
-        .as_deref()
-        .map(|e| format!(" (policy for {e})"))
-        .unwrap_or_default();
-    let (decision, message, observation) =
-        if !blockers.is_empty() || !unscannable_blocking.is_empty() {
-            let mut parts = Vec::new();
-            if !blockers.is_empty() {
-                let listed: Vec<&str> = ids.iter().take(3).copied().collect();
-                let more = if ids.len() > 3 {
-                    format!(" and {} more", ids.len() - 3)
-                } else {
-                    String::new()
-                };
-                let hit = platforms
-                    .iter()
-                    .filter(|p| p.blocking > 0 && p.findings > 0)
-                    .count();
-                parts.push(format!(
-                    "{} {} ({}{more}) on {hit} of {n_platforms}",
-                    plural(blockers.len(), "finding", "findings"),
-                    if blockers.len() == 1 {
-                        "blocks"
-                    } else {
-                        "block"
-                    },
-                    listed.join(", "),
-                ));
-            }
-            for (p, reason) in &unscannable_blocking {
-                parts.push(format!(
-                    "{p} is unscannable ({reason}) and the policy does not allow unscannable images"
-                ));
-            }
-            (
-                Decision::Failed,
-                format!("Failed{env}: {}.", parts.join("; ")),
-                None,
-            )
-        } else if !pending.is_empty() {
-            let reasons: BTreeSet<&str> = pending.iter().map(|(_, r)| r.as_str()).collect();
-            // An image Inspector has never heard of stays pending; say what usually causes it.
-            let hint = if reasons.contains(super::NO_COVERAGE_RECORD) {
-                " (Inspector has no record of the image yet: is enhanced scanning on for the \
-                 repository, and is the image in the region asked?)"
-            } else {
-                ""
-            };
-            (
-                Decision::Pending,
-                format!(
-                    "Pending: {} of {n_platforms} not scanned yet ({}){hint}.",
-                    pending.len(),
-                    reasons.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-                None,
-            )
-        } else {
-            fingerprint.sort_unstable();
-            let hash = Sha256::digest(fingerprint.join("\n").as_bytes());
-            let current = Observation {
-                at_ms: now
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or_default(),
-                findings: total,
-                fingerprint: hex::encode(&hash[..8]),
-            };
-            let settled = if snapshot || rules.settle_seconds == 0 {
-                Settled {
-                    stable: true,
-                    carry: current,
-                    note: String::new(),
-                }
-            } else {
-                settle(previous, current, Duration::from_secs(rules.settle_seconds))
-            };
-            if settled.stable {
-                let active: u32 = counts.values().sum();
-                let mut extra = String::new();
-                if !allowlisted.is_empty() {
-                    extra.push_str(&format!(
-                        ", {} accepted by the allowlist",
-                        plural(used.values().sum::<u32>() as usize, "finding", "findings")
-                    ));
-                }
-                if !expired_allowlist.is_empty() {
-                    extra.push_str(&format!(
-                        ", {} expired",
-                        plural(expired.len(), "allowlist entry", "allowlist entries")
-                    ));
-                }
-                (
-                    Decision::Passed,
-                    format!(
-                        "Passed{env}: {n_platforms} scanned, {} and none blocks{extra}.",
-                        plural(active as usize, "active finding", "active findings")
-                    ),
-                    None,
-                )
-            } else {
-                (
-                    Decision::Pending,
-                    format!("Pending: {n_platforms} scanned; {}.", settled.note),
-                    Some(settled.carry),
-                )
-            }
-        };
     Verdict {
         decision,
         message,
         environment: rules.environment.clone(),
-        counts,
-        suppressed,
-        blocking_findings: blockers.len() as u32,
-        blocking_ids,
-        blocking_ids_more,
-        allowlisted,
-        expired_allowlist,
-        platforms,
+        blocking_findings: t.blockers.len() as u32,
+        blocking_ids: ids.iter().take(MAX_LISTED).map(|s| s.to_string()).collect(),
+        blocking_ids_more: ids.len().saturating_sub(MAX_LISTED) as u32,
+        allowlisted: uses(&t.used),
+        expired_allowlist: uses(&t.expired),
         observation,
-        blockers,
+        counts: t.counts,
+        suppressed: t.suppressed,
+        platforms: t.platforms,
+        blockers: t.blockers,
     }
 }
 

@@ -98,43 +98,7 @@ pub async fn scan_gate(
     settings: &GateSettings<'_>,
     req: &GateRequest,
 ) -> Result<GateResult, PipelineError> {
-    let (image, environment, build) = match (&req.image, &req.approval) {
-        (Some(i), None) => {
-            let image = pinned("image", i)?;
-            if let Some(e) = &req.environment {
-                settings.environments.get(e)?;
-            }
-            (image, req.environment.clone(), req.build.clone())
-        }
-        (None, Some(a)) => {
-            let repo = ImageRef::from_parts(repos.trusted.registry(), &a.repository, None, None);
-            repos.ensure_in("trusted", &repos.trusted, &repo, "approval.repository")?;
-            let digest: Digest = a
-                .digest
-                .parse()
-                .map_err(|e| PipelineError::Input(format!("approval.digest: {e}")))?;
-            let found = resolve_approvals(reg, &repo, &digest, settings.environments).await?;
-            // Earliest environment first; a done one is a no-op for retag.
-            let rank = |n: &str| settings.environments.names().iter().position(|x| *x == n);
-            let Some(first) = found.into_iter().min_by_key(|a| rank(&a.environment)) else {
-                return Err(PipelineError::Input(format!(
-                    "approval: {} has no approval ({}) among its referrers",
-                    repo.pinned(digest),
-                    settings.environments.approval_artifact_type
-                )));
-            };
-            (
-                repo.pinned(first.subject),
-                Some(first.environment),
-                first.build,
-            )
-        }
-        _ => {
-            return Err(PipelineError::Input(
-                "scan-gate: give exactly one of image or approval".into(),
-            ));
-        }
-    };
+    let (image, environment, build) = target(reg, repos, settings, req).await?;
     let rules = settings.policy.rules(environment.as_deref());
     let account = account_of(&image);
     let (_, platforms) = gate::resolve_platforms(reg, &image, account.as_deref()).await?;
@@ -172,4 +136,50 @@ pub async fn scan_gate(
         wait_seconds: settings.poll_seconds,
         observation: verdict.observation.clone(),
     })
+}
+
+/// What to gate: the requested image, or the subject of the earliest-environment approval
+/// among the referrers of `approval` (in the trusted repository). With its environment and
+/// build id.
+async fn target(
+    reg: &dyn Registry,
+    repos: &Repositories,
+    settings: &GateSettings<'_>,
+    req: &GateRequest,
+) -> Result<(ImageRef, Option<String>, Option<String>), PipelineError> {
+    match (&req.image, &req.approval) {
+        (Some(i), None) => {
+            let image = pinned("image", i)?;
+            if let Some(e) = &req.environment {
+                settings.environments.get(e)?;
+            }
+            Ok((image, req.environment.clone(), req.build.clone()))
+        }
+        (None, Some(a)) => {
+            let repo = ImageRef::from_parts(repos.trusted.registry(), &a.repository, None, None);
+            repos.ensure_in("trusted", &repos.trusted, &repo, "approval.repository")?;
+            let digest: Digest = a
+                .digest
+                .parse()
+                .map_err(|e| PipelineError::Input(format!("approval.digest: {e}")))?;
+            let found = resolve_approvals(reg, &repo, &digest, settings.environments).await?;
+            // Earliest environment first; a done one is a no-op for retag.
+            let rank = |n: &str| settings.environments.names().iter().position(|x| *x == n);
+            let Some(first) = found.into_iter().min_by_key(|a| rank(&a.environment)) else {
+                return Err(PipelineError::Input(format!(
+                    "approval: {} has no approval ({}) among its referrers",
+                    repo.pinned(digest),
+                    settings.environments.approval_artifact_type
+                )));
+            };
+            Ok((
+                repo.pinned(first.subject),
+                Some(first.environment),
+                first.build,
+            ))
+        }
+        _ => Err(PipelineError::Input(
+            "scan-gate: give exactly one of image or approval".into(),
+        )),
+    }
 }
