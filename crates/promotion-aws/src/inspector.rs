@@ -9,11 +9,6 @@
 //!   account and region are known) the image's resource id, mapped through
 //!   [`ScanState::from_reason`]. No record means "not scanned yet".
 
-use promotion_core::gate::findings::{
-    Availability, EcrImageDetails, Epss, Finding, FindingStatus, PackageVulnerabilityDetails,
-    Resource, ResourceDetails, Severity, Timestamp, VulnerablePackage,
-};
-use promotion_core::gate::{FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage};
 use async_trait::async_trait;
 use aws_sdk_inspector2::Client;
 use aws_sdk_inspector2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -21,6 +16,13 @@ use aws_sdk_inspector2::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_inspector2::types::{
     CoverageFilterCriteria, CoverageStringComparison, CoverageStringFilter, FilterCriteria,
     StringComparison, StringFilter,
+};
+use promotion_core::gate::findings::{
+    Availability, EcrImageDetails, Epss, Finding, FindingStatus, PackageVulnerabilityDetails,
+    Resource, ResourceDetails, Severity, Timestamp, VulnerablePackage,
+};
+use promotion_core::gate::{
+    FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage,
 };
 use std::time::SystemTime;
 
@@ -315,10 +317,10 @@ mod tests {
     //! ignores filters and pagination and has no ListCoverage, so it cannot prove either).
 
     use super::*;
-    use promotion_core::digest::Digest;
+    use crate::testing::Stub;
     use aws_sdk_inspector2::config::retry::RetryConfig;
     use aws_sdk_inspector2::config::{BehaviorVersion, Credentials, Region};
-    use crate::testing::Stub;
+    use promotion_core::digest::Digest;
     use serde_json::{Value, json};
     use std::sync::{Arc, Mutex};
 

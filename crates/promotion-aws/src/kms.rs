@@ -19,11 +19,11 @@
 //! is refused by the check every signature passes before it is stored (it must verify with the
 //! key's public key), which is exactly the guard that keeps a broken KMS from writing garbage.
 
-use promotion_core::sign::{PublicKey, SignError, Signer};
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec};
+use promotion_core::sign::{PublicKey, SignError, Signer};
 use sha2::Digest as _;
 
 /// KMS refuses `RAW` messages longer than this.
@@ -228,9 +228,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promotion_core::error::{Classify as _, ErrorType};
     use aws_sdk_kms::error::ErrorMetadata;
     use aws_sdk_kms::operation::sign::SignError as SdkSignError;
+    use promotion_core::error::{Classify as _, ErrorType};
 
     fn service(code: &str) -> SignError {
         let err = SdkSignError::generic(ErrorMetadata::builder().code(code).message("m").build());

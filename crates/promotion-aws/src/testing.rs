@@ -70,11 +70,7 @@ impl Stub {
     }
 }
 
-async fn serve(
-    mut sock: TcpStream,
-    handler: Handler,
-    requests: Arc<Mutex<Vec<Request>>>,
-) {
+async fn serve(mut sock: TcpStream, handler: Handler, requests: Arc<Mutex<Vec<Request>>>) {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {
@@ -104,8 +100,8 @@ async fn serve(
                 Ok(n) => buf.extend_from_slice(&tmp[..n]),
             }
         }
-        let body: Value = serde_json::from_slice(&buf[head_end + 4..head_end + 4 + len])
-            .unwrap_or(Value::Null);
+        let body: Value =
+            serde_json::from_slice(&buf[head_end + 4..head_end + 4 + len]).unwrap_or(Value::Null);
         buf.drain(..head_end + 4 + len);
         requests.lock().unwrap().push(Request {
             head: head.clone(),

@@ -8,17 +8,17 @@
 //! Error messages name the operation, registry and object, never a credential, a token or an
 //! upload-session URL (those carry state tokens in their query).
 
-use promotion_core::digest::Digest;
-use promotion_core::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
-use promotion_core::reference::ImageRef;
-use promotion_core::registry::auth::{CredentialProvider, Credentials, normalise_host};
-use promotion_core::registry::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
+use promotion_core::digest::Digest;
+use promotion_core::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
+use promotion_core::reference::ImageRef;
+use promotion_core::registry::auth::{CredentialProvider, Credentials, normalise_host};
+use promotion_core::registry::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use std::collections::HashMap;
@@ -455,13 +455,16 @@ impl Registry for HttpRegistry {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 match digest {
-                    Some(d) => d
-                        .parse()
-                        .map(Some)
-                        .map_err(|e: promotion_core::digest::DigestError| RegistryError::Protocol {
-                            what: what.clone(),
-                            detail: e.to_string(),
-                        }),
+                    Some(d) => {
+                        d.parse()
+                            .map(Some)
+                            .map_err(|e: promotion_core::digest::DigestError| {
+                                RegistryError::Protocol {
+                                    what: what.clone(),
+                                    detail: e.to_string(),
+                                }
+                            })
+                    }
                     // Some registries omit the header on HEAD: fall back to reading the bytes.
                     None => Ok(Some(
                         self.get_manifest_once(repo, reference, &what).await?.digest,
@@ -1049,7 +1052,10 @@ mod tests {
             .get_manifest(&srv.repo(), "big")
             .await
             .unwrap_err();
-        assert_eq!(err.error_type(), promotion_core::error::ErrorType::ImageInvalid);
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::ImageInvalid
+        );
         assert!(err.to_string().contains("4 MiB"), "{err}");
     }
 
