@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Summarises bench/lambda-bench.sh runs: medians per tool, the 3 GiB estimate, promote/skopeo.
+
+Input: a TSV with one line per run (written by lambda-bench.sh):
+    tool run wall_s user_s sys_s rss_kib cg_cpu_s cg_peak_bytes nr_throttled throttled_s bytes
+wall/user/sys/rss are GNU time's %e %U %S %M for the client; the others are the cgroup's own
+accounting (v1: cpuacct.usage, memory.max_usage_in_bytes, cpu.stat; v2: cpu.stat usage_usec,
+memory.peak). cg_peak_bytes is "-" when the kernel has no peak file (v2 before Linux 5.19).
+throttled_s is the kernel's throttled time, which v1 sums over CPUs (it can exceed the wall
+time), so it goes to the JSON only. `bytes` is the image's blob bytes (config + layers), the
+amount every copy moves.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+GIB = 2**30
+MIB = 2**20
+ESTIMATE_GIB = 3
+TOOL_ORDER = ("promote", "skopeo")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results")
+    ap.add_argument("--json", help="also write the figures as JSON to this file")
+    ap.add_argument("--cgroup", default="?", help="cgroup version used (for the header and JSON)")
+    ap.add_argument("--memory-mib", type=int, required=True)
+    ap.add_argument("--cpu-quota-us", type=int, required=True)
+    ap.add_argument("--cpu-period-us", type=int, required=True)
+    ap.add_argument("--image", default="", help="LAYERSxMIB, for the header and JSON")
+    args = ap.parse_args()
+
+    runs: dict[str, list[dict]] = defaultdict(list)
+    with open(args.results) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            (tool, run, wall, user, sys_, rss, cg_cpu, cg_peak, nthr, thr_s,
+             nbytes) = line.rstrip("\n").split("\t")
+            nbytes_i = int(nbytes)
+            cpu = float(cg_cpu)
+            r = {
+                "run": int(run), "wall_s": float(wall), "user_s": float(user), "sys_s": float(sys_),
+                "time_cpu_s": float(user) + float(sys_), "cpu_s": cpu,
+                "cpu_s_per_gib": cpu / (nbytes_i / GIB),
+                "peak_mib": int(cg_peak) / MIB if cg_peak != "-" else None,
+                "rss_mib": int(rss) / 1024, "nr_throttled": int(nthr),
+                "throttled_s": float(thr_s), "bytes": nbytes_i,
+            }
+            r["est_3gib_s"] = r["wall_s"] * ESTIMATE_GIB * GIB / nbytes_i
+            runs[tool].append(r)
+    if not runs:
+        print("no results", file=sys.stderr)
+        return 1
+
+    tools = [t for t in TOOL_ORDER if t in runs] + sorted(t for t in runs if t not in TOOL_ORDER)
+    keys = ("wall_s", "cpu_s", "cpu_s_per_gib", "peak_mib", "rss_mib", "est_3gib_s",
+            "time_cpu_s", "throttled_s", "nr_throttled")
+    med: dict[str, dict] = {}
+    for t in tools:
+        rs = runs[t]
+        m: dict = {"runs": len(rs), "bytes": rs[0]["bytes"]}
+        for k in keys:
+            vals = [r[k] for r in rs if r[k] is not None]
+            m[k] = statistics.median(vals) if vals else None
+        peaks = [r["peak_mib"] for r in rs if r["peak_mib"] is not None]
+        m["peak_max_mib"] = max(peaks) if peaks else None
+        m["mib_per_s"] = m["bytes"] / MIB / m["wall_s"] if m["wall_s"] > 0 else float("inf")
+        med[t] = m
+
+    share = args.cpu_quota_us / args.cpu_period_us
+    image_mib = med[tools[0]]["bytes"] / MIB
+    print(f"cgroup {args.cgroup}: memory {args.memory_mib} MiB, CPU {args.cpu_quota_us}/"
+          f"{args.cpu_period_us} us ({share:.1%} of one CPU); image {args.image} "
+          f"({image_mib:.1f} MiB of blobs)")
+    print()
+
+    def fmt(x, spec: str, width: int) -> str:
+        return f"{'n/a':>{width}}" if x is None else f"{x:>{width}{spec}}"
+
+    header = (f"{'tool':<9}{'runs':>5}{'wall s':>9}{'MiB/s':>8}{'CPU s':>8}{'CPU-s/GiB':>11}"
+              f"{'peak MiB':>10}{'RSS MiB':>9}{f'{ESTIMATE_GIB} GiB est. s':>14}")
+    print(header)
+    print("-" * len(header))
+    for t in tools:
+        m = med[t]
+        print(f"{t:<9}{m['runs']:>5}{m['wall_s']:>9.2f}{m['mib_per_s']:>8.1f}{m['cpu_s']:>8.2f}"
+              f"{m['cpu_s_per_gib']:>11.2f}{fmt(m['peak_mib'], '.1f', 10)}{m['rss_mib']:>9.1f}"
+              f"{m['est_3gib_s']:>14.1f}")
+    print("medians. CPU s: the cgroup's CPU time (CPU-s/GiB per GiB of blobs moved). peak MiB: the\n"
+          "cgroup's peak memory charge, what the limit applies to (pages the process allocated or\n"
+          "read while in the cgroup; not the pages of its executable and libraries that were\n"
+          "already cached, which RSS does count). RSS MiB: GNU time's peak RSS. 3 GiB est.:\n"
+          f"wall x {ESTIMATE_GIB} GiB / image size.")
+
+    ratios = None
+    if "promote" in med and "skopeo" in med:
+        p, s = med["promote"], med["skopeo"]
+
+        def ratio(a, b):
+            return a / b if a is not None and b else None
+
+        ratios = {
+            "wall": ratio(p["wall_s"], s["wall_s"]),
+            "cpu_s_per_gib": ratio(p["cpu_s_per_gib"], s["cpu_s_per_gib"]),
+            "peak_mib": ratio(p["peak_mib"], s["peak_mib"]),
+        }
+        print()
+        print(f"promote/skopeo: wall {fmt(ratios['wall'], '.2f', 0)}x   "
+              f"CPU/GiB {fmt(ratios['cpu_s_per_gib'], '.2f', 0)}x   "
+              f"peak memory {fmt(ratios['peak_mib'], '.2f', 0)}x")
+
+    if args.json:
+        def rnd(d: dict) -> dict:
+            return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+        with open(args.json, "w") as f:
+            json.dump({
+                "limits": {"cgroup": args.cgroup, "memory_mib": args.memory_mib,
+                           "cpu_quota_us": args.cpu_quota_us,
+                           "cpu_period_us": args.cpu_period_us, "cpu_share": round(share, 4)},
+                "image": {"layout": args.image, "blob_bytes": med[tools[0]]["bytes"]},
+                "medians": {t: rnd(m) for t, m in med.items()},
+                "ratios_promote_over_skopeo": rnd(ratios) if ratios else None,
+                "runs": {t: [rnd(r) for r in rs] for t, rs in runs.items()},
+            }, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
