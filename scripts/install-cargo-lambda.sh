@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROOT}/.work/venv"
-# Probed in reference/test-infra.md §5.
+# Probed in ../shared/reference/test-infra.md §5.
 CARGO_LAMBDA_VERSION="1.9.2"
 
 if [[ -x "${VENV}/bin/cargo-lambda" ]] \

@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROOT}/.work/sam-venv"
-# Versions probed offline (reference/test-infra.md §6); bump together and re-run the infra tests.
+# Versions probed offline (../shared/reference/test-infra.md §6); bump together and re-run the infra tests.
 CFN_LINT_VERSION="1.58.0"
 SAM_CLI_VERSION="1.170.0"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch Debian trixie's skopeo (>= 1.18, sigstore enabled) and its libc into .work/skopeo-trixie/
 # without touching the system's apt state, and write a wrapper .work/skopeo-trixie/skopeo that runs
-# it with trixie's dynamic loader (reference/test-infra.md §2). Idempotent: does nothing when the
+# it with trixie's dynamic loader (../shared/reference/test-infra.md §2). Idempotent: does nothing when the
 # wrapper already works.
 #
 # bookworm's skopeo 1.9.3 has sigstore patched out; the integration tests use this one as the

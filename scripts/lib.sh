@@ -2,7 +2,7 @@
 # Helpers shared by scripts/demo.sh and bench/copy-bench.sh. Source it; it defines functions only.
 #
 # Registries are Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, each with its own
-# temp dir and a random free port (see shared/reference/test-infra.md §1). Every registry
+# temp dir and a random free port (see ../shared/reference/test-infra.md §1). Every registry
 # started here is recorded in REGISTRY_PIDS so that `registry_stop_all` (call it from an EXIT
 # trap) ends exactly the processes this script started, by pid.
 

@@ -1,4 +1,4 @@
-//! `promote copy` against real loopback registries (DESIGN.md invariants 1, 3, 5, 6, 9, 10).
+//! `promote copy` against real loopback registries (docs/DESIGN.md invariants 1, 3, 5, 6, 9, 10).
 //!
 //! Each test starts its own registries, builds its fixtures over plain HTTP, runs the `promote`
 //! binary and then checks the destination registry directly.

@@ -1,7 +1,7 @@
 //! `promote retag`, `approve` and `lifecycle` against a real loopback registry: environment tags
 //! on the exact digest, idempotent re-runs, conflicts, the environment order, approvals pushed,
 //! discovered and acted on, signatures required, and the gate re-run with the target
-//! environment's policy (DESIGN.md invariants 6 and 7; issue "retag-for-environment").
+//! environment's policy (docs/DESIGN.md invariants 6 and 7; issue "retag-for-environment").
 
 use crate::support::cli::{Promote, Run, str_field};
 use crate::support::images::{Format, Pushed, RegistryClient, push_index};

@@ -1,5 +1,5 @@
 //! `promote annotate`, `sign`, `verify` and `discover` against real loopback registries, with
-//! trixie's skopeo 1.18 as the independent cosign verifier (DESIGN.md: signatures in a format
+//! trixie's skopeo 1.18 as the independent cosign verifier (docs/DESIGN.md: signatures in a format
 //! `cosign` verifies; invariant 6: no duplicate signatures on a re-run).
 
 use crate::support::cli::{Promote, num, str_field};

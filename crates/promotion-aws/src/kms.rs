@@ -13,7 +13,7 @@
 //! signed the hash of the raw message, so the signature verifies over the payload.
 //!
 //! moto (the local KMS stand-in) implements `DIGEST` wrongly: it hashes the digest again, so its
-//! signatures do not verify over the payload (reference/test-infra.md §3). Rather than a test-only
+//! signatures do not verify over the payload (../shared/reference/test-infra.md §3). Rather than a test-only
 //! code path, the message type is configuration ([`KmsMessageMode`]): `Digest` (the default) for
 //! AWS, `Raw` for stand-ins. Both are exercised against moto: `Raw` signs and verifies; `Digest`
 //! is refused by the check every signature passes before it is stored (it must verify with the

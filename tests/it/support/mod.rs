@@ -29,7 +29,7 @@ pub fn digest_hex(digest: &str) -> &str {
 
 /// Panics, naming the program and how to install it, when `program` is not on PATH.
 ///
-/// A missing tool must fail the test loudly: a silently skipped test is a defect (DESIGN.md).
+/// A missing tool must fail the test loudly: a silently skipped test is a defect (docs/DESIGN.md).
 pub fn require_program(program: &str, apt_package: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program))))

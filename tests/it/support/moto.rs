@@ -1,4 +1,4 @@
-//! One `moto_server` per test on 127.0.0.1 with a random port (reference/test-infra.md §3): the
+//! One `moto_server` per test on 127.0.0.1 with a random port (../shared/reference/test-infra.md §3): the
 //! stand-in for Inspector2's ListFindings. Findings are seeded through moto's own API; moto
 //! ignores filters and pagination and has no ListCoverage. Also KMS for the signing tests: keys
 //! are created with plain KMS JSON calls, not with the code under test. And EventBridge with SQS

@@ -1,4 +1,4 @@
-//! The whole pipeline on local stand-ins (DESIGN.md, "Local stand-ins"):
+//! The whole pipeline on local stand-ins (docs/DESIGN.md, "Local stand-ins"):
 //! - one `docker-registry` holding the ingress, quarantine and trusted repositories, with basic
 //!   auth whose password is the token moto's ECR `GetAuthorizationToken` hands out, so the
 //!   Lambdas authenticate exactly as on AWS (`ECR_REGISTRY_ALIASES` names the host as ECR);
@@ -153,7 +153,7 @@ impl Stack {
             .env("SCAN_POLL_SECONDS", config.poll_seconds.to_string())
             .env("SCAN_MAX_WAIT_SECONDS", config.max_wait_seconds.to_string())
             .env("KMS_KEY_ID", &key_id)
-            // moto's DIGEST mode signs the wrong bytes (reference/test-infra.md §3).
+            // moto's DIGEST mode signs the wrong bytes (../shared/reference/test-infra.md §3).
             .env("KMS_MESSAGE_MODE", "raw")
             .env("SIGN_MODE", "both")
             .env("APPROVAL_ARTIFACT_TYPE", APPROVAL_TYPE)

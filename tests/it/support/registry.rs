@@ -1,5 +1,5 @@
 //! One real Debian `docker-registry` (distribution 2.8) per test, on 127.0.0.1 with a random port
-//! and a fresh temporary directory (reference/test-infra.md §1).
+//! and a fresh temporary directory (../shared/reference/test-infra.md §1).
 
 use super::{digest_hex, require_program, run_checked};
 use std::fs;

@@ -1,6 +1,6 @@
 //! The independent cosign verifier: Debian trixie's skopeo 1.18 (bookworm's has sigstore patched
 //! out), installed by `scripts/install-skopeo-sigstore.sh` into `.work/skopeo-trixie/`, with a
-//! `sigstoreSigned` policy (reference/test-infra.md §2).
+//! `sigstoreSigned` policy (../shared/reference/test-infra.md §2).
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //!
 //! Trust: nothing here takes an earlier step's word for what matters.
 //! - promote-and-annotate re-runs the gate itself (no settling) before it writes to the trusted
-//!   repository, so forged input claiming a PASSED verdict gets nothing in (invariant 2);
+//!   repository, so forged input claiming a PASSED verdict gets nothing in (docs/DESIGN.md, invariant 2);
 //! - sign and retag act only on the trusted repository; retag verifies the pipeline's signature
 //!   (which only exists after promote-and-annotate's own gate check) and, for an environment
 //!   promotion, re-runs the gate with the target environment's rules.
