@@ -66,10 +66,11 @@ impl CredentialProvider for DockerConfig {
 mod ecr {
     //! ECR credentials, with the AWS configuration loaded only when an ECR host shows up.
 
-    use promotion_core::registry::RegistryError;
-    use promotion_core::registry::auth::{CredentialProvider, Credentials};
+    use crate::inputs::aws_config;
     use promotion_aws::ecr::SdkTokenSource;
     use promotion_core::ecr::{EcrCredentials, EcrRegistry};
+    use promotion_core::registry::RegistryError;
+    use promotion_core::registry::auth::{CredentialProvider, Credentials};
     use std::sync::Arc;
     use tokio::sync::OnceCell;
 
@@ -100,14 +101,7 @@ mod ecr {
             let inner = self
                 .inner
                 .get_or_init(|| async {
-                    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                    if let Some(r) = &self.region {
-                        loader = loader.region(aws_config::Region::new(r.clone()));
-                    }
-                    if let Some(e) = &self.endpoint {
-                        loader = loader.endpoint_url(e);
-                    }
-                    let sdk = loader.load().await;
+                    let sdk = aws_config(self.region.clone(), self.endpoint.clone()).await;
                     EcrCredentials::new(Arc::new(SdkTokenSource::new(
                         aws_sdk_ecr::config::Config::from(&sdk),
                     )))

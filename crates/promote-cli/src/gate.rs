@@ -11,25 +11,26 @@
 //! - Exit codes: 0 PASSED; 3 FAILED (the table says what blocks and why); 1 on any error.
 //!   `--json` prints the verdict summary (the same object the state machine carries).
 
-use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref};
+use crate::Cli;
+use crate::args::{self, Creds};
+use crate::inputs::{findings_source, load_policy};
+use crate::output::{Failure, done, parse_ref};
 use clap::Args;
 use promotion_core::ErrorType;
 use promotion_core::clock::SystemClock;
 use promotion_core::digest::Digest;
-use promotion_core::error::Classify as _;
-use promotion_aws::inspector::InspectorSource;
-use promotion_core::gate::verdict::Blocker;
-use promotion_core::gate::{
-    self, AssumeScanned, Decision, FileSource, FindingsSource, GateError, Policy, ScannedImage,
-    Verdict,
-};
 use promotion_core::ecr::EcrRegistry;
+use promotion_core::gate::verdict::Blocker;
+use promotion_core::gate::{self, Decision, GateError, ScannedImage, Verdict};
+use promotion_core::poll::{Next, Poll, Schedule, repeat};
+use std::cell::RefCell;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Arguments of `promote gate`.
 #[derive(Args)]
+#[command(mut_arg("creds", args::source_creds))]
 pub struct GateArgs {
     /// The image (tag or digest); every platform of it is gated.
     image: String,
@@ -55,71 +56,8 @@ pub struct GateArgs {
     /// stand-ins that lack ListCoverage (moto_server); never for real gating.
     #[arg(long)]
     assume_scanned: bool,
-    /// Registry credentials USER:PASSWORD for resolving platforms (prefer the variable).
-    #[arg(
-        long,
-        env = "PROMOTE_SRC_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASS"
-    )]
-    creds: Option<String>,
-}
-
-fn read(path: &PathBuf, flag: &str) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| input(format!("{flag}: cannot read {}: {e}", path.display())))
-}
-
-/// The policy file (JSON or YAML), or the built-in policy without one.
-pub(crate) fn load_policy(path: Option<&PathBuf>) -> Result<Policy, Failure> {
-    match path {
-        Some(p) => Policy::parse(&read(p, "--policy")?).map_err(|e| Failure {
-            kind: e.error_type(),
-            message: format!("{}: {e}", p.display()),
-        }),
-        None => Ok(Policy::default()),
-    }
-}
-
-/// Findings from a file (`--findings`) or from Inspector (region from `--aws-region`, else
-/// `region_hint`, else the AWS chain); `assume_scanned` only for stand-ins without ListCoverage.
-pub(crate) async fn findings_source(
-    cli: &Cli,
-    findings: Option<&PathBuf>,
-    assume_scanned: bool,
-    region_hint: Option<String>,
-) -> Result<Box<dyn FindingsSource>, Failure> {
-    Ok(match findings {
-        Some(path) => {
-            let text = read(path, "--findings")?;
-            Box::new(FileSource::from_json(&text).map_err(|e| Failure {
-                kind: ErrorType::FindingsInvalid,
-                message: format!("{}: {e}", path.display()),
-            })?)
-        }
-        None => {
-            let region = cli.aws_region.clone().or(region_hint);
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(r) = region {
-                loader = loader.region(aws_config::Region::new(r));
-            }
-            if let Some(e) = &cli.aws_endpoint_url {
-                loader = loader.endpoint_url(e);
-            }
-            let sdk = loader.load().await;
-            if sdk.region().is_none() {
-                return Err(input(
-                    "Inspector needs a region: pass --aws-region or set AWS_REGION".into(),
-                ));
-            }
-            let inspector = InspectorSource::new(aws_sdk_inspector2::Client::new(&sdk));
-            if assume_scanned {
-                Box::new(AssumeScanned(inspector))
-            } else {
-                Box::new(inspector)
-            }
-        }
-    })
+    #[command(flatten)]
+    creds: Creds,
 }
 
 /// Runs `promote gate`.
@@ -145,7 +83,7 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     let source = findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
 
     let (digest, platforms) = if args.platform_digests.is_empty() {
-        let registry = build_registry(cli, fixed_creds(&[(&image, &args.creds, "--creds")])?)?;
+        let registry = args.creds.registry(cli, &image)?;
         let (digest, platforms) =
             gate::resolve_platforms(&registry, &image, account.as_deref()).await?;
         (Some(digest), platforms)
@@ -163,37 +101,38 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
         (image.digest().cloned(), platforms)
     };
 
-    let max_wait = Duration::from_secs(args.max_wait.unwrap_or(rules.max_wait_seconds));
-    let poll = Duration::from_secs(rules.poll_seconds());
-    let interactive = std::io::stderr().is_terminal();
-    let mut previous = None;
-    let verdict = loop {
-        let v = gate::evaluate(
-            source.as_ref(),
-            &platforms,
-            &rules,
-            &SystemClock,
-            previous.as_ref(),
-        )
-        .await?;
-        if v.decision != Decision::Pending {
-            break v;
-        }
-        let waited = started.elapsed();
-        if waited >= max_wait {
-            return Err(GateError::Timeout {
-                waited_seconds: waited.as_secs(),
-                message: v.message,
-            }
-            .into());
-        }
-        tracing::debug!(image = %image, message = %v.message, "gate pending");
-        if interactive {
-            eprintln!("waiting: {}", v.message);
-        }
-        previous = v.observation.clone();
-        tokio::time::sleep(poll.min(max_wait - waited)).await;
+    // Poll until decided; the schedule counts polls (each followed by one wait) and gives up
+    // once the next wait would pass the maximum.
+    let schedule = Schedule {
+        poll_seconds: rules.poll_seconds(),
+        max_wait_seconds: args.max_wait.unwrap_or(rules.max_wait_seconds),
     };
+    let interactive = std::io::stderr().is_terminal();
+    // Polls so far and the previous read, for settling.
+    let state = &RefCell::new((0u32, None));
+    let (source, platforms, rules, image) = (source.as_ref(), &platforms, &rules, &image);
+    let verdict = repeat(&SystemClock, move || async move {
+        let (polls, previous) = state.take();
+        let v = gate::evaluate(source, platforms, rules, &SystemClock, previous.as_ref()).await?;
+        if v.decision != Decision::Pending {
+            return Ok(Poll::Ready(v));
+        }
+        match schedule.after(polls) {
+            Next::GiveUp { waited_seconds } => Err(Failure::from(GateError::Timeout {
+                waited_seconds,
+                message: v.message,
+            })),
+            Next::Wait(wait) => {
+                tracing::debug!(image = %image, message = %v.message, "gate pending");
+                if interactive {
+                    eprintln!("waiting: {}", v.message);
+                }
+                state.replace((polls + 1, v.observation));
+                Ok(Poll::Pending { wait })
+            }
+        }
+    })
+    .await?;
 
     if cli.json {
         println!("{}", verdict.to_json());
@@ -202,12 +141,9 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     }
     if verdict.decision == Decision::Failed {
         // The error line is the canonical line of a denied gate.
-        return Err(Failure {
-            kind: ErrorType::GateDenied,
-            message: verdict.message,
-        });
+        return Err(Failure::new(ErrorType::GateDenied, verdict.message));
     }
-    tracing::info!(
+    done!(
         operation = "gate",
         image = %image,
         digest = digest.as_ref().map(Digest::as_str).unwrap_or("-"),
@@ -218,8 +154,6 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
         suppressed = verdict.suppressed,
         allowlisted = verdict.allowlisted.iter().map(|a| a.findings).sum::<u32>(),
         duration_ms = started.elapsed().as_millis() as u64,
-        outcome = "ok",
-        "done"
     );
     Ok(())
 }

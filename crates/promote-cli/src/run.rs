@@ -7,28 +7,30 @@
 //! The same `promotion_core::pipeline` functions the Lambdas call do the work; a local key file
 //! and a findings file stand in for KMS and Inspector (both real services work too).
 
-use crate::annotate::entries;
-use crate::env::EnvFileArg;
-use crate::gate::{findings_source, load_policy};
-use crate::sign::signer;
-use crate::{Cli, Failure, build_registry, fixed_creds, input, parse_ref, print_json};
+use crate::Cli;
+use crate::args::{self, EnvFileArg, SrcDstCreds, entries};
+use crate::inputs::{findings_source, load_policy, signer};
+use crate::output::{Failure, done, input, parse_ref, print_json};
 use clap::Args;
+use promotion_aws::kms::KmsMessageMode;
 use promotion_core::clock::SystemClock;
+use promotion_core::ecr::EcrRegistry;
 use promotion_core::gate::{Decision, GateError};
 use promotion_core::pipeline::{
     self, CopyRequest, GateRequest, GateSettings, PromoteRequest, PromoteSettings, Repositories,
     RetagRequest, RetagSettings, SignRequest,
 };
-use promotion_core::ecr::EcrRegistry;
-use promotion_aws::kms::KmsMessageMode;
+use promotion_core::poll::{Poll, repeat};
 use promotion_core::sign::store::SignMode;
 use serde_json::json;
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Arguments of `promote run`.
 #[derive(Args)]
+#[command(mut_arg("dst_creds", args::quarantine_and_trusted_creds))]
 pub struct RunArgs {
     /// The image to promote (a tag is resolved once).
     src: String,
@@ -70,35 +72,30 @@ pub struct RunArgs {
     assume_scanned: bool,
     #[command(flatten)]
     envs: EnvFileArg,
-    /// Source credentials USER:PASSWORD (prefer the environment variable).
-    #[arg(
-        long,
-        env = "PROMOTE_SRC_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASS"
-    )]
-    src_creds: Option<String>,
-    /// Quarantine and trusted credentials USER:PASSWORD (prefer the environment variable).
-    #[arg(
-        long,
-        env = "PROMOTE_DST_CREDS",
-        hide_env_values = true,
-        value_name = "USER:PASS"
-    )]
-    dst_creds: Option<String>,
+    #[command(flatten)]
+    creds: SrcDstCreds,
 }
 
 fn repo(flag: &str, s: &str) -> Result<promotion_core::ImageRef, Failure> {
     pipeline::parse_repository(flag, s).map_err(Failure::from)
 }
 
-/// One line of the timeline (stderr, or part of the JSON).
-fn step(timeline: &mut Vec<serde_json::Value>, json: bool, name: &str, t0: Instant, what: String) {
-    let ms = t0.elapsed().as_millis() as u64;
-    if !json {
-        eprintln!("{name:<22} {ms:>7} ms  {what}");
+/// The steps done so far: each on stderr as it ends (unless `--json`), all in the JSON.
+struct Timeline {
+    json: bool,
+    steps: Vec<serde_json::Value>,
+}
+
+impl Timeline {
+    /// Step `name`, started at `t0`, did `what`.
+    fn step(&mut self, name: &str, t0: Instant, what: String) {
+        let ms = t0.elapsed().as_millis() as u64;
+        if !self.json {
+            eprintln!("{name:<22} {ms:>7} ms  {what}");
+        }
+        self.steps
+            .push(json!({"step": name, "ms": ms, "detail": what}));
     }
-    timeline.push(json!({"step": name, "ms": ms, "detail": what}));
 }
 
 /// Runs `promote run`.
@@ -125,17 +122,17 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let labels = entries("label", "--label", &args.labels)?;
     let policy = load_policy(args.policy.as_ref())?;
     let rules = policy.rules(args.environment.as_deref());
-    let fixed = fixed_creds(&[
-        (&src, &args.src_creds, "--src-creds"),
-        (&repos.quarantine, &args.dst_creds, "--dst-creds"),
-        (&repos.trusted, &args.dst_creds, "--dst-creds"),
-    ])?;
-    let registry = build_registry(cli, fixed)?;
+    let registry = args
+        .creds
+        .registry(cli, &src, &[&repos.quarantine, &repos.trusted])?;
     let region = EcrRegistry::from_host(repos.trusted.registry()).map(|e| e.region);
     let findings =
         findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
     let signer = signer(cli, &args.key, args.kms_message_mode).await?;
-    let mut timeline = Vec::new();
+    let mut timeline = Timeline {
+        json: cli.json,
+        steps: Vec::new(),
+    };
 
     // 1. copy to quarantine
     let t = Instant::now();
@@ -149,9 +146,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         &promotion_core::CopyOptions::default(),
     )
     .await?;
-    step(
-        &mut timeline,
-        cli.json,
+    timeline.step(
         "copy-to-quarantine",
         t,
         format!("{} → {}", copy.source, copy.quarantine),
@@ -166,34 +161,37 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         max_wait_seconds: rules.max_wait_seconds,
         clock: &SystemClock,
     };
-    let mut req = GateRequest {
+    // Polls so far and the previous read travel in the request, as in the state machine.
+    let req = &RefCell::new(GateRequest {
         image: Some(copy.quarantine.clone()),
         environment: args.environment.clone(),
         ..GateRequest::default()
-    };
-    let verdict = loop {
-        let v = pipeline::scan_gate(&registry, &repos, findings.as_ref(), &settings, &req).await?;
+    });
+    let (registry_ref, repos_ref, findings_ref, settings) =
+        (&registry, &repos, findings.as_ref(), &settings);
+    let json = cli.json;
+    let verdict = repeat(&SystemClock, move || async move {
+        let mut r = req.take();
+        let v = pipeline::scan_gate(registry_ref, repos_ref, findings_ref, settings, &r).await?;
         if v.decision != Decision::Pending {
-            break v;
+            return Ok::<_, Failure>(Poll::Ready(v));
         }
-        if !cli.json {
+        if !json {
             eprintln!("{:<22} {:>7}     {}", "scan-gate", "…", v.message);
         }
-        req.polls = v.polls;
-        req.observation = v.observation.clone();
-        tokio::time::sleep(Duration::from_secs(v.wait_seconds)).await;
-    };
-    step(
-        &mut timeline,
-        cli.json,
-        "scan-gate",
-        t,
-        verdict.summary.clone(),
-    );
+        r.polls = v.polls;
+        r.observation = v.observation.clone();
+        req.replace(r);
+        Ok(Poll::Pending {
+            wait: Duration::from_secs(v.wait_seconds),
+        })
+    })
+    .await?;
+    timeline.step("scan-gate", t, verdict.summary.clone());
     if verdict.decision == Decision::Failed {
         if cli.json {
             print_json(
-                &json!({"operation": "run", "outcome": "REJECTED", "gate": verdict, "timeline": timeline}),
+                &json!({"operation": "run", "outcome": "REJECTED", "gate": verdict, "timeline": timeline.steps}),
             )?;
         }
         return Err(GateError::Denied(format!("{}: {}", copy.quarantine, verdict.message)).into());
@@ -219,13 +217,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         },
     )
     .await?;
-    step(
-        &mut timeline,
-        cli.json,
-        "promote-and-annotate",
-        t,
-        promoted.trusted.clone(),
-    );
+    timeline.step("promote-and-annotate", t, promoted.trusted.clone());
 
     // 4. sign
     let t = Instant::now();
@@ -239,9 +231,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         },
     )
     .await?;
-    step(
-        &mut timeline,
-        cli.json,
+    timeline.step(
         "sign",
         t,
         format!(
@@ -271,15 +261,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         },
     )
     .await?;
-    step(
-        &mut timeline,
-        cli.json,
-        "retag-for-environment",
-        t,
-        retagged.tags.join(", "),
-    );
+    timeline.step("retag-for-environment", t, retagged.tags.join(", "));
 
-    tracing::info!(
+    done!(
         operation = "run",
         source = %copy.source,
         quarantine = %copy.quarantine,
@@ -289,14 +273,12 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         signatures_created = signed.signatures_created,
         bytes_streamed = copy.bytes_streamed + promoted.bytes_streamed,
         duration_ms = started.elapsed().as_millis() as u64,
-        outcome = "ok",
-        "done"
     );
     if cli.json {
         print_json(&json!({
             "operation": "run", "outcome": "PROMOTED",
             "copy": copy, "gate": verdict, "promote": promoted, "sign": signed, "retag": retagged,
-            "timeline": timeline,
+            "timeline": timeline.steps,
         }))?;
     } else {
         println!("promoted {} → {}", copy.source, promoted.trusted);
