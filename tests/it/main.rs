@@ -11,6 +11,7 @@
 //! (`scripts/setup.sh`). Tests fail, never skip, without them, naming what is missing.
 
 mod copy;
+mod docs;
 mod environment;
 mod fixtures;
 mod gate;
