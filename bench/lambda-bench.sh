@@ -255,36 +255,10 @@ EOF
   cp "${dir}/ca.crt" "${dir}/certs.d/ca.crt"
 }
 
-# registry_start_tls DIR VAR: like scripts/lib.sh's registry_start (same pid bookkeeping, so its
-# registry_stop and registry_stop_all apply), but serving HTTPS with ${PKI}/server.{crt,key}.
+# registry_start_tls DIR VAR: scripts/lib.sh's registry_start (same pid bookkeeping, so its
+# registry_stop and registry_stop_all apply), serving HTTPS with ${PKI}/server.{crt,key}.
 registry_start_tls() {
-  local dir="$1" var="$2" port pid attempt
-  mkdir -p "${dir}/data"
-  for attempt in 1 2 3 4 5; do
-    port="$(free_port)"
-    cat >"${dir}/config.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}, cache: {blobdescriptor: inmemory}}
-http: {addr: 127.0.0.1:${port}, tls: {certificate: ${PKI}/server.crt, key: ${PKI}/server.key}}
-EOF
-    docker-registry serve "${dir}/config.yml" >"${dir}/registry.log" 2>&1 &
-    pid=$!
-    REGISTRY_PIDS+=("${pid}")
-    for _ in $(seq 1 100); do
-      if curl -fsS --cacert "${PKI}/ca.crt" -o /dev/null "https://127.0.0.1:${port}/v2/" 2>/dev/null; then
-        printf -v "${var}" '127.0.0.1:%s' "${port}"
-        echo "${pid}" >"${dir}/pid"
-        return 0
-      fi
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill "${pid}" 2>/dev/null || true
-    wait "${pid}" 2>/dev/null || true
-    note "TLS registry did not start on port ${port} (attempt ${attempt}): $(tail -n 3 "${dir}/registry.log")"
-  done
-  fail "could not start docker-registry with TLS in ${dir}"
+  REGISTRY_TLS_DIR="${PKI}" registry_start "$@"
 }
 
 # manifest_digest HOSTPORT REPO REF: the Docker-Content-Digest the registry reports, over TLS.

@@ -22,8 +22,15 @@ free_port() {
 
 # registry_start DIR VAR: starts a registry storing into DIR/data and sets VAR to its
 # "127.0.0.1:PORT". Retries on another port if the chosen one was taken in the meantime.
+# With REGISTRY_TLS_DIR set (a directory holding server.crt, server.key and ca.crt) it serves
+# HTTPS with that certificate instead of plain HTTP.
 registry_start() {
-  local dir="$1" var="$2" port pid attempt
+  local dir="$1" var="$2" port pid attempt tls="" scheme=http curl_ca=()
+  if [[ -n "${REGISTRY_TLS_DIR:-}" ]]; then
+    tls=", tls: {certificate: ${REGISTRY_TLS_DIR}/server.crt, key: ${REGISTRY_TLS_DIR}/server.key}"
+    scheme=https
+    curl_ca=(--cacert "${REGISTRY_TLS_DIR}/ca.crt")
+  fi
   mkdir -p "${dir}/data"
   for attempt in 1 2 3 4 5; do
     port="$(free_port)"
@@ -31,13 +38,13 @@ registry_start() {
 version: 0.1
 log: {level: error, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}, cache: {blobdescriptor: inmemory}}
-http: {addr: 127.0.0.1:${port}}
+http: {addr: 127.0.0.1:${port}${tls}}
 EOF
     docker-registry serve "${dir}/config.yml" >"${dir}/registry.log" 2>&1 &
     pid=$!
     REGISTRY_PIDS+=("${pid}")
     for _ in $(seq 1 100); do
-      if curl -fsS -o /dev/null "http://127.0.0.1:${port}/v2/" 2>/dev/null; then
+      if curl -fsS "${curl_ca[@]+"${curl_ca[@]}"}" -o /dev/null "${scheme}://127.0.0.1:${port}/v2/" 2>/dev/null; then
         printf -v "${var}" '127.0.0.1:%s' "${port}"
         echo "${pid}" >"${dir}/pid"
         return 0
