@@ -293,6 +293,9 @@ def main() -> int:
             "QUARANTINE_REPOSITORY": "127.0.0.1:1/q/app",
             "TRUSTED_REPOSITORY": "127.0.0.1:1/t/app",
             "INGRESS_REGISTRY": "127.0.0.1:1",
+            # Required by scan-gate, promote-and-annotate and retag (no default for the policy);
+            # the template's default value.
+            "GATE_POLICY": '{"block_severities":["CRITICAL","HIGH"],"allow_unscannable":false}',
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             "AWS_LAMBDA_FUNCTION_VERSION": "1",
