@@ -85,7 +85,7 @@ manifest_digest() {
 
 # run_one VARIANT TOOL RUN: one copy into a fresh destination registry, measured.
 run_one() {
-  local variant="$1" tool="$2" run="$3" dst_dir="${TMP}/dst" DST cmd got rc=0
+  local variant="$1" tool="$2" run="$3" dst_dir="${TMP}/dst" DST cmd rc=0
   registry_start "${dst_dir}" DST
   local repo="bench/${variant}" ref
   ref="${repo}:v1"
@@ -110,15 +110,7 @@ run_one() {
     cat "${TMP}/err.txt" >&2
     fail "${tool} copy failed (exit ${rc}) on variant ${variant}, run ${run}"
   fi
-  got="$(manifest_digest "${DST}" "${repo}" v1)"
-  [[ "${got}" == "${DIGEST}" ]] || fail "${tool} copy produced ${got:-nothing}, expected ${DIGEST}"
-  if [[ "${tool}" == promote ]]; then
-    local streamed
-    streamed="$(jq -r .bytes_streamed "${TMP}/out.txt")"
-    ((streamed >= BLOB_BYTES)) || fail "promote streamed ${streamed} bytes, expected ${BLOB_BYTES}"
-  fi
-  registry_stop "${dst_dir}"
-  rm -rf "${dst_dir}"
+  check_copy "${tool}" "${dst_dir}" "${DST}" "${repo}"
   read -r wall user sys rss_kib <"${TMP}/time.txt"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${variant}" "${tool}" "${run}" "${wall}" "${user}" \
     "${sys}" "${rss_kib}" "${BLOB_BYTES}" >>"${RESULTS}"

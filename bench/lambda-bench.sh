@@ -328,7 +328,7 @@ echo "  source https://${SRC}: ${DIGEST}, $(jq -r .blobs "${SEED}") blobs, ${BLO
 
 # run_one TOOL RUN: one confined copy into a fresh TLS destination registry, measured.
 run_one() {
-  local tool="$1" run="$2" dst_dir="${TMP}/dst" DST cmd got rc=0
+  local tool="$1" run="$2" dst_dir="${TMP}/dst" DST cmd rc=0
   registry_start_tls "${dst_dir}" DST
   case "${tool}" in
     promote)
@@ -353,15 +353,7 @@ run_one() {
       fail "${tool} was killed at the ${MEM_MIB} MiB memory limit (run ${run}, ${CG_OOM_KILLS} OOM kill(s), peak $((CG_PEAK_BYTES / 1048576)) MiB)"
     fail "${tool} copy failed (exit ${rc}), run ${run}"
   fi
-  got="$(manifest_digest "${DST}" "${REPO}" v1)"
-  [[ "${got}" == "${DIGEST}" ]] || fail "${tool} copy produced ${got:-nothing}, expected ${DIGEST}"
-  if [[ "${tool}" == promote ]]; then
-    local streamed
-    streamed="$(jq -r .bytes_streamed "${TMP}/out.txt")"
-    ((streamed >= BLOB_BYTES)) || fail "promote streamed ${streamed} bytes, expected ${BLOB_BYTES}"
-  fi
-  registry_stop "${dst_dir}"
-  rm -rf "${dst_dir}"
+  check_copy "${tool}" "${dst_dir}" "${DST}" "${REPO}"
   read -r wall user sys rss_kib <"${TMP}/time.txt"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${tool}" "${run}" "${wall}" "${user}" \
     "${sys}" "${rss_kib}" "${CG_CPU_S}" "${CG_PEAK_BYTES}" "${CG_NR_THROTTLED}" \

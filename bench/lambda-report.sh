@@ -90,16 +90,10 @@ moto_start() {
     port="$(free_port)"
     "${MOTO}" -H 127.0.0.1 -p "${port}" >"${TMP}/moto.log" 2>&1 &
     MOTO_PID=$!
-    for _ in $(seq 1 300); do
-      if curl -fsS -o /dev/null "http://127.0.0.1:${port}/moto-api/data.json" 2>/dev/null; then
-        MOTO_URL="http://127.0.0.1:${port}"
-        return 0
-      fi
-      kill -0 "${MOTO_PID}" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "${MOTO_PID}" 2>/dev/null || true
-    wait "${MOTO_PID}" 2>/dev/null || true
+    if wait_ready "${MOTO_PID}" 300 0.1 "http://127.0.0.1:${port}/moto-api/data.json"; then
+      MOTO_URL="http://127.0.0.1:${port}"
+      return 0
+    fi
     MOTO_PID=""
     note "moto_server did not start on port ${port} (attempt ${attempt}): $(tail -n 3 "${TMP}/moto.log")"
   done

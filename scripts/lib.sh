@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/demo.sh and bench/copy-bench.sh. Source it; it defines functions only.
+# Helpers shared by scripts/demo.sh and the benchmarks in bench/. Source it; it defines functions only.
 #
 # Registries are Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, each with its own
 # temp dir and a random free port (see ../shared/reference/test-infra.md §1). Every registry
@@ -43,20 +43,44 @@ EOF
     docker-registry serve "${dir}/config.yml" >"${dir}/registry.log" 2>&1 &
     pid=$!
     REGISTRY_PIDS+=("${pid}")
-    for _ in $(seq 1 100); do
-      if curl -fsS "${curl_ca[@]+"${curl_ca[@]}"}" -o /dev/null "${scheme}://127.0.0.1:${port}/v2/" 2>/dev/null; then
-        printf -v "${var}" '127.0.0.1:%s' "${port}"
-        echo "${pid}" >"${dir}/pid"
-        return 0
-      fi
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill "${pid}" 2>/dev/null || true
-    wait "${pid}" 2>/dev/null || true
+    if wait_ready "${pid}" 100 0.05 "${curl_ca[@]+"${curl_ca[@]}"}" "${scheme}://127.0.0.1:${port}/v2/"; then
+      printf -v "${var}" '127.0.0.1:%s' "${port}"
+      echo "${pid}" >"${dir}/pid"
+      return 0
+    fi
     note "registry did not start on port ${port} (attempt ${attempt}): $(tail -n 3 "${dir}/registry.log")"
   done
   fail "could not start docker-registry in ${dir}"
+}
+
+# wait_ready PID TRIES PAUSE [CURL-ARG...] URL: waits until URL answers 2xx, polling TRIES times
+# PAUSE seconds apart; returns 1 (after stopping PID) when PID exits or the tries run out.
+wait_ready() {
+  local pid="$1" tries="$2" pause="$3"
+  shift 3
+  for _ in $(seq 1 "${tries}"); do
+    curl -fsS -o /dev/null "$@" 2>/dev/null && return 0
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep "${pause}"
+  done
+  kill "${pid}" 2>/dev/null || true
+  wait "${pid}" 2>/dev/null || true
+  return 1
+}
+
+# check_copy TOOL DST_DIR DST REPO: after a benchmark run, the destination holds REPO:v1 at
+# DIGEST (read through the caller's `manifest_digest HOSTPORT REPO REF`) and promote streamed at
+# least BLOB_BYTES (its --json report in TMP/out.txt); then the destination registry is removed.
+check_copy() {
+  local tool="$1" dst_dir="$2" dst="$3" repo="$4" got streamed
+  got="$(manifest_digest "${dst}" "${repo}" v1)"
+  [[ "${got}" == "${DIGEST}" ]] || fail "${tool} copy produced ${got:-nothing}, expected ${DIGEST}"
+  if [[ "${tool}" == promote ]]; then
+    streamed="$(jq -r .bytes_streamed "${TMP}/out.txt")"
+    ((streamed >= BLOB_BYTES)) || fail "promote streamed ${streamed} bytes, expected ${BLOB_BYTES}"
+  fi
+  registry_stop "${dst_dir}"
+  rm -rf "${dst_dir}"
 }
 
 # registry_stop DIR: stops the registry started in DIR (and forgets it).

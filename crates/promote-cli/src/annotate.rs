@@ -46,12 +46,7 @@ pub async fn run(cli: &Cli, args: &AnnotateArgs) -> Result<(), Failure> {
         annotate_image(&registry, &src, &dst, &opts, bar)
     })
     .await?;
-    transfer_done!(
-        "annotate",
-        report,
-        configs_pushed = report.configs_pushed,
-        manifests_pushed = report.manifests_pushed,
-    );
+    transfer_done!("annotate", report, configs_pushed = report.configs_pushed,);
     if cli.json {
         return print_json(&report);
     }

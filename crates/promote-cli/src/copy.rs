@@ -45,12 +45,7 @@ pub async fn run(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
         promotion_core::copy_image(&registry, &src, &dst, &opts, bar)
     })
     .await?;
-    transfer_done!(
-        "copy",
-        report,
-        manifests_pushed = report.manifests_pushed,
-        referrers_copied = report.referrers_copied,
-    );
+    transfer_done!("copy", report, referrers_copied = report.referrers_copied,);
     if cli.json {
         return print_json(&report);
     }
@@ -63,7 +58,7 @@ pub async fn run(cli: &Cli, args: &CopyArgs) -> Result<(), Failure> {
     println!("{blobs}");
     println!(
         "  manifests  {} pushed, {} already present",
-        report.manifests_pushed, report.manifests_skipped
+        report.counts.manifests_pushed, report.counts.manifests_skipped
     );
     if args.referrers {
         println!("  referrers  {} copied", report.referrers_copied);

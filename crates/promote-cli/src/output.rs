@@ -121,10 +121,11 @@ macro_rules! transfer_done {
             destination = %$r.destination,
             source_digest = %$r.source_digest,
             digest = %$r.digest,
-            bytes_streamed = $r.bytes_streamed,
-            blobs_streamed = $r.blobs_streamed,
-            blobs_mounted = $r.blobs_mounted,
-            blobs_skipped = $r.blobs_skipped,
+            bytes_streamed = $r.counts.bytes_streamed,
+            blobs_streamed = $r.counts.blobs_streamed,
+            blobs_mounted = $r.counts.blobs_mounted,
+            blobs_skipped = $r.counts.blobs_skipped,
+            manifests_pushed = $r.counts.manifests_pushed,
             $($extra)*
             duration_ms = $r.duration_ms,
         )

@@ -80,10 +80,10 @@ macro_rules! blobs_line {
     ($r:expr) => {
         format!(
             "  blobs      {} streamed ({}), {} mounted, {} already present",
-            $r.blobs_streamed,
-            $crate::progress::human_bytes($r.bytes_streamed),
-            $r.blobs_mounted,
-            $r.blobs_skipped
+            $r.counts.blobs_streamed,
+            $crate::progress::human_bytes($r.counts.bytes_streamed),
+            $r.counts.blobs_mounted,
+            $r.counts.blobs_skipped
         )
     };
 }

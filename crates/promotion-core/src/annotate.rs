@@ -7,7 +7,7 @@
 //! one registry no layer byte goes through this process); upload the new configs (small, made
 //! here); push the new children by digest, then the new top, under the destination tag last.
 
-use crate::copy::{self, CopyError, CopyObserver, CopyOptions, Engine};
+use crate::copy::{self, CopyError, CopyObserver, CopyOptions, Engine, TransferCounts};
 use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};
 use crate::manifest::{Kind, RawManifest};
@@ -19,7 +19,6 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Image configs larger than this are refused (real ones are a few KiB).
@@ -66,18 +65,9 @@ pub struct AnnotateReport {
     pub platforms: Vec<PlatformChange>,
     /// New image configs uploaded.
     pub configs_pushed: u64,
-    /// Blobs streamed through this process (0 within one registry).
-    pub blobs_streamed: u64,
-    /// Blobs the destination already had.
-    pub blobs_skipped: u64,
-    /// Blobs mounted across repositories.
-    pub blobs_mounted: u64,
-    /// Layer bytes streamed (0 within one registry).
-    pub bytes_streamed: u64,
-    /// Manifests written.
-    pub manifests_pushed: u64,
-    /// Manifests the destination already had.
-    pub manifests_skipped: u64,
+    /// What was streamed (nothing within one registry), mounted, skipped and pushed.
+    #[serde(flatten)]
+    pub counts: TransferCounts,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -200,7 +190,6 @@ pub async fn annotate_image<R: Registry + ?Sized>(
     engine.push_manifest(&top_raw, &reference).await?;
 
     let platforms = platform_changes(&top, &tree.children)?;
-    let s = &engine.stats;
     Ok(AnnotateReport {
         operation: "annotate",
         source: src.to_string(),
@@ -210,12 +199,7 @@ pub async fn annotate_image<R: Registry + ?Sized>(
         media_type: top_raw.media_type.clone(),
         platforms,
         configs_pushed,
-        blobs_streamed: s.blobs_streamed.load(Ordering::Relaxed),
-        blobs_skipped: s.blobs_skipped.load(Ordering::Relaxed),
-        blobs_mounted: s.blobs_mounted.load(Ordering::Relaxed),
-        bytes_streamed: s.bytes_streamed.load(Ordering::Relaxed),
-        manifests_pushed: s.manifests_pushed.load(Ordering::Relaxed),
-        manifests_skipped: s.manifests_skipped.load(Ordering::Relaxed),
+        counts: engine.stats.counts(),
         duration_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -309,7 +293,10 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(rep.source_digest, idx.digest);
         assert_ne!(rep.digest, idx.digest);
-        assert_eq!((rep.bytes_streamed, rep.blobs_mounted), (0, 2));
+        assert_eq!(
+            (rep.counts.bytes_streamed, rep.counts.blobs_mounted),
+            (0, 2)
+        );
         assert_eq!(rep.configs_pushed, 2);
         assert_eq!(
             reg.calls().bytes_uploaded,
@@ -334,7 +321,10 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(again.digest, rep.digest);
-        assert_eq!((again.configs_pushed, again.manifests_pushed), (0, 0));
+        assert_eq!(
+            (again.configs_pushed, again.counts.manifests_pushed),
+            (0, 0)
+        );
         assert_eq!(reg.calls().manifest_puts, puts);
     }
 

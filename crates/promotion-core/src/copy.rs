@@ -110,22 +110,30 @@ pub struct CopyReport {
     pub source_digest: Digest,
     /// Per-platform digests, for indexes.
     pub platforms: Vec<PlatformDigest>,
+    /// What was streamed, mounted, skipped and pushed.
+    #[serde(flatten)]
+    pub counts: TransferCounts,
+    /// Referrer manifests copied (signatures, SBOMs, attestations).
+    pub referrers_copied: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// What a copy-like operation (copy, annotate) moved, flattened into its report.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TransferCounts {
     /// Blobs streamed through this process.
     pub blobs_streamed: u64,
     /// Blobs the destination already had.
     pub blobs_skipped: u64,
     /// Blobs mounted across repositories.
     pub blobs_mounted: u64,
-    /// Bytes streamed.
+    /// Layer bytes streamed (0 when everything was mounted or present).
     pub bytes_streamed: u64,
     /// Manifests written.
     pub manifests_pushed: u64,
     /// Manifests the destination already had.
     pub manifests_skipped: u64,
-    /// Referrer manifests copied (signatures, SBOMs, attestations).
-    pub referrers_copied: u64,
-    /// Wall time.
-    pub duration_ms: u64,
 }
 
 /// Why a copy failed.
@@ -167,6 +175,20 @@ pub(crate) struct Stats {
     pub(crate) manifests_pushed: AtomicU64,
     pub(crate) manifests_skipped: AtomicU64,
     pub(crate) referrers_copied: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn counts(&self) -> TransferCounts {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TransferCounts {
+            blobs_streamed: n(&self.blobs_streamed),
+            blobs_skipped: n(&self.blobs_skipped),
+            blobs_mounted: n(&self.blobs_mounted),
+            bytes_streamed: n(&self.bytes_streamed),
+            manifests_pushed: n(&self.manifests_pushed),
+            manifests_skipped: n(&self.manifests_skipped),
+        }
+    }
 }
 
 /// A manifest of the tree with what it references.
@@ -234,12 +256,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
         media_type: top.media_type.clone(),
         source_digest,
         platforms,
-        blobs_streamed: s.blobs_streamed.load(Ordering::Relaxed),
-        blobs_skipped: s.blobs_skipped.load(Ordering::Relaxed),
-        blobs_mounted: s.blobs_mounted.load(Ordering::Relaxed),
-        bytes_streamed: s.bytes_streamed.load(Ordering::Relaxed),
-        manifests_pushed: s.manifests_pushed.load(Ordering::Relaxed),
-        manifests_skipped: s.manifests_skipped.load(Ordering::Relaxed),
+        counts: s.counts(),
         referrers_copied: s.referrers_copied.load(Ordering::Relaxed),
         duration_ms: started.elapsed().as_millis() as u64,
     })
@@ -812,11 +829,11 @@ mod tests {
             })
             .sum();
         assert_eq!(
-            (rep.blobs_streamed, rep.bytes_streamed),
+            (rep.counts.blobs_streamed, rep.counts.bytes_streamed),
             (5, 5000 + 3000 + 4000 + configs)
         );
         assert_eq!(reg.calls().tag_gets, 1, "the tag is resolved exactly once");
-        assert_eq!(reg.calls().bytes_uploaded, rep.bytes_streamed);
+        assert_eq!(reg.calls().bytes_uploaded, rep.counts.bytes_streamed);
     }
 
     #[tokio::test]
@@ -831,10 +848,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            (rep.bytes_streamed, rep.blobs_streamed, rep.manifests_pushed),
+            (
+                rep.counts.bytes_streamed,
+                rep.counts.blobs_streamed,
+                rep.counts.manifests_pushed
+            ),
             (0, 0, 0)
         );
-        assert_eq!((rep.blobs_skipped, rep.manifests_skipped), (5, 3));
+        assert_eq!(
+            (rep.counts.blobs_skipped, rep.counts.manifests_skipped),
+            (5, 3)
+        );
         assert_eq!(reg.calls().manifest_puts, before.manifest_puts);
     }
 
@@ -850,7 +874,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!((rep.blobs_mounted, rep.bytes_streamed), (5, 0));
+        assert_eq!(
+            (rep.counts.blobs_mounted, rep.counts.bytes_streamed),
+            (5, 0)
+        );
 
         reg.set_behaviour(Behaviour {
             decline_mounts: true,
@@ -864,8 +891,11 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!((rep.blobs_mounted, rep.blobs_streamed), (0, 5));
-        assert!(rep.bytes_streamed > 0);
+        assert_eq!(
+            (rep.counts.blobs_mounted, rep.counts.blobs_streamed),
+            (0, 5)
+        );
+        assert!(rep.counts.bytes_streamed > 0);
     }
 
     #[tokio::test]
@@ -914,8 +944,8 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(rep.blobs_streamed, 2);
-        assert_eq!(rep.bytes_streamed, reg.calls().bytes_uploaded);
+        assert_eq!(rep.counts.blobs_streamed, 2);
+        assert_eq!(rep.counts.bytes_streamed, reg.calls().bytes_uploaded);
     }
 
     #[tokio::test]
@@ -1058,7 +1088,10 @@ mod tests {
         let again = copy(&reg, "src.example/app:1.0", "dst.example/b:1.0", &opts)
             .await
             .unwrap();
-        assert_eq!((again.manifests_pushed, again.bytes_streamed), (0, 0));
+        assert_eq!(
+            (again.counts.manifests_pushed, again.counts.bytes_streamed),
+            (0, 0)
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ pub mod registry;
 pub mod retry;
 pub mod sign;
 
-pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, copy_image};
+pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, TransferCounts, copy_image};
 pub use digest::Digest;
 pub use error::ErrorType;
 pub use reference::{ImageRef, ReferenceError};

@@ -1,6 +1,6 @@
 //! The clients a Lambda builds once per container, from its typed configuration.
 
-use crate::config::{ConfigError, RegistrySettings};
+use crate::config::{ConfigError, Gating, RegistrySettings};
 use promotion_aws::ecr::SdkTokenSource;
 use promotion_aws::inspector::InspectorSource;
 use promotion_aws::kms::{KmsMessageMode, KmsSigner};
@@ -33,6 +33,42 @@ pub fn registry(
         ..HttpConfig::default()
     };
     HttpRegistry::new(config, Arc::new(provider)).map_err(|e| ConfigError(e.to_string()))
+}
+
+/// A function that reads findings (scan-gate, promote-and-annotate, retag-for-environment).
+pub trait ReadsFindings {
+    /// Its deployment, policy and stand-in switch.
+    fn gating(&self) -> &Gating;
+}
+
+/// `impl ReadsFindings for $config` over its `gating` field.
+#[macro_export]
+macro_rules! reads_findings {
+    ($config:ty) => {
+        impl $crate::clients::ReadsFindings for $config {
+            fn gating(&self) -> &$crate::config::Gating {
+                &self.gating
+            }
+        }
+    };
+}
+
+/// What a function that reads findings builds at start-up: its configuration back, the SDK
+/// configuration, the registry client and the findings source.
+pub type WithFindings<C> = (
+    C,
+    aws_config::SdkConfig,
+    HttpRegistry,
+    Box<dyn FindingsSource>,
+);
+
+/// The clients of a function that reads findings; `promotion_lambda::start`'s `build`.
+pub async fn with_findings<C: ReadsFindings>(c: C) -> Result<WithFindings<C>, ConfigError> {
+    let g = c.gating();
+    let sdk = sdk().await;
+    let registry = registry(&sdk, &g.deployment.registry)?;
+    let findings = findings(&sdk, g.assume_scanned);
+    Ok((c, sdk, registry, findings))
 }
 
 /// Inspector as the findings source (`assume_scanned`: without ListCoverage, stand-ins only).

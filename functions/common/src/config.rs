@@ -107,6 +107,45 @@ pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
     })
 }
 
+/// What every function reads: where the pipeline's repositories are and how registries are
+/// reached.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// `INGRESS_REGISTRY`, `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
+    pub repos: Repositories,
+    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
+    pub registry: RegistrySettings,
+}
+
+/// The repositories and the registry settings.
+pub fn deployment(v: &Vars) -> Result<Deployment, ConfigError> {
+    Ok(Deployment {
+        repos: repositories(v)?,
+        registry: registry(v)?,
+    })
+}
+
+/// What every function that reads findings reads (scan-gate, promote-and-annotate,
+/// retag-for-environment): the deployment, the policy and the stand-in switch.
+#[derive(Debug, Clone)]
+pub struct Gating {
+    /// The repositories and registry settings.
+    pub deployment: Deployment,
+    /// `GATE_POLICY` (required).
+    pub policy: Policy,
+    /// `INSPECTOR_ASSUME_SCANNED`.
+    pub assume_scanned: bool,
+}
+
+/// The deployment, `GATE_POLICY` and `INSPECTOR_ASSUME_SCANNED`.
+pub fn gating(v: &Vars) -> Result<Gating, ConfigError> {
+    Ok(Gating {
+        deployment: deployment(v)?,
+        policy: policy(v)?,
+        assume_scanned: assume_scanned(v)?,
+    })
+}
+
 /// How the registry client reaches registries.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrySettings {

@@ -78,22 +78,27 @@ where
 
 /// Serve invocations of `step` with `handler` until the runtime stops. Each invocation ends with
 /// one canonical log line: step, request id, X-Ray trace id, outcome, error type, duration.
-pub async fn serve<Res, E, F, Fut>(
+/// The event is parsed into the step's request type first (`Input.Invalid` naming the step
+/// and the field when it does not fit).
+pub async fn serve<Req, Res, E, F>(
     step: &'static str,
     handler: F,
 ) -> Result<(), lambda_runtime::Error>
 where
+    Req: serde::de::DeserializeOwned,
     Res: Serialize,
     E: Classify + std::fmt::Display,
-    F: Fn(serde_json::Value) -> Fut,
-    Fut: Future<Output = Result<Res, E>>,
+    F: AsyncFn(Req) -> Result<Res, E>,
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let started = Instant::now();
             let (payload, ctx) = event.into_parts();
-            let result = handler(payload).await;
+            let result = match promotion_core::pipeline::parse_request::<Req>(step, payload) {
+                Ok(req) => handler(req).await.map_err(|e| diagnostic(&e)),
+                Err(e) => Err(diagnostic(&e)),
+            };
             let duration_ms = started.elapsed().as_millis() as u64;
             let trace = ctx.xray_trace_id.as_deref().unwrap_or("");
             match result {
@@ -105,8 +110,7 @@ where
                         error_message: format!("cannot serialise the result: {e}"),
                     })
                 }
-                Err(e) => {
-                    let d = diagnostic(&e);
+                Err(d) => {
                     tracing::warn!(step, request_id = %ctx.request_id, xray_trace_id = trace,
                     outcome = "failed", error_type = %d.error_type, error = %d.error_message,
                     duration_ms, "done");

@@ -1,15 +1,12 @@
 //! copy-to-quarantine's configuration: exactly the variables it reads.
 
 use promotion_core::copy::CopyOptions;
-use promotion_core::pipeline::Repositories;
-use promotion_lambda::config::{self, ConfigError, RegistrySettings, Vars};
+use promotion_lambda::config::{self, ConfigError, Deployment, Vars};
 
 /// Parsed once at start-up.
 pub struct Config {
-    /// `INGRESS_REGISTRY`, `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
-    pub repos: Repositories,
-    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
-    pub registry: RegistrySettings,
+    /// The repositories and registry settings.
+    pub deployment: Deployment,
     /// `COPY_CONCURRENCY`.
     pub copy: CopyOptions,
 }
@@ -18,8 +15,7 @@ impl Config {
     /// Every error names its variable.
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
         Ok(Config {
-            repos: config::repositories(v)?,
-            registry: config::registry(v)?,
+            deployment: config::deployment(v)?,
             copy: config::copy_options(v)?,
         })
     }

@@ -3,7 +3,7 @@
 
 mod config;
 
-use promotion_core::pipeline::{CopyRequest, copy_to_quarantine, parse_request};
+use promotion_core::pipeline::{CopyRequest, copy_to_quarantine};
 use promotion_lambda::clients;
 
 const STEP: &str = "copy-to-quarantine";
@@ -11,13 +11,12 @@ const STEP: &str = "copy-to-quarantine";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, registry) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
-        let registry = clients::registry(&clients::sdk().await, &c.registry)?;
+        let registry = clients::registry(&clients::sdk().await, &c.deployment.registry)?;
         Ok((c, registry))
     })
     .await;
-    promotion_lambda::serve(STEP, |event| async {
-        let req: CopyRequest = parse_request(STEP, event)?;
-        copy_to_quarantine(&registry, &config.repos, &req, &config.copy).await
+    promotion_lambda::serve(STEP, async |req: CopyRequest| {
+        copy_to_quarantine(&registry, &config.deployment.repos, &req, &config.copy).await
     })
     .await
 }

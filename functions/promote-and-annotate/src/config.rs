@@ -1,41 +1,45 @@
 //! promote-and-annotate's configuration: exactly the variables it reads.
 
+use promotion_core::clock::Clock;
 use promotion_core::copy::CopyOptions;
-use promotion_core::gate::Policy;
 use promotion_core::mutate::Entries;
-use promotion_core::pipeline::Repositories;
-use promotion_lambda::config::{self, ConfigError, RegistrySettings, Vars};
+use promotion_core::pipeline::PromoteSettings;
+use promotion_lambda::config::{self, ConfigError, Gating, Vars};
 
 /// Parsed once at start-up.
 pub struct Config {
-    /// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
-    pub repos: Repositories,
-    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
-    pub registry: RegistrySettings,
-    /// `GATE_POLICY` (required): the gate is re-checked before anything is written.
-    pub policy: Policy,
+    /// The deployment, `GATE_POLICY` (required) and `INSPECTOR_ASSUME_SCANNED`.
+    pub gating: Gating,
     /// `ANNOTATIONS`.
     pub annotations: Entries,
     /// `LABELS`.
     pub labels: Entries,
-    /// `INSPECTOR_ASSUME_SCANNED`.
-    pub assume_scanned: bool,
     /// `COPY_CONCURRENCY`.
     pub copy: CopyOptions,
 }
+
+promotion_lambda::reads_findings!(Config);
 
 impl Config {
     /// Every error names its variable.
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
         Ok(Config {
-            repos: config::repositories(v)?,
-            registry: config::registry(v)?,
-            policy: config::policy(v)?,
+            gating: config::gating(v)?,
             annotations: v.entries("ANNOTATIONS", "annotation")?,
             labels: v.entries("LABELS", "label")?,
-            assume_scanned: config::assume_scanned(v)?,
             copy: config::copy_options(v)?,
         })
+    }
+
+    /// The promote step's settings.
+    pub fn settings<'a>(&'a self, clock: &'a dyn Clock) -> PromoteSettings<'a> {
+        PromoteSettings {
+            policy: &self.gating.policy,
+            annotations: &self.annotations,
+            labels: &self.labels,
+            clock,
+            copy: self.copy.clone(),
+        }
     }
 }
 

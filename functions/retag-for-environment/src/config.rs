@@ -1,37 +1,41 @@
 //! retag-for-environment's configuration: exactly the variables it reads.
 
+use promotion_core::clock::Clock;
 use promotion_core::environment::Environments;
-use promotion_core::gate::Policy;
-use promotion_core::pipeline::Repositories;
-use promotion_lambda::config::{self, ConfigError, RegistrySettings, Vars};
+use promotion_core::pipeline::RetagSettings;
+use promotion_core::sign::PublicKey;
+use promotion_lambda::config::{self, ConfigError, Gating, Vars};
 
 /// Parsed once at start-up.
 pub struct Config {
-    /// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
-    pub repos: Repositories,
-    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
-    pub registry: RegistrySettings,
-    /// `GATE_POLICY` (required): the environment gate.
-    pub policy: Policy,
+    /// The deployment, `GATE_POLICY` (required) and `INSPECTOR_ASSUME_SCANNED`.
+    pub gating: Gating,
     /// `ENVIRONMENTS`.
     pub environments: Environments,
     /// `KMS_KEY_ID` (required): the pipeline's signature is verified with its public key.
     pub kms_key_id: String,
-    /// `INSPECTOR_ASSUME_SCANNED`.
-    pub assume_scanned: bool,
 }
+
+promotion_lambda::reads_findings!(Config);
 
 impl Config {
     /// Every error names its variable.
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
         Ok(Config {
-            repos: config::repositories(v)?,
-            registry: config::registry(v)?,
-            policy: config::policy(v)?,
+            gating: config::gating(v)?,
             environments: config::environments(v)?,
             kms_key_id: config::kms_key_id(v)?,
-            assume_scanned: config::assume_scanned(v)?,
         })
+    }
+
+    /// The retag step's settings, verifying with `key`.
+    pub fn settings<'a>(&'a self, key: &'a PublicKey, clock: &'a dyn Clock) -> RetagSettings<'a> {
+        RetagSettings {
+            environments: &self.environments,
+            policy: &self.gating.policy,
+            key,
+            clock,
+        }
     }
 }
 

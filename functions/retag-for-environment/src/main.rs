@@ -5,7 +5,7 @@
 mod config;
 
 use promotion_core::clock::SystemClock;
-use promotion_core::pipeline::{RetagRequest, RetagSettings, parse_request, retag_for_environment};
+use promotion_core::pipeline::{RetagRequest, retag_for_environment};
 use promotion_lambda::clients;
 
 const STEP: &str = "retag-for-environment";
@@ -13,23 +13,15 @@ const STEP: &str = "retag-for-environment";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (c, registry, findings, key) =
-        promotion_lambda::start(STEP, config::Config::parse, |c| async {
-            let sdk = clients::sdk().await;
-            let registry = clients::registry(&sdk, &c.registry)?;
-            let findings = clients::findings(&sdk, c.assume_scanned);
+        promotion_lambda::start(STEP, config::Config::parse, async |c| {
+            let (c, sdk, registry, findings) = clients::with_findings(c).await?;
             let key = clients::public_key(&sdk, &c.kms_key_id).await?;
             Ok((c, registry, findings, key))
         })
         .await;
-    let settings = RetagSettings {
-        environments: &c.environments,
-        policy: &c.policy,
-        key: &key,
-        clock: &SystemClock,
-    };
-    promotion_lambda::serve(STEP, |event| async {
-        let req: RetagRequest = parse_request(STEP, event)?;
-        retag_for_environment(&registry, &c.repos, findings.as_ref(), &settings, &req).await
+    let (settings, repos) = (c.settings(&key, &SystemClock), &c.gating.deployment.repos);
+    promotion_lambda::serve(STEP, async |req: RetagRequest| {
+        retag_for_environment(&registry, repos, findings.as_ref(), &settings, &req).await
     })
     .await
 }

@@ -1,42 +1,46 @@
 //! scan-gate's configuration: exactly the variables it reads.
 
+use promotion_core::clock::Clock;
 use promotion_core::environment::Environments;
-use promotion_core::gate::Policy;
-use promotion_core::pipeline::Repositories;
-use promotion_lambda::config::{self, ConfigError, RegistrySettings, Vars};
+use promotion_core::pipeline::GateSettings;
+use promotion_lambda::config::{self, ConfigError, Gating, Vars};
 
 /// Parsed once at start-up.
 pub struct Config {
-    /// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
-    pub repos: Repositories,
-    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
-    pub registry: RegistrySettings,
-    /// `GATE_POLICY` (required).
-    pub policy: Policy,
+    /// The deployment, `GATE_POLICY` (required) and `INSPECTOR_ASSUME_SCANNED`.
+    pub gating: Gating,
     /// `ENVIRONMENTS`, `APPROVAL_ARTIFACT_TYPE`.
     pub environments: Environments,
     /// `SCAN_POLL_SECONDS` (default 30).
     pub poll_seconds: u64,
     /// `SCAN_MAX_WAIT_SECONDS` (default: the policy's `max_wait_seconds`).
     pub max_wait_seconds: u64,
-    /// `INSPECTOR_ASSUME_SCANNED`.
-    pub assume_scanned: bool,
 }
+
+promotion_lambda::reads_findings!(Config);
 
 impl Config {
     /// Every error names its variable.
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
-        let policy = config::policy(v)?;
-        let max_wait = policy.rules(None).max_wait_seconds;
+        let gating = config::gating(v)?;
+        let max_wait = gating.policy.rules(None).max_wait_seconds;
         Ok(Config {
-            repos: config::repositories(v)?,
-            registry: config::registry(v)?,
             environments: config::environments(v)?,
             poll_seconds: v.number("SCAN_POLL_SECONDS", 30)?.max(1),
             max_wait_seconds: v.number("SCAN_MAX_WAIT_SECONDS", max_wait)?,
-            assume_scanned: config::assume_scanned(v)?,
-            policy,
+            gating,
         })
+    }
+
+    /// The gate step's settings.
+    pub fn settings<'a>(&'a self, clock: &'a dyn Clock) -> GateSettings<'a> {
+        GateSettings {
+            policy: &self.gating.policy,
+            environments: &self.environments,
+            poll_seconds: self.poll_seconds,
+            max_wait_seconds: self.max_wait_seconds,
+            clock,
+        }
     }
 }
 

@@ -1,16 +1,13 @@
 //! sign's configuration: exactly the variables it reads.
 
 use promotion_aws::kms::KmsMessageMode;
-use promotion_core::pipeline::Repositories;
 use promotion_core::sign::store::SignMode;
-use promotion_lambda::config::{self, ConfigError, RegistrySettings, Vars};
+use promotion_lambda::config::{self, ConfigError, Deployment, Vars};
 
 /// Parsed once at start-up.
 pub struct Config {
-    /// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
-    pub repos: Repositories,
-    /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
-    pub registry: RegistrySettings,
+    /// The repositories and registry settings.
+    pub deployment: Deployment,
     /// `KMS_KEY_ID` (required).
     pub kms_key_id: String,
     /// `KMS_MESSAGE_MODE` (`digest`, default, or `raw` for moto).
@@ -23,8 +20,7 @@ impl Config {
     /// Every error names its variable.
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
         Ok(Config {
-            repos: config::repositories(v)?,
-            registry: config::registry(v)?,
+            deployment: config::deployment(v)?,
             kms_key_id: config::kms_key_id(v)?,
             kms_message_mode: v.parsed("KMS_MESSAGE_MODE", "digest")?,
             sign_mode: v.parsed("SIGN_MODE", "both")?,

@@ -4,7 +4,7 @@
 
 mod config;
 
-use promotion_core::pipeline::{SignRequest, parse_request, sign};
+use promotion_core::pipeline::{SignRequest, sign};
 use promotion_lambda::clients;
 
 const STEP: &str = "sign";
@@ -13,14 +13,13 @@ const STEP: &str = "sign";
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (c, registry, signer) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
         let sdk = clients::sdk().await;
-        let registry = clients::registry(&sdk, &c.registry)?;
+        let registry = clients::registry(&sdk, &c.deployment.registry)?;
         let signer = clients::signer(&sdk, &c.kms_key_id, c.kms_message_mode).await?;
         Ok((c, registry, signer))
     })
     .await;
-    promotion_lambda::serve(STEP, |event| async {
-        let req: SignRequest = parse_request(STEP, event)?;
-        sign(&registry, &c.repos, &signer, c.sign_mode, &req).await
+    promotion_lambda::serve(STEP, async |req: SignRequest| {
+        sign(&registry, &c.deployment.repos, &signer, c.sign_mode, &req).await
     })
     .await
 }

@@ -125,9 +125,9 @@ pub async fn copy_to_quarantine(
         source_digest: report.source_digest,
         source_tag,
         quarantine: dst.to_string(),
-        bytes_streamed: report.bytes_streamed,
-        blobs_mounted: report.blobs_mounted,
-        blobs_skipped: report.blobs_skipped,
-        manifests_pushed: report.manifests_pushed,
+        bytes_streamed: report.counts.bytes_streamed,
+        blobs_mounted: report.counts.blobs_mounted,
+        blobs_skipped: report.counts.blobs_skipped,
+        manifests_pushed: report.counts.manifests_pushed,
     })
 }

@@ -106,7 +106,7 @@ pub async fn promote_and_annotate(
         digest: report.digest,
         source_digest: report.source_digest,
         gate: verdict.compact(),
-        manifests_pushed: report.manifests_pushed,
-        bytes_streamed: report.bytes_streamed,
+        manifests_pushed: report.counts.manifests_pushed,
+        bytes_streamed: report.counts.bytes_streamed,
     })
 }
