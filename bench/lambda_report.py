@@ -293,7 +293,7 @@ def main() -> int:
             "QUARANTINE_REPOSITORY": "127.0.0.1:1/q/app",
             "TRUSTED_REPOSITORY": "127.0.0.1:1/t/app",
             "INGRESS_REGISTRY": "127.0.0.1:1",
-            # Required by scan-gate, promote-and-annotate and retag (no default for the policy);
+            # Required by every function but sign (no default for the policy; copy reads its limits);
             # the template's default value.
             "GATE_POLICY": '{"block_severities":["CRITICAL","HIGH"],"allow_unscannable":false}',
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.port}",

@@ -2,10 +2,12 @@
 //! through a real registry, and Inspector's ListFindings served by moto_server.
 
 use crate::support::cli::{Promote, Run};
-use crate::support::images::{Format, RegistryClient, push_image, push_index};
+use crate::support::images::{
+    Format, RegistryClient, push_disguised_index, push_image, push_index,
+};
 use crate::support::moto::{Moto, REGION};
 use crate::support::registry::TestRegistry;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -289,6 +291,101 @@ fn gate_resolves_every_platform_of_an_index_through_the_registry() {
     let v = assert_denied(&run);
     assert_eq!(v["platforms"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["platforms"][0]["digest"], single.digest.as_str());
+}
+
+/// Issue 12's hole: an index entry with a real platform that wears BuildKit's attestation
+/// annotation is an image, gated like the others; its CRITICAL finding denies the image (exit
+/// 3), naming the entry's platform and digest and the CVE.
+#[test]
+fn an_index_entry_in_attestation_disguise_is_gated_and_denied() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let index = push_disguised_index(&c, "quarantine/app", "6.6.6");
+    let amd64 = &index.child("linux/amd64").digest;
+    let arm64 = &index.child("linux/arm64").digest;
+    // CVE-2023-4911 (HIGH) on both platforms in the fixture; the disguised amd64 entry must be
+    // among the blocking platforms.
+    let file = findings_for(amd64, arm64);
+    let image = format!("{}/quarantine/app:6.6.6", reg.host());
+    let run = Promote::new(["--json", "--insecure-registry", &reg.host(), "gate"])
+        .arg(&image)
+        .arg("--findings")
+        .arg(file.path().display().to_string())
+        .run();
+    let v = assert_denied(&run);
+    assert_eq!(ids(&v, "blockingIds"), ["CVE-2023-4911"]);
+    let amd = v["platforms"]
+        .as_array()
+        .expect("platforms")
+        .iter()
+        .find(|p| p["digest"] == amd64.as_str())
+        .unwrap_or_else(|| panic!("the disguised entry was not gated: {v:#}"));
+    assert_eq!(amd["platform"], "linux/amd64");
+    assert_eq!(amd["blocking"], 1, "{v:#}");
+    // The table names the entry and the CVE.
+    let run = Promote::new(["--insecure-registry", &reg.host(), "gate"])
+        .arg(&image)
+        .arg("--findings")
+        .arg(file.path().display().to_string())
+        .run();
+    assert_eq!(run.code, 3, "{}", run.describe());
+    for needle in ["linux/amd64", amd64.as_str(), "CVE-2023-4911"] {
+        assert!(run.stdout.contains(needle), "{needle}\n{}", run.describe());
+    }
+}
+
+/// An entry that claims to be an attestation (`unknown/unknown`) but is not provably one is
+/// refused, naming the entry, before any finding is read.
+#[test]
+fn an_unprovable_attestation_is_refused_naming_the_entry() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let img = push_image(
+        &c,
+        "quarantine/app",
+        None,
+        Format::Oci,
+        "linux/amd64",
+        &[512],
+    );
+    let fake = push_image(
+        &c,
+        "quarantine/app",
+        None,
+        Format::Oci,
+        "linux/arm64",
+        &[512],
+    );
+    let mut entry = img.descriptor();
+    entry["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let mut att = fake.descriptor();
+    att["platform"] = json!({"os": "unknown", "architecture": "unknown"});
+    att["annotations"] = json!({"vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": img.digest});
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry, att]});
+    c.push_manifest(
+        "quarantine/app",
+        "odd",
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).expect("index"),
+    );
+    let file = findings_for(&img.digest, &fake.digest);
+    let run = Promote::new(["--insecure-registry", &reg.host(), "gate"])
+        .arg(format!("{}/quarantine/app:odd", reg.host()))
+        .arg("--findings")
+        .arg(file.path().display().to_string())
+        .run();
+    assert_error(
+        &run,
+        "Image.Invalid",
+        &format!("index entry 1 ({}", fake.digest),
+    );
+    assert!(
+        run.error_line().contains("has a layer of type"),
+        "{}",
+        run.describe()
+    );
 }
 
 /// A fixture finding rewritten for the API wire format (epoch-second timestamps), about

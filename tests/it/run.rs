@@ -2,7 +2,7 @@
 //! and a findings file standing in for KMS and Inspector; skopeo 1.18 verifies the signature.
 
 use crate::support::cli::{Promote, str_field};
-use crate::support::images::{Format, RegistryClient, push_index};
+use crate::support::images::{Format, RegistryClient, push_disguised_index, push_index};
 use crate::support::registry::TestRegistry;
 use crate::support::sigstore::{generate_key, verify_with_skopeo};
 use serde_json::{Value, json};
@@ -140,5 +140,32 @@ fn run_stops_at_the_gate_and_trusts_nothing() {
         c.list_tags("t/app").is_empty(),
         "nothing trusted: {:?}",
         c.list_tags("t/app")
+    );
+}
+
+/// Issue 12's hole through the whole in-process pipeline: the disguised amd64 entry is gated,
+/// its CRITICAL finding denies the run, and nothing reaches the trusted repository.
+#[test]
+fn run_gates_an_entry_in_attestation_disguise_and_trusts_nothing() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let app = push_disguised_index(&c, "upstream/disguised", "6.6.6");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (private, _) = generate_key(dir.path(), "pipeline", PASSWORD);
+    let critical = findings(dir.path(), &app.child("linux/amd64").digest, "CRITICAL");
+    let r = run(
+        &reg,
+        &format!("{}/upstream/disguised:6.6.6", reg.host()),
+        &private,
+        &critical,
+    );
+    assert_eq!(r.code, 3, "{}", r.describe());
+    assert!(r.stderr.contains("[Gate.Denied]"), "{}", r.describe());
+    assert!(r.stderr.contains("CVE-2026-3000"), "{}", r.describe());
+    assert_eq!(r.json()["outcome"], "REJECTED");
+    assert!(
+        !c.catalog().iter().any(|repo| repo == "t/app"),
+        "nothing trusted: {:?}",
+        c.catalog()
     );
 }

@@ -40,6 +40,7 @@ pub async fn run(cli: &Cli, args: &AnnotateArgs) -> Result<(), Failure> {
             concurrency: usize::from(args.concurrency),
             ..CopyOptions::default()
         },
+        ..AnnotateOptions::default()
     };
     let registry = args.creds.registry(cli, &src, &[&dst])?;
     let report = progress::transfer("annotate", &src, &dst, None, |bar| {

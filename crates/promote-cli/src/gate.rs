@@ -85,7 +85,8 @@ pub async fn run(cli: &Cli, args: &GateArgs) -> Result<(), Failure> {
     let (digest, platforms) = if args.platform_digests.is_empty() {
         let registry = args.creds.registry(cli, &image)?;
         let (digest, platforms) =
-            gate::resolve_platforms(&registry, &image, account.as_deref()).await?;
+            gate::resolve_platforms(&registry, &image, account.as_deref(), &policy.limits())
+                .await?;
         (Some(digest), platforms)
     } else {
         let platforms: Vec<ScannedImage> = args

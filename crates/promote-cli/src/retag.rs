@@ -138,6 +138,7 @@ pub async fn run(cli: &Cli, args: &RetagArgs) -> Result<(), Failure> {
                     rules: policy.rules(Some(&env)),
                     clock: &SystemClock,
                     account: ecr.as_ref().map(|e| e.account.clone()),
+                    limits: policy.limits(),
                 });
                 let done = environment::promote_to_environment(
                     &registry, &image, &envs, &env, &opts, key, check,

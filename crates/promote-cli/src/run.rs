@@ -17,8 +17,8 @@ use promotion_core::clock::SystemClock;
 use promotion_core::ecr::EcrRegistry;
 use promotion_core::gate::{Decision, GateError};
 use promotion_core::pipeline::{
-    self, CopyRequest, GateRequest, GateSettings, PromoteRequest, PromoteSettings, Repositories,
-    RetagRequest, RetagSettings, SignRequest,
+    self, CopyRequest, CopySettings, GateRequest, GateSettings, PromoteRequest, PromoteSettings,
+    Repositories, RetagRequest, RetagSettings, SignRequest,
 };
 use promotion_core::poll::{Poll, repeat};
 use promotion_core::sign::store::SignMode;
@@ -141,9 +141,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         &repos,
         &CopyRequest {
             reference: Some(args.src.clone()),
+            build: args.build.clone(),
             ..CopyRequest::default()
         },
-        &promotion_core::CopyOptions::default(),
+        &CopySettings {
+            copy: promotion_core::CopyOptions::default(),
+            limits: policy.limits(),
+            environments: &envs,
+        },
     )
     .await?;
     timeline.step(
@@ -205,6 +210,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         findings.as_ref(),
         &PromoteSettings {
             policy: &policy,
+            environments: &envs,
             annotations: &annotations,
             labels: &labels,
             clock: &SystemClock,
@@ -212,7 +218,10 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         },
         &PromoteRequest {
             quarantine: copy.quarantine.clone(),
+            source: Some(copy.origin.clone()),
             environment: args.environment.clone(),
+            build: args.build.clone(),
+            source_tag: copy.source_tag.clone(),
             ..PromoteRequest::default()
         },
     )

@@ -46,6 +46,7 @@ pub async fn run(cli: &Cli, args: &SignArgs) -> Result<(), Failure> {
         annotations: entries("annotation", "--annotation", &args.annotations)?,
         gate_summary: args.gate_summary.clone(),
         top_only: args.top_only,
+        ..SignOptions::default()
     };
     let registry = args.creds.registry(cli, &image)?;
     let signer = signer(cli, &args.key, args.kms_message_mode).await?;

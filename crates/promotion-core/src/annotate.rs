@@ -11,10 +11,11 @@ use crate::copy::{self, CopyError, CopyObserver, CopyOptions, Engine, TransferCo
 use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};
 use crate::manifest::{Kind, RawManifest};
-use crate::mutate::{self, Doc, Entries, MutateError, Mutation};
+use crate::mutate::{self, Doc, Entries, MutateError, MutatedTree, Mutation};
 use crate::reference::ImageRef;
 use crate::referrers::{put_small_blob, read_small_blob};
 use crate::registry::{Registry, RegistryError};
+use crate::selection::{Limits, Selection, SelectionError, select};
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -33,6 +34,11 @@ pub struct AnnotateOptions {
     pub labels: Entries,
     /// Transfer settings.
     pub copy: CopyOptions,
+    /// Bounds on the source image ([`crate::selection`]).
+    pub limits: Limits,
+    /// The source to record in `io.ecr-promotion.source.name` (the original source as given),
+    /// when it is not `src` itself (the pipeline promotes from quarantine).
+    pub source_name: Option<String>,
 }
 
 /// One platform: its source digest and its new digest.
@@ -65,6 +71,9 @@ pub struct AnnotateReport {
     pub platforms: Vec<PlatformChange>,
     /// New image configs uploaded.
     pub configs_pushed: u64,
+    /// Reserved `io.ecr-promotion.*` keys the source carried, removed
+    /// (`<document digest> <annotation|label> <key>`).
+    pub reserved_removed: Vec<String>,
     /// What was streamed (nothing within one registry), mounted, skipped and pushed.
     #[serde(flatten)]
     pub counts: TransferCounts,
@@ -81,6 +90,9 @@ pub enum AnnotateError {
     /// The mutation was refused.
     #[error(transparent)]
     Mutate(#[from] MutateError),
+    /// The source's tree was refused ([`crate::selection`]).
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
 }
 
 impl From<RegistryError> for AnnotateError {
@@ -94,12 +106,13 @@ impl Classify for AnnotateError {
         match self {
             AnnotateError::Copy(e) => e.error_type(),
             AnnotateError::Mutate(e) => e.error_type(),
+            AnnotateError::Selection(e) => e.error_type(),
         }
     }
 }
 
-/// Copy `src` to `dst` with annotations and labels. See the module documentation.
-#[tracing::instrument(level = "debug", skip(reg, opts, obs), fields(src = %src, dst = %dst))]
+/// Copy `src` to `dst` with annotations and labels. See the module documentation. The tree is
+/// the one selection of `src` ([`crate::selection`]); a tree it refuses is not copied.
 pub async fn annotate_image<R: Registry + ?Sized>(
     reg: &R,
     src: &ImageRef,
@@ -107,38 +120,70 @@ pub async fn annotate_image<R: Registry + ?Sized>(
     opts: &AnnotateOptions,
     obs: Arc<dyn CopyObserver>,
 ) -> Result<AnnotateReport, AnnotateError> {
-    let started = Instant::now();
-    if opts.copy.concurrency == 0 {
-        return Err(CopyError::Input("concurrency must be at least 1".into()).into());
+    let selection = select(reg, src, &opts.limits).await?;
+    annotate_selection(reg, &selection, src, dst, opts, obs).await
+}
+
+/// [`annotate_image`] on a selection already made (promote-and-annotate gates exactly this
+/// selection, then writes exactly it): [`plan`], then [`write`]. `src` is the repository the
+/// selection was read from.
+pub async fn annotate_selection<R: Registry + ?Sized>(
+    reg: &R,
+    selection: &Selection,
+    src: &ImageRef,
+    dst: &ImageRef,
+    opts: &AnnotateOptions,
+    obs: Arc<dyn CopyObserver>,
+) -> Result<AnnotateReport, AnnotateError> {
+    let planned = plan(reg, selection, src, opts).await?;
+    write(reg, selection, &planned, src, dst, opts, obs).await
+}
+
+/// The mutated tree of a selection, computed before anything is written: its digest is known,
+/// so a caller can check what it is about to claim (an environment tag) first.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    tree: MutatedTree,
+    started: Instant,
+}
+
+impl Plan {
+    /// The digest the destination will have.
+    pub fn digest(&self) -> &Digest {
+        &self.tree.top.digest
     }
-    let engine = Engine::new(reg, src, dst, &opts.copy, obs);
+}
 
-    // Resolve once; every later read names digests.
-    let top = reg.get_manifest(src, &src.reference()).await?;
-    let source_digest = top.digest.clone();
-    let mut nodes = Vec::new();
-    engine.collect(top.clone(), 0, &mut nodes).await?;
-
-    // The image configs to relabel, read whole (small) and verified.
+/// Read the image configs and mutate the tree, in memory; nothing is written.
+pub async fn plan<R: Registry + ?Sized>(
+    reg: &R,
+    selection: &Selection,
+    src: &ImageRef,
+    opts: &AnnotateOptions,
+) -> Result<Plan, AnnotateError> {
+    let started = Instant::now();
+    let top = &selection.top().raw;
+    let nodes = &selection.members;
+    // The image configs to relabel (and to clear of reserved labels), read whole (small) and
+    // verified.
     let mut configs: HashMap<Digest, Bytes> = HashMap::new();
-    if !opts.labels.is_empty() {
-        for n in &nodes {
-            if let Some(c) = &n.doc.config
-                && mutate::IMAGE_CONFIGS.contains(&c.media_type.as_str())
-                && !configs.contains_key(&c.digest)
-            {
-                let bytes = read_small_blob(reg, src, &c.digest, c.size, MAX_CONFIG_BYTES).await?;
-                configs.insert(c.digest.clone(), bytes);
-            }
+    for n in nodes {
+        if let Some(c) = &n.doc.config
+            && mutate::IMAGE_CONFIGS.contains(&c.media_type.as_str())
+            && !configs.contains_key(&c.digest)
+        {
+            let bytes = read_small_blob(reg, src, &c.digest, c.size, MAX_CONFIG_BYTES).await?;
+            configs.insert(c.digest.clone(), bytes);
         }
     }
-
+    // The pipeline's own keys last: nothing from the source or the request overrides them.
+    let source_name = opts.source_name.clone().unwrap_or_else(|| src.to_string());
     let mutation = Mutation {
         annotations: opts
             .annotations
             .clone()
-            .with_reserved(mutate::SOURCE_NAME, &src.to_string())
-            .with_reserved(mutate::SOURCE_DIGEST, source_digest.as_str()),
+            .with_reserved(mutate::SOURCE_NAME, &source_name)
+            .with_reserved(mutate::SOURCE_DIGEST, top.digest.as_str()),
         labels: opts.labels.clone(),
     };
     let doc = |r: &RawManifest| Doc {
@@ -149,8 +194,26 @@ pub async fn annotate_image<R: Registry + ?Sized>(
         .iter()
         .map(|n| (n.raw.digest.clone(), doc(&n.raw)))
         .collect();
-    let tree = mutate::mutate_tree(&doc(&top), &manifests, &configs, &mutation)?;
+    let tree = mutate::mutate_tree(&doc(top), &manifests, &configs, &mutation)?;
+    Ok(Plan { tree, started })
+}
 
+/// Write a [`Plan`] to `dst`: layers skipped, mounted or streamed as a copy does, new configs,
+/// children by digest, the top under `dst`'s tag (or its digest) last.
+#[tracing::instrument(level = "debug", skip(reg, selection, planned, opts, obs), fields(src = %src, dst = %dst))]
+pub async fn write<R: Registry + ?Sized>(
+    reg: &R,
+    selection: &Selection,
+    planned: &Plan,
+    src: &ImageRef,
+    dst: &ImageRef,
+    opts: &AnnotateOptions,
+    obs: Arc<dyn CopyObserver>,
+) -> Result<AnnotateReport, AnnotateError> {
+    if opts.copy.concurrency == 0 {
+        return Err(CopyError::Input("concurrency must be at least 1".into()).into());
+    }
+    let tree = &planned.tree;
     if let Some(d) = dst.digest()
         && *d != tree.top.digest
     {
@@ -160,12 +223,13 @@ pub async fn annotate_image<R: Registry + ?Sized>(
         ))
         .into());
     }
+    let engine = Engine::new(reg, src, dst, &opts.copy, obs);
 
     // Layers (and configs left unchanged): skip, mount or stream, as a copy does.
     let replaced: HashSet<&Digest> = tree.configs.iter().map(|c| &c.old_digest).collect();
-    let blobs = nodes
-        .iter()
-        .flat_map(|n| n.doc.blobs().cloned())
+    let blobs = selection
+        .blobs()
+        .into_iter()
         .filter(|b| !replaced.contains(&b.digest))
         .collect();
     engine.copy_blob_list(blobs).await?;
@@ -189,18 +253,20 @@ pub async fn annotate_image<R: Registry + ?Sized>(
         .map_or_else(|| top_raw.digest.to_string(), str::to_owned);
     engine.push_manifest(&top_raw, &reference).await?;
 
-    let platforms = platform_changes(&top, &tree.children)?;
+    let top = &selection.top().raw;
+    let platforms = platform_changes(top, &tree.children)?;
     Ok(AnnotateReport {
         operation: "annotate",
         source: src.to_string(),
         destination: dst.to_string(),
-        source_digest,
+        source_digest: top.digest.clone(),
         digest: top_raw.digest.clone(),
         media_type: top_raw.media_type.clone(),
         platforms,
         configs_pushed,
+        reserved_removed: tree.removed.clone(),
         counts: engine.stats.counts(),
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: planned.started.elapsed().as_millis() as u64,
     })
 }
 
@@ -279,6 +345,8 @@ pub(crate) mod tests {
             annotations: Entries::parse_kv("annotation", &["org.example.team=core"]).unwrap(),
             labels: Entries::parse_kv("label", &["owner=alice"]).unwrap(),
             copy: CopyOptions::default(),
+            limits: Limits::default(),
+            source_name: None,
         }
     }
 

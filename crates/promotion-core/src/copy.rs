@@ -22,6 +22,7 @@ use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::referrers;
 use crate::registry::{BlobStream, Registry, RegistryError, RetryPolicy};
+use crate::selection::Selection;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
@@ -262,6 +263,62 @@ pub async fn copy_image<R: Registry + ?Sized>(
     })
 }
 
+/// Copy an image's [`Selection`] (read and checked once, [`crate::selection`]) byte for byte to
+/// `dst`: copy-to-quarantine writes exactly the tree the gate will judge, and nothing when the
+/// selection refused it.
+pub async fn copy_selection<R: Registry + ?Sized>(
+    reg: &R,
+    selection: &Selection,
+    src: &ImageRef,
+    dst: &ImageRef,
+    opts: &CopyOptions,
+    obs: Arc<dyn CopyObserver>,
+) -> Result<CopyReport, CopyError> {
+    let started = Instant::now();
+    if opts.concurrency == 0 {
+        return Err(CopyError::Input("concurrency must be at least 1".into()));
+    }
+    let top = &selection.top().raw;
+    if let Some(d) = dst.digest()
+        && *d != top.digest
+    {
+        return Err(CopyError::Input(format!(
+            "the destination names digest {d}, but the copy produces {}",
+            top.digest
+        )));
+    }
+    let engine = Engine::new(reg, src, dst, opts, obs);
+    let nodes = selection
+        .members
+        .iter()
+        .map(|m| Node {
+            raw: m.raw.clone(),
+            doc: m.doc.clone(),
+        })
+        .collect();
+    engine.write_nodes(nodes, dst.tag()).await?;
+    let platforms = selection
+        .images()
+        .filter(|m| m.platform.is_some())
+        .map(|m| PlatformDigest {
+            platform: m.label(),
+            digest: m.raw.digest.clone(),
+        })
+        .collect();
+    Ok(CopyReport {
+        operation: "copy",
+        source: src.to_string(),
+        destination: dst.to_string(),
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        source_digest: top.digest.clone(),
+        platforms,
+        counts: engine.stats.counts(),
+        referrers_copied: 0,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
 pub(crate) fn parse(
     raw: &RawManifest,
     what: impl Fn() -> String,
@@ -378,6 +435,16 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
     async fn copy_tree(&self, top: RawManifest, tag: Option<&str>) -> Result<Vec<Node>, CopyError> {
         let mut nodes = Vec::new();
         self.collect(top, 0, &mut nodes).await?;
+        self.write_nodes(nodes, tag).await
+    }
+
+    /// Write a tree already read (post-order, the top last): blobs, then manifests children
+    /// first, the top under `tag` (or its digest).
+    async fn write_nodes(
+        &self,
+        nodes: Vec<Node>,
+        tag: Option<&str>,
+    ) -> Result<Vec<Node>, CopyError> {
         self.copy_blob_list(nodes.iter().flat_map(|n| n.doc.blobs().cloned()).collect())
             .await?;
         // Children first (post-order), each by digest; the top last, under its tag.

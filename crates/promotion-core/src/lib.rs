@@ -22,6 +22,7 @@ pub mod reference;
 pub mod referrers;
 pub mod registry;
 pub mod retry;
+pub mod selection;
 pub mod sign;
 
 pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, TransferCounts, copy_image};

@@ -53,6 +53,17 @@ pub struct Descriptor {
     /// Annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Other places to fetch the content from (foreign layers). Read so that the selection can
+    /// refuse them: a node must never be sent outside the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+}
+
+impl Descriptor {
+    /// The value of annotation `key` on this descriptor.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
 }
 
 /// What kind of document a manifest is.
@@ -178,6 +189,7 @@ impl RawManifest {
             platform: None,
             artifact_type: None,
             annotations: None,
+            urls: None,
         }
     }
 }
@@ -310,6 +322,7 @@ mod filter_tests {
             platform: None,
             artifact_type: Some("application/example".into()),
             annotations: None,
+            urls: None,
         };
         let bytes = referrers_index(std::slice::from_ref(&d));
         let (doc, kind, _) = ManifestDoc::parse(&bytes, None).unwrap();

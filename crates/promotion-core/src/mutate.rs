@@ -243,8 +243,11 @@ impl Mutated {
 /// The whole result: new configs, children (in tree order) and the top.
 #[derive(Debug, Clone)]
 pub struct MutatedTree {
-    /// Image configs, one per distinct old config digest.
+    /// Image configs that changed, one per distinct old config digest.
     pub configs: Vec<Mutated>,
+    /// Reserved keys the source documents carried and the mutation removed, as
+    /// `<document digest> <annotation|label> <key>`.
+    pub removed: Vec<String>,
     /// Manifests below the top, children before parents.
     pub children: Vec<Mutated>,
     /// The top document.
@@ -261,6 +264,7 @@ pub fn mutate_tree(
 ) -> Result<MutatedTree, MutateError> {
     let mut out = MutatedTree {
         configs: Vec::new(),
+        removed: Vec::new(),
         children: Vec::new(),
         top: Mutated {
             old_digest: Digest::of(&top.bytes),
@@ -327,6 +331,11 @@ fn mutate_doc(
             }
             // buildkit attestation manifests name the image they describe by digest.
             for entry in children.iter_mut() {
+                let at = format!(
+                    "{old_digest} entry {}",
+                    entry["digest"].as_str().unwrap_or("?")
+                );
+                scrub(entry, "annotations", &at, "annotation", &mut out.removed);
                 if let Some(r) = entry
                     .get_mut("annotations")
                     .and_then(|a| a.get_mut(DOCKER_REFERENCE_DIGEST))
@@ -335,12 +344,19 @@ fn mutate_doc(
                     *r = Value::String(new.to_string());
                 }
             }
+            scrub(
+                &mut v,
+                "annotations",
+                old_digest.as_str(),
+                "annotation",
+                &mut out.removed,
+            );
             add_entries(&mut v, "annotations", m.annotations.as_map());
         }
         Kind::Manifest => {
             if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
                 let mt = cfg.get("mediaType").and_then(Value::as_str).unwrap_or("");
-                if IMAGE_CONFIGS.contains(&mt) && !m.labels.is_empty() {
+                if IMAGE_CONFIGS.contains(&mt) {
                     let d: Digest = cfg
                         .get("digest")
                         .and_then(Value::as_str)
@@ -349,10 +365,19 @@ fn mutate_doc(
                             MutateError::Invalid(format!("{}: config has no valid digest", what()))
                         })?;
                     let new = label_config(&d, configs, &m.labels, out)?;
-                    cfg.insert("digest".into(), Value::String(new.digest.to_string()));
-                    cfg.insert("size".into(), Value::from(new.bytes.len() as u64));
+                    if new.changed() {
+                        cfg.insert("digest".into(), Value::String(new.digest.to_string()));
+                        cfg.insert("size".into(), Value::from(new.bytes.len() as u64));
+                    }
                 }
             }
+            scrub(
+                &mut v,
+                "annotations",
+                old_digest.as_str(),
+                "annotation",
+                &mut out.removed,
+            );
             // Only image manifests get annotations (artifacts such as signatures are content
             // of their own and are left as they are).
             if [OCI_MANIFEST, DOCKER_MANIFEST].contains(&doc.media_type.as_str()) {
@@ -377,9 +402,18 @@ fn label_config(
     if let Some(done) = out.configs.iter().find(|c| c.old_digest == *d) {
         return Ok(done.clone());
     }
-    let bytes = configs
-        .get(d)
-        .ok_or_else(|| MutateError::Missing(format!("config {d}")))?;
+    let Some(bytes) = configs.get(d) else {
+        if labels.is_empty() {
+            // Nothing to add, and the caller did not read it: left as it is.
+            return Ok(Mutated {
+                old_digest: d.clone(),
+                digest: d.clone(),
+                bytes: Bytes::new(),
+                media_type: String::new(),
+            });
+        }
+        return Err(MutateError::Missing(format!("config {d}")));
+    };
     let what = || format!("image config {d}");
     let mut v = parse_object(bytes, &what)?;
     let obj = v
@@ -398,13 +432,16 @@ fn label_config(
             what()
         )));
     }
+    scrub(inner, "Labels", d.as_str(), "label", &mut out.removed);
     add_entries(inner, "Labels", labels.as_map());
     let doc = Doc {
         bytes: bytes.clone(),
         media_type: String::new(),
     };
     let new = finish(&doc, d.clone(), &v)?;
-    out.configs.push(new.clone());
+    if new.changed() {
+        out.configs.push(new.clone());
+    }
     Ok(new)
 }
 
@@ -417,6 +454,23 @@ fn parse_object(bytes: &[u8], what: &dyn Fn() -> String) -> Result<Value, Mutate
         return Err(MutateError::Invalid(format!("{} is not an object", what())));
     }
     Ok(v)
+}
+
+/// Remove every key under [`RESERVED_PREFIX`] from the object `v[field]`, recording each as
+/// `<at> <what> <key>`: a source document cannot speak for the pipeline.
+fn scrub(v: &mut Value, field: &str, at: &str, what: &str, removed: &mut Vec<String>) {
+    let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) else {
+        return;
+    };
+    let reserved: Vec<String> = map
+        .keys()
+        .filter(|k| k.starts_with(RESERVED_PREFIX))
+        .cloned()
+        .collect();
+    for k in reserved {
+        map.remove(&k);
+        removed.push(format!("{at} {what} {k}"));
+    }
 }
 
 /// Merge `entries` into `v[field]` (created when absent or null); existing keys are replaced.

@@ -1,6 +1,9 @@
 //! copy-to-quarantine's configuration: exactly the variables it reads.
 
 use promotion_core::copy::CopyOptions;
+use promotion_core::environment::Environments;
+use promotion_core::pipeline::CopySettings;
+use promotion_core::selection::Limits;
 use promotion_lambda::config::{self, ConfigError, Deployment, Vars};
 
 /// Parsed once at start-up.
@@ -9,6 +12,11 @@ pub struct Config {
     pub deployment: Deployment,
     /// `COPY_CONCURRENCY`.
     pub copy: CopyOptions,
+    /// `GATE_POLICY` (required): its `limits` bound the source image.
+    pub limits: Limits,
+    /// `ENVIRONMENTS`, `APPROVAL_ARTIFACT_TYPE`: the request's build id is checked against
+    /// the first environment before anything is written.
+    pub environments: Environments,
 }
 
 impl Config {
@@ -17,7 +25,18 @@ impl Config {
         Ok(Config {
             deployment: config::deployment(v)?,
             copy: config::copy_options(v)?,
+            limits: config::policy(v)?.limits(),
+            environments: config::environments(v)?,
         })
+    }
+
+    /// The copy step's settings.
+    pub fn settings(&self) -> CopySettings<'_> {
+        CopySettings {
+            copy: self.copy.clone(),
+            limits: self.limits,
+            environments: &self.environments,
+        }
     }
 }
 

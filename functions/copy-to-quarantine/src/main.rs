@@ -15,8 +15,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok((c, registry))
     })
     .await;
+    let settings = config.settings();
     promotion_lambda::serve(STEP, async |req: CopyRequest| {
-        copy_to_quarantine(&registry, &config.deployment.repos, &req, &config.copy).await
+        copy_to_quarantine(&registry, &config.deployment.repos, &req, &settings).await
     })
     .await
 }

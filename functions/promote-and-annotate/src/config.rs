@@ -2,6 +2,7 @@
 
 use promotion_core::clock::Clock;
 use promotion_core::copy::CopyOptions;
+use promotion_core::environment::Environments;
 use promotion_core::mutate::Entries;
 use promotion_core::pipeline::PromoteSettings;
 use promotion_lambda::config::{self, ConfigError, Gating, Vars};
@@ -14,6 +15,9 @@ pub struct Config {
     pub annotations: Entries,
     /// `LABELS`.
     pub labels: Entries,
+    /// `ENVIRONMENTS`, `APPROVAL_ARTIFACT_TYPE`: the first environment's tags are checked
+    /// before anything is written.
+    pub environments: Environments,
     /// `COPY_CONCURRENCY`.
     pub copy: CopyOptions,
 }
@@ -27,6 +31,7 @@ impl Config {
             gating: config::gating(v)?,
             annotations: v.entries("ANNOTATIONS", "annotation")?,
             labels: v.entries("LABELS", "label")?,
+            environments: config::environments(v)?,
             copy: config::copy_options(v)?,
         })
     }
@@ -35,6 +40,7 @@ impl Config {
     pub fn settings<'a>(&'a self, clock: &'a dyn Clock) -> PromoteSettings<'a> {
         PromoteSettings {
             policy: &self.gating.policy,
+            environments: &self.environments,
             annotations: &self.annotations,
             labels: &self.labels,
             clock,

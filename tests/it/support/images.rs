@@ -553,6 +553,37 @@ pub fn push_index(
     }
 }
 
+/// Pushes a two-platform OCI index (`linux/amd64`, `linux/arm64`) whose amd64 entry wears
+/// BuildKit's attestation annotations (`vnd.docker.reference.type: attestation-manifest`,
+/// naming the arm64 entry) while keeping its real platform: an image in disguise, which a
+/// runtime on amd64 runs and which must therefore be gated like any other.
+pub fn push_disguised_index(c: &RegistryClient, repo: &str, tag: &str) -> Pushed {
+    let amd64 = push_image(c, repo, None, Format::Oci, "linux/amd64", &[1024]);
+    let arm64 = push_image(c, repo, None, Format::Oci, "linux/arm64", &[1024]);
+    let mut disguised = amd64.descriptor();
+    disguised["platform"] = Platform::parse("linux/amd64").to_json();
+    disguised["annotations"] = json!({
+        "vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": arm64.digest,
+    });
+    let mut plain = arm64.descriptor();
+    plain["platform"] = Platform::parse("linux/arm64").to_json();
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [disguised, plain], "annotations": {"org.example.fixture": nonce()}});
+    let bytes = to_manifest_bytes(&index);
+    let digest = c.push_manifest(repo, tag, OCI_INDEX, &bytes);
+    let mut blobs = amd64.blobs.clone();
+    blobs.extend(arm64.blobs.iter().cloned());
+    Pushed {
+        digest,
+        media_type: OCI_INDEX.to_owned(),
+        bytes,
+        blobs,
+        children: vec![("linux/amd64".into(), amd64), ("linux/arm64".into(), arm64)],
+        artifact_type: None,
+    }
+}
+
 /// Pushes an OCI artifact whose config is not an image config (`config_media_type`), with
 /// `artifactType` set and one payload layer, tagged `tag`.
 pub fn push_artifact(

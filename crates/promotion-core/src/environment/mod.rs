@@ -25,6 +25,7 @@ use crate::gate::{self, FindingsSource, GateError, Rules, Verdict};
 use crate::manifest::RawManifest;
 use crate::reference::ImageRef;
 use crate::registry::{Registry, RegistryError};
+use crate::selection::{Limits, select};
 use crate::sign::verify::{VerifyReport, verify_image};
 use crate::sign::{PublicKey, SignError};
 use serde::Serialize;
@@ -104,6 +105,8 @@ pub struct GateCheck<'a> {
     pub clock: &'a dyn Clock,
     /// The registry's account, for Inspector's filters (ECR only).
     pub account: Option<String>,
+    /// The policy's bounds on the image ([`crate::selection`]).
+    pub limits: Limits,
 }
 
 /// What an environment promotion did.
@@ -164,17 +167,16 @@ pub async fn promote_to_environment(
     let pinned = image.pinned(raw.digest.clone());
     let verified = verify_image(reg, &pinned, key).await?;
     let verdict = match gate_check {
-        Some(g) => Some(
-            gate::require_passed(
-                reg,
-                &pinned,
-                g.account.as_deref(),
-                g.source,
-                &g.rules,
-                g.clock,
+        Some(g) => {
+            let selection = select(reg, &pinned, &g.limits)
+                .await
+                .map_err(gate::GateError::from)?;
+            let account = g.account.as_deref();
+            Some(
+                gate::require_passed(&selection, &pinned, account, g.source, &g.rules, g.clock)
+                    .await?,
             )
-            .await?,
-        ),
+        }
         None => None,
     };
     let retagged = retag(reg, &pinned, envs, target, opts).await?;
@@ -248,6 +250,7 @@ mod tests {
             rules: policy.rules(Some(env)),
             clock: &SystemClock,
             account: None,
+            limits: Limits::default(),
         };
         let done = promote_to_environment(
             &reg,

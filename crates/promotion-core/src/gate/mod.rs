@@ -6,8 +6,8 @@
 //!   and [`findings::FileSource`] (the JSON `aws inspector2 list-findings` prints).
 //! - [`policy::Policy`] says what blocks; [`evaluate`] applies it to every platform of an image
 //!   and answers a [`verdict::Verdict`]: PASSED, FAILED or PENDING with a compact summary.
-//! - Inspector scans platform manifests, not indexes: callers pass every platform digest
-//!   ([`resolve_platforms`] finds them through a [`Registry`]).
+//! - Inspector scans image manifests, not indexes: callers pass every image of the one
+//!   selection ([`crate::selection`]; [`resolve_platforms`] reads it through a [`Registry`]).
 //! - Findings keep arriving after a scan reports success, so a PASSED verdict needs two reads
 //!   at least `settle_seconds` apart that agree ([`verdict::settle`]); the caller carries the
 //!   previous [`verdict::Observation`] between calls (state-machine state, or a loop in the CLI).
@@ -25,9 +25,9 @@ pub use verdict::{Decision, Observation, Verdict};
 use crate::clock::Clock;
 use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};
-use crate::manifest::{Kind, ManifestDoc};
 use crate::reference::ImageRef;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::Registry;
+use crate::selection::{Limits, Selection, SelectionError, select};
 use async_trait::async_trait;
 use std::fmt;
 
@@ -172,15 +172,9 @@ pub enum GateError {
         /// The image.
         image: String,
     },
-    /// Resolving the image's platforms through the registry failed.
-    #[error("resolving the platforms of {image}: {source}")]
-    Registry {
-        /// The image.
-        image: String,
-        /// Why.
-        #[source]
-        source: RegistryError,
-    },
+    /// Selecting the image's manifests failed: the registry, or a tree the selection refuses.
+    #[error("selecting the manifests to gate: {0}")]
+    Selection(#[from] SelectionError),
     /// The policy is invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -205,7 +199,7 @@ impl Classify for GateError {
             GateError::FindingsInvalid { .. } => ErrorType::FindingsInvalid,
             GateError::ScanFailed { .. } => ErrorType::ScanFailed,
             GateError::NoPlatforms { .. } => ErrorType::ImageInvalid,
-            GateError::Registry { source, .. } => source.error_type(),
+            GateError::Selection(e) => e.error_type(),
             GateError::Policy(e) => e.error_type(),
             GateError::Denied(_) => ErrorType::GateDenied,
             GateError::Timeout { .. } => ErrorType::GateTimeout,
@@ -213,60 +207,37 @@ impl Classify for GateError {
     }
 }
 
-/// The platform manifests of `image` (tag or digest), each as a [`ScannedImage`] in
-/// `repository`/`account`. An image manifest is its own single platform; an index yields its
-/// children, except attestation manifests (`unknown/unknown`, BuildKit's
-/// `vnd.docker.reference.type`) that Inspector does not scan.
+/// The image manifests of `image` (tag or digest) as the one selection finds them
+/// ([`crate::selection`]: nested indexes walked, only provable attestations left out, hostile
+/// trees refused), each as a [`ScannedImage`] in `image`'s repository and `account`.
 pub async fn resolve_platforms(
     registry: &dyn Registry,
     image: &ImageRef,
     account: Option<&str>,
+    limits: &Limits,
 ) -> Result<(Digest, Vec<ScannedImage>), GateError> {
-    let wrap = |source| GateError::Registry {
-        image: image.to_string(),
-        source,
-    };
-    let raw = registry
-        .get_manifest(image, &image.reference())
-        .await
-        .map_err(wrap)?;
-    let (doc, kind, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)).map_err(|e| {
-        wrap(RegistryError::Manifest {
-            what: image.to_string(),
-            source: e,
+    let selection = select(registry, image, limits).await?;
+    Ok((
+        selection.top().raw.digest.clone(),
+        scanned_images(&selection, image, account),
+    ))
+}
+
+/// The images of a selection, as Inspector knows them.
+pub fn scanned_images(
+    selection: &Selection,
+    image: &ImageRef,
+    account: Option<&str>,
+) -> Vec<ScannedImage> {
+    selection
+        .images()
+        .map(|m| ScannedImage {
+            registry: account.map(str::to_owned),
+            repository: image.repository().to_owned(),
+            digest: m.raw.digest.clone(),
+            platform: m.platform.as_ref().map(ToString::to_string),
         })
-    })?;
-    let scanned = |digest: Digest, platform: Option<String>| ScannedImage {
-        registry: account.map(str::to_owned),
-        repository: image.repository().to_owned(),
-        digest,
-        platform,
-    };
-    let platforms: Vec<ScannedImage> = match kind {
-        Kind::Manifest => vec![scanned(raw.digest.clone(), None)],
-        Kind::Index => doc
-            .manifests
-            .iter()
-            .filter(|d| {
-                let attestation = d
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key("vnd.docker.reference.type"));
-                let unknown = d
-                    .platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "unknown" || p.architecture == "unknown");
-                !attestation && !unknown
-            })
-            .map(|d| scanned(d.digest.clone(), d.platform.as_ref().map(|p| p.to_string())))
-            .collect(),
-    };
-    if platforms.is_empty() {
-        return Err(GateError::NoPlatforms {
-            image: image.to_string(),
-        });
-    }
-    Ok((raw.digest, platforms))
+        .collect()
 }
 
 /// Gate every platform of one image once: read scan states and findings through `source`,
@@ -328,14 +299,14 @@ pub async fn evaluate(
 /// the gate loop that came before, or have been standing for days. FAILED is `Gate.Denied`;
 /// still PENDING (a scan that has not finished) is `Gate.Timeout`, with nothing waited.
 pub async fn require_passed(
-    registry: &dyn Registry,
+    selection: &Selection,
     image: &ImageRef,
     account: Option<&str>,
     source: &dyn FindingsSource,
     rules: &Rules,
     clock: &dyn Clock,
 ) -> Result<Verdict, GateError> {
-    let (_, platforms) = resolve_platforms(registry, image, account).await?;
+    let platforms = scanned_images(selection, image, account);
     let mut rules = rules.clone();
     rules.settle_seconds = 0;
     let verdict = evaluate(source, &platforms, &rules, clock, None).await?;
@@ -410,32 +381,27 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_index_platforms_without_attestations() {
-        use crate::manifest::{OCI_INDEX, OCI_MANIFEST, RawManifest};
         use crate::registry::memory::MemoryRegistry;
+        use crate::selection::fixtures::{LAYER, entry, repo, tree};
+        use serde_json::{Value, json};
         let reg = MemoryRegistry::new();
-        let repo: ImageRef = "registry.example/team/app:1.0".parse().unwrap();
-        let (amd, arm, att) = (Digest::of(b"amd"), Digest::of(b"arm"), Digest::of(b"att"));
-        let index = serde_json::json!({
-            "schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": amd, "size": 1,
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": OCI_MANIFEST, "digest": arm, "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-                {"mediaType": OCI_MANIFEST, "digest": att, "size": 1,
-                 "platform": {"os": "unknown", "architecture": "unknown"},
-                 "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
-            ]
-        });
-        let raw = RawManifest::new(
-            serde_json::to_vec(&index).unwrap().into(),
-            OCI_INDEX.to_owned(),
+        let t = tree(&reg);
+        let amd = t.manifest(&[(LAYER, b"amd")], json!({}));
+        let arm = t.manifest(&[(LAYER, b"arm")], json!({}));
+        let att = t.attestation_of(&amd);
+        let top = t.index(
+            vec![
+                entry(&amd, Some("linux/amd64"), Value::Null),
+                entry(&arm, Some("linux/arm64/v8"), Value::Null),
+                att,
+            ],
+            Some("1"),
         );
-        reg.put_manifest_bytes(&repo, Some("1.0"), raw.clone());
-        let (digest, platforms) = resolve_platforms(&reg, &repo, Some("123456789012"))
-            .await
-            .unwrap();
-        assert_eq!(digest, raw.digest);
+        let (digest, platforms) =
+            resolve_platforms(&reg, &repo(), Some("123456789012"), &Limits::default())
+                .await
+                .unwrap();
+        assert_eq!(digest, top.digest);
         let got: Vec<_> = platforms
             .iter()
             .map(|p| (p.digest.clone(), p.platform.clone().unwrap()))
@@ -443,11 +409,11 @@ mod tests {
         assert_eq!(
             got,
             [
-                (amd, "linux/amd64".to_owned()),
-                (arm, "linux/arm64/v8".to_owned())
+                (amd.digest, "linux/amd64".to_owned()),
+                (arm.digest, "linux/arm64/v8".to_owned())
             ]
         );
-        assert_eq!(platforms[0].repository, "team/app");
+        assert_eq!(platforms[0].repository, "quarantine/app");
         assert_eq!(platforms[0].registry.as_deref(), Some("123456789012"));
     }
 

@@ -16,6 +16,10 @@
 //!     expires: 2026-12-01                                    # optional, see below
 //! environments:                          # overrides, per environment
 //!   prod: { block_severities: [CRITICAL, HIGH, MEDIUM], block_exploitable: true }
+//! limits:                                # bounds on one image (crate::selection), defaults:
+//!   max_manifests: 256                   #   every index, image and attestation of the tree
+//!   max_blobs: 4096                      #   distinct configs and layers
+//!   max_bytes: 68719476736               #   their total size (64 GiB)
 //! ```
 //!
 //! **Expiry rule:** an entry with `expires: D` applies up to and including day `D` (UTC) and
@@ -28,7 +32,9 @@
 
 use super::findings::{Availability, Finding, Severity};
 use super::time::Date;
+use crate::digest::Digest;
 use crate::error::{Classify, ErrorType};
+use crate::selection::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -93,12 +99,15 @@ struct PolicyFile {
     allowlist: Vec<AllowEntry>,
     #[serde(default)]
     environments: BTreeMap<String, Overrides>,
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// A validated policy: the base rules and per-environment overrides.
 #[derive(Debug, Clone)]
 pub struct Policy {
     base: PolicyFile,
+    digest: Digest,
 }
 
 /// Default total wait for a scan: 30 minutes (reference §3: no first-scan SLA).
@@ -111,6 +120,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             base: PolicyFile::default(),
+            digest: Digest::of(b""),
         }
     }
 }
@@ -126,7 +136,21 @@ impl Policy {
             serde_yaml_ng::from_str(text).map_err(|e| PolicyError(e.to_string()))?
         };
         validate(&file)?;
-        Ok(Policy { base: file })
+        Ok(Policy {
+            base: file,
+            digest: Digest::of(text.as_bytes()),
+        })
+    }
+
+    /// The sha256 of the policy document as given (of the empty document for the built-in
+    /// default): recorded in the trusted image and its signature, so a verdict names its policy.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The bounds on one image's manifests, blobs and bytes ([`crate::selection`]).
+    pub fn limits(&self) -> Limits {
+        self.base.limits
     }
 
     /// The environments the policy names.
@@ -210,6 +234,12 @@ fn validate(f: &PolicyFile) -> Result<(), PolicyError> {
             }
         }
         Ok(())
+    }
+    let l = &f.limits;
+    if l.max_manifests == 0 || l.max_blobs == 0 || l.max_bytes == 0 {
+        return Err(PolicyError(
+            "limits: max_manifests, max_blobs and max_bytes must be at least 1".into(),
+        ));
     }
     thresholds("", f.epss_threshold, f.inspector_score_threshold)?;
     entries("", &f.allowlist)?;

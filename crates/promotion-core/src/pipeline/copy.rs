@@ -1,11 +1,15 @@
 //! copy-to-quarantine: resolve the source once and copy that digest byte for byte into quarantine.
 
 use super::{PipelineError, Repositories};
-use crate::copy::{CopyOptions, NoProgress, copy_image};
+use crate::copy::{CopyOptions, NoProgress, copy_selection};
 use crate::digest::Digest;
+use crate::environment::Environments;
+use crate::mutate::Entries;
 use crate::reference::ImageRef;
 use crate::registry::{Registry, RegistryError};
+use crate::selection::{Limits, select};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Input of copy-to-quarantine: a full `reference` (manual requests, the ocistow payload), or
@@ -25,6 +29,13 @@ pub struct CopyRequest {
     /// The pushed tag (ECR push events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The request's annotations: validated here, before anything is written (promote adds
+    /// them).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The request's build id: validated here against the first environment's tag template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// Result of copy-to-quarantine.
@@ -39,6 +50,9 @@ pub struct CopyResult {
     /// when none): the state machine passes it on by path.
     #[serde(default)]
     pub source_tag: Option<String>,
+    /// The source as given, with its tag (if any) and the digest it resolved to, e.g.
+    /// `reg.example/incoming/app:1.4.2@sha256:…`: the provenance promote records.
+    pub origin: String,
     /// The quarantined image, pinned (same digest: the copy is byte-exact).
     pub quarantine: String,
     /// Layer bytes streamed through the function.
@@ -98,36 +112,98 @@ impl CopyRequest {
     }
 }
 
-/// Copy the source — resolved once — byte for byte into quarantine, by digest.
+/// What copy-to-quarantine needs besides the registry.
+pub struct CopySettings<'a> {
+    /// Transfer settings.
+    pub copy: CopyOptions,
+    /// The policy's bounds on one image.
+    pub limits: Limits,
+    /// The environments (the request's build id is checked against the first one's template).
+    pub environments: &'a Environments,
+}
+
+/// Validate the whole request, resolve the source once, select its tree (refusing hostile ones)
+/// and copy exactly that tree byte for byte into quarantine, by digest. Nothing is written when
+/// any of it fails.
 pub async fn copy_to_quarantine(
     reg: &dyn Registry,
     repos: &Repositories,
     req: &CopyRequest,
-    opts: &CopyOptions,
+    settings: &CopySettings<'_>,
 ) -> Result<CopyResult, PipelineError> {
     let src = req.source(repos.ingress_registry.as_deref())?;
+    Entries::from_input("annotation", req.annotations.clone())?;
+    if let Some(b) = &req.build {
+        settings
+            .environments
+            .first()
+            .template
+            .render(b)
+            .map_err(|e| PipelineError::Input(format!("build: {e}")))?;
+    }
     let source_tag = src.tag().map(str::to_owned).or_else(|| req.tag.clone());
-    // Resolve once; from here on only the digest is named.
-    let digest = match src.digest() {
-        Some(d) => d.clone(),
-        None => reg
-            .head_manifest(&src, &src.reference())
-            .await?
-            .ok_or_else(|| RegistryError::NotFound {
-                what: src.to_string(),
-            })?,
+    // Resolve once; from here on only the digest is named. A tag given with a digest must
+    // still name it: the tag becomes the build id and the recorded source.
+    let resolved = match &source_tag {
+        Some(t) => {
+            Some(
+                reg.head_manifest(&src, t)
+                    .await?
+                    .ok_or_else(|| RegistryError::NotFound {
+                        what: src.with_tag(t).to_string(),
+                    })?,
+            )
+        }
+        None => None,
     };
+    let digest = match (src.digest(), resolved) {
+        (Some(d), Some(r)) if *d != r => {
+            return Err(PipelineError::Input(format!(
+                "source: tag {:?} of {} names {r}, not {d}: pushed again since? the tag is not \
+                 recorded for a digest it does not name",
+                source_tag.as_deref().unwrap_or_default(),
+                src.repo_path()
+            )));
+        }
+        (Some(d), _) => d.clone(),
+        (None, Some(r)) => r,
+        (None, None) => unreachable_source(&src)?,
+    };
+    let origin = ImageRef::from_parts(
+        src.registry(),
+        src.repository(),
+        source_tag.as_deref(),
+        Some(digest.clone()),
+    );
     let src = src.pinned(digest.clone());
+    let selection = select(reg, &src, &settings.limits).await?;
     let dst = repos.quarantine.pinned(digest.clone());
-    let report = copy_image(reg, &src, &dst, opts, Arc::new(NoProgress)).await?;
+    let report = copy_selection(
+        reg,
+        &selection,
+        &src,
+        &dst,
+        &settings.copy,
+        Arc::new(NoProgress),
+    )
+    .await?;
     Ok(CopyResult {
         source: src.to_string(),
         source_digest: report.source_digest,
         source_tag,
+        origin: origin.to_string(),
         quarantine: dst.to_string(),
         bytes_streamed: report.counts.bytes_streamed,
         blobs_mounted: report.counts.blobs_mounted,
         blobs_skipped: report.counts.blobs_skipped,
         manifests_pushed: report.counts.manifests_pushed,
     })
+}
+
+/// A source with neither tag nor digest cannot come out of [`CopyRequest::source`] (the
+/// reference grammar defaults to `latest`); refused rather than assumed.
+fn unreachable_source(src: &ImageRef) -> Result<Digest, PipelineError> {
+    Err(PipelineError::Input(format!(
+        "source: {src} names neither a tag nor a digest"
+    )))
 }

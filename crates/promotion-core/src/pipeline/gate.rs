@@ -101,7 +101,8 @@ pub async fn scan_gate(
     let (image, environment, build) = target(reg, repos, settings, req).await?;
     let rules = settings.policy.rules(environment.as_deref());
     let account = account_of(&image);
-    let (_, platforms) = gate::resolve_platforms(reg, &image, account.as_deref()).await?;
+    let limits = settings.policy.limits();
+    let (_, platforms) = gate::resolve_platforms(reg, &image, account.as_deref(), &limits).await?;
     let verdict: Verdict = gate::evaluate(
         findings,
         &platforms,

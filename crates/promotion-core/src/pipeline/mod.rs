@@ -24,7 +24,7 @@ mod sign;
 #[cfg(test)]
 mod tests;
 
-pub use copy::{CopyRequest, CopyResult, copy_to_quarantine};
+pub use copy::{CopyRequest, CopyResult, CopySettings, copy_to_quarantine};
 pub use gate::{ApprovalRef, GateRequest, GateResult, GateSettings, scan_gate};
 pub use promote::{PromoteRequest, PromoteResult, PromoteSettings, promote_and_annotate};
 pub use retag::{RetagRequest, RetagResult, RetagSettings, retag_for_environment};
@@ -39,6 +39,7 @@ use crate::gate::GateError;
 use crate::mutate::MutateError;
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::RegistryError;
+use crate::selection::SelectionError;
 use crate::sign::SignError;
 
 /// Why a step failed; each maps onto a stable [`ErrorType`].
@@ -71,6 +72,9 @@ pub enum PipelineError {
     /// Retag or environment promotion failed.
     #[error(transparent)]
     Environment(#[from] EnvError),
+    /// The image's tree was refused ([`crate::selection`]).
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
 }
 
 impl Classify for PipelineError {
@@ -85,6 +89,7 @@ impl Classify for PipelineError {
             PipelineError::Mutate(e) => e.error_type(),
             PipelineError::Sign(e) => e.error_type(),
             PipelineError::Environment(e) => e.error_type(),
+            PipelineError::Selection(e) => e.error_type(),
         }
     }
 }

@@ -1,19 +1,26 @@
-//! promote-and-annotate: re-check the gate, then copy the quarantined digest into the trusted
-//! repository with the mandatory annotations and labels.
+//! promote-and-annotate: select the quarantined image's tree once, re-check the gate on exactly
+//! that selection, check that the first environment's tags are free for the digest it will make,
+//! then write exactly that selection to the trusted repository with the mandatory annotations
+//! and labels, recording the original source.
 
-use super::{PipelineError, Repositories, account_of, pinned};
-use crate::annotate::{AnnotateOptions, annotate_image};
+use super::{PipelineError, Repositories, account_of, build_from_source_tag, pinned};
+use crate::annotate::{self, AnnotateOptions};
 use crate::clock::Clock;
 use crate::copy::{CopyOptions, NoProgress};
 use crate::digest::Digest;
+use crate::environment::{EnvError, Environment, Environments};
 use crate::gate::{self, FindingsSource, Policy};
 use crate::mutate::Entries;
 use crate::reference::ImageRef;
 use crate::registry::Registry;
-use crate::sign::CLAIM_GATE;
+use crate::selection::select;
+use crate::sign::{CLAIM_GATE, CLAIM_POLICY_DIGEST};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Reserved keys reported in a result at most (the rest are counted).
+const MAX_REPORTED_REMOVALS: usize = 20;
 
 /// Input of promote-and-annotate.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -21,12 +28,25 @@ use std::sync::Arc;
 pub struct PromoteRequest {
     /// The quarantined image, pinned.
     pub quarantine: String,
-    /// The environment whose rules the gate re-check applies.
+    /// The original source as copy-to-quarantine resolved it (`CopyResult::origin`, e.g.
+    /// `reg/incoming/app:1.4.2@sha256:…`), recorded in the trusted image and its signature. Its
+    /// digest must be the quarantined one. Absent: the quarantine reference is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The environment whose rules the gate re-check applies and whose tags must be free
+    /// (default: the first environment's tags, the base rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    /// Annotations from the request (validated; the pipeline's own keys are refused).
+    /// Annotations from the request (validated; the pipeline's own keys are refused; the
+    /// deployment's mandatory annotations win over them).
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// The build id the first environment's tag will carry (as retag will choose it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The source tag (the build id when `build` is absent, as for retag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_tag: Option<String>,
 }
 
 /// Result of promote-and-annotate.
@@ -39,18 +59,26 @@ pub struct PromoteResult {
     pub digest: Digest,
     /// The quarantined digest it came from.
     pub source_digest: Digest,
+    /// The source recorded in the image (`io.ecr-promotion.source.name`).
+    pub source_name: String,
     /// The gate re-check, compact.
     pub gate: String,
     /// Manifests written (0 on a repeat).
     pub manifests_pushed: u64,
     /// Layer bytes streamed (0 within one registry: blobs are mounted).
     pub bytes_streamed: u64,
+    /// Reserved `io.ecr-promotion.*` keys the source documents carried, removed (at most 20,
+    /// `<document digest> <annotation|label> <key>`).
+    pub reserved_removed: Vec<String>,
 }
 
 /// What promote-and-annotate adds, from configuration.
 pub struct PromoteSettings<'a> {
-    /// The policy (the gate re-check).
+    /// The policy (the gate re-check, the image limits).
     pub policy: &'a Policy,
+    /// The environments (the target environment's tags, the first one's by default, are
+    /// checked before writing).
+    pub environments: &'a Environments,
     /// Mandatory annotations.
     pub annotations: &'a Entries,
     /// Mandatory labels.
@@ -61,8 +89,9 @@ pub struct PromoteSettings<'a> {
     pub copy: CopyOptions,
 }
 
-/// Re-check the gate (PASSED now, or nothing is written), then copy the quarantined digest to
-/// the trusted repository with annotations and labels.
+/// Re-check the gate on the selection (PASSED now, or nothing is written), check the first
+/// environment's tags, then write that selection to the trusted repository with annotations
+/// and labels.
 pub async fn promote_and_annotate(
     reg: &dyn Registry,
     repos: &Repositories,
@@ -72,41 +101,149 @@ pub async fn promote_and_annotate(
 ) -> Result<PromoteResult, PipelineError> {
     let src = pinned("quarantine", &req.quarantine)?;
     repos.ensure_in("quarantine", &repos.quarantine, &src, "quarantine")?;
-    let from_request = Entries::from_input("annotation", req.annotations.clone())?;
+    let source_name = source_name(req.source.as_deref(), &src)?;
+    let annotations = annotations(settings, req)?;
+    let build = match &req.build {
+        Some(b) => Some(b.clone()),
+        None => build_from_source_tag(settings.environments, req.source_tag.as_deref()),
+    };
+
+    // One selection: gated now, then written exactly as gated.
+    let selection = select(reg, &src, &settings.policy.limits()).await?;
     let rules = settings.policy.rules(req.environment.as_deref());
+    let account = account_of(&src);
     let verdict = gate::require_passed(
-        reg,
+        &selection,
         &src,
-        account_of(&src).as_deref(),
+        account.as_deref(),
         findings,
         &rules,
         settings.clock,
     )
     .await?;
-    let mut annotations = settings.annotations.clone();
-    for (k, v) in from_request.as_map() {
-        annotations = annotations.with_reserved(k, v);
-    }
-    let annotations = annotations.with_reserved(CLAIM_GATE, &verdict.compact());
-    // No tag: the environment tag comes from retag-for-environment.
+    let annotations = annotations
+        .with_reserved(CLAIM_GATE, &verdict.compact())
+        .with_reserved(CLAIM_POLICY_DIGEST, settings.policy.digest().as_str());
+
+    let opts = AnnotateOptions {
+        annotations,
+        labels: settings.labels.clone(),
+        copy: settings.copy.clone(),
+        limits: settings.policy.limits(),
+        source_name: Some(source_name.clone()),
+    };
+    let plan = annotate::plan(reg, &selection, &src, &opts).await?;
+    // No tag: the environment tag comes from retag-for-environment; but it must be free for
+    // this digest before anything is written.
     let dst = ImageRef::from_parts(
         repos.trusted.registry(),
         repos.trusted.repository(),
         None,
         None,
     );
-    let opts = AnnotateOptions {
-        annotations,
-        labels: settings.labels.clone(),
-        copy: settings.copy.clone(),
+    let env = match &req.environment {
+        Some(e) => settings.environments.get(e)?,
+        None => settings.environments.first(),
     };
-    let report = annotate_image(reg, &src, &dst, &opts, Arc::new(NoProgress)).await?;
+    tags_free(reg, &dst, env, build.as_deref(), plan.digest()).await?;
+    let report = annotate::write(
+        reg,
+        &selection,
+        &plan,
+        &src,
+        &dst,
+        &opts,
+        Arc::new(NoProgress),
+    )
+    .await?;
+    let mut removed = report.reserved_removed;
+    if removed.len() > MAX_REPORTED_REMOVALS {
+        let more = removed.len() - MAX_REPORTED_REMOVALS;
+        removed.truncate(MAX_REPORTED_REMOVALS);
+        removed.push(format!("(+{more} more)"));
+    }
+    if !removed.is_empty() {
+        tracing::warn!(removed = ?removed, "reserved keys in the source were removed");
+    }
     Ok(PromoteResult {
         trusted: repos.trusted.pinned(report.digest.clone()).to_string(),
         digest: report.digest,
         source_digest: report.source_digest,
+        source_name,
         gate: verdict.compact(),
         manifests_pushed: report.counts.manifests_pushed,
         bytes_streamed: report.counts.bytes_streamed,
+        reserved_removed: removed,
     })
+}
+
+/// The name recorded as the source: the original source as given (its digest must be the
+/// quarantined one: the copy is byte-exact), without the digest when it has a tag (the digest
+/// is recorded apart); else the quarantine reference.
+fn source_name(source: Option<&str>, quarantined: &ImageRef) -> Result<String, PipelineError> {
+    let Some(s) = source else {
+        return Ok(quarantined.to_string());
+    };
+    let origin: ImageRef = s
+        .parse()
+        .map_err(|e| PipelineError::Input(format!("source: {e}")))?;
+    if origin.digest() != quarantined.digest() {
+        return Err(PipelineError::Input(format!(
+            "source: {s} does not name the quarantined digest {}",
+            quarantined.digest().map(Digest::as_str).unwrap_or_default()
+        )));
+    }
+    Ok(match origin.tag() {
+        Some(t) => origin.with_tag(t).to_string(),
+        None => origin.to_string(),
+    })
+}
+
+/// The request's annotations (validated, reserved keys refused), then the deployment's
+/// mandatory ones over them: a request cannot override what the deployment requires.
+fn annotations(
+    settings: &PromoteSettings<'_>,
+    req: &PromoteRequest,
+) -> Result<Entries, PipelineError> {
+    let mut out = Entries::from_input("annotation", req.annotations.clone())?;
+    for (k, v) in settings.annotations.as_map() {
+        out = out.with_reserved(k, v);
+    }
+    Ok(out)
+}
+
+/// The environment's tags for `digest` (build `build`, else the digest's first 12 hex digits,
+/// as retag chooses) must be free or already name `digest`, unless the environment allows
+/// moves: a promotion that retag would refuse writes nothing to trusted.
+async fn tags_free(
+    reg: &dyn Registry,
+    trusted: &ImageRef,
+    env: &Environment,
+    build: Option<&str>,
+    digest: &Digest,
+) -> Result<(), PipelineError> {
+    if env.allow_move {
+        return Ok(());
+    }
+    let build = build.map_or_else(|| digest.hex()[..12].to_owned(), str::to_owned);
+    let mut taken = Vec::new();
+    for t in std::iter::once(&env.template).chain(&env.extra) {
+        let tag = t.render(&build)?;
+        if let Some(other) = reg.head_manifest(trusted, &tag).await?
+            && other != *digest
+        {
+            taken.push(format!("{tag} names {other}"));
+        }
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(EnvError::Conflict(format!(
+        "{} already: the promotion would make {digest}, which environment {:?} could not be \
+         tagged with; nothing was written to {}",
+        taken.join(", "),
+        env.name,
+        trusted.repo_path()
+    ))
+    .into())
 }

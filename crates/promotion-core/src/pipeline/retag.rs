@@ -78,6 +78,7 @@ pub async fn retag_for_environment(
         rules: settings.policy.rules(Some(&env)),
         clock: settings.clock,
         account: account_of(&image),
+        limits: settings.policy.limits(),
     });
     let opts = RetagOptions {
         build: req

@@ -2,6 +2,7 @@
 
 use super::{PipelineError, Repositories, pinned};
 use crate::registry::Registry;
+use crate::selection::Limits;
 use crate::sign::Signer;
 use crate::sign::store::{SignMode, SignOptions, sign_image};
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,11 @@ pub async fn sign(
 ) -> Result<SignResult, PipelineError> {
     let image = pinned("image", &req.image)?;
     repos.ensure_in("trusted", &repos.trusted, &image, "image")?;
+    // The trusted digest passed promote-and-annotate's selection under the policy's limits;
+    // sign reads manifests only and is not the place to refuse it afresh.
     let opts = SignOptions {
         mode,
+        limits: Limits::UNBOUNDED,
         ..SignOptions::default()
     };
     let report = sign_image(reg, &image, signer, &opts).await?;

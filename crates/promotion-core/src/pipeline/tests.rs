@@ -124,6 +124,7 @@ async fn promote_rechecks_the_gate_and_writes_nothing_on_a_denial() {
     let policy = Policy::default();
     let settings = PromoteSettings {
         policy: &policy,
+        environments: &Environments::default(),
         annotations: &Entries::default(),
         labels: &Entries::default(),
         clock: &SystemClock,

@@ -33,6 +33,18 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 pub const CLAIM_SOURCE_DIGEST: &str = "io.ecr-promotion.source.digest";
 /// Claim: the gate's compact summary.
 pub const CLAIM_GATE: &str = "io.ecr-promotion.gate";
+/// Claim: the original source as given (`reg/incoming/app:1.4.2`).
+pub const CLAIM_SOURCE_NAME: &str = crate::mutate::SOURCE_NAME;
+/// Claim: the digest of the gate policy document that passed the image.
+pub const CLAIM_POLICY_DIGEST: &str = "io.ecr-promotion.policy.digest";
+/// The claims a signature takes from the signed document's own annotations (set by
+/// promote-and-annotate; a source document's reserved keys are removed before that).
+pub const RECORDED_CLAIMS: [&str; 4] = [
+    CLAIM_SOURCE_NAME,
+    CLAIM_SOURCE_DIGEST,
+    CLAIM_GATE,
+    CLAIM_POLICY_DIGEST,
+];
 
 /// Why signing or verification failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +70,9 @@ pub enum SignError {
     /// A registry call failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The image's tree was refused ([`crate::selection`]).
+    #[error(transparent)]
+    Selection(#[from] crate::selection::SelectionError),
 }
 
 impl Classify for SignError {
@@ -70,6 +85,7 @@ impl Classify for SignError {
             SignError::Missing(_) => ErrorType::SignatureMissing,
             SignError::Input(_) => ErrorType::InputInvalid,
             SignError::Registry(e) => e.error_type(),
+            SignError::Selection(e) => e.error_type(),
         }
     }
 }
@@ -158,16 +174,22 @@ impl PublicKey {
     }
 }
 
-/// The claims of a signature (`optional`): annotations given for signing, the source digest
-/// and the gate summary when known. Sorted, as Go marshals maps.
+/// The claims of a signature (`optional`): annotations given for signing, then the
+/// [`RECORDED_CLAIMS`] the signed document records (its source, source digest, gate summary and
+/// policy digest; a source digest that is not a digest is left out), then `gate_summary` when
+/// given. Sorted, as Go marshals maps.
 pub fn claims(
     annotations: &BTreeMap<String, String>,
-    source_digest: Option<&Digest>,
+    recorded: &BTreeMap<String, String>,
     gate_summary: Option<&str>,
 ) -> BTreeMap<String, String> {
     let mut c = annotations.clone();
-    if let Some(d) = source_digest {
-        c.insert(CLAIM_SOURCE_DIGEST.into(), d.to_string());
+    for key in RECORDED_CLAIMS {
+        let Some(v) = recorded.get(key) else { continue };
+        if key == CLAIM_SOURCE_DIGEST && v.parse::<Digest>().is_err() {
+            continue;
+        }
+        c.insert(key.into(), v.clone());
     }
     if let Some(g) = gate_summary {
         c.insert(CLAIM_GATE.into(), g.to_owned());
@@ -285,9 +307,17 @@ mod tests {
                 "a".repeat(64)
             )
         );
+        let recorded = BTreeMap::from([
+            (CLAIM_SOURCE_DIGEST.to_owned(), d.to_string()),
+            (CLAIM_GATE.to_owned(), "FAILED".to_owned()),
+            (
+                "io.ecr-promotion.other".to_owned(),
+                "not a claim".to_owned(),
+            ),
+        ]);
         let c = claims(
             &BTreeMap::from([("z".into(), "1".into()), ("a".into(), "<b&c>".into())]),
-            Some(&d),
+            &recorded,
             Some("PASSED"),
         );
         let p = String::from_utf8(payload("r/app", &d, &c)).unwrap();

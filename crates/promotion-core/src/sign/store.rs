@@ -22,12 +22,13 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::manifest::{Kind, ManifestDoc, OCI_EMPTY, OCI_MANIFEST, RawManifest};
-use crate::mutate::{Entries, MAX_VALUE_BYTES, SOURCE_DIGEST};
+use crate::mutate::{Entries, MAX_VALUE_BYTES};
 use crate::reference::ImageRef;
 use crate::referrers::{
     self, CosignTag, descriptor_json, get_optional, put_small_blob, read_small_blob,
 };
 use crate::registry::{Registry, RegistryError};
+use crate::selection::{Limits, Role, select};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
@@ -77,6 +78,8 @@ pub struct SignOptions {
     pub gate_summary: Option<String>,
     /// Sign only the top digest, not each platform manifest of an index.
     pub top_only: bool,
+    /// Bounds on the image ([`crate::selection`]).
+    pub limits: Limits,
 }
 
 /// What happened on one route.
@@ -161,26 +164,25 @@ pub async fn sign_image<R: Registry + ?Sized>(
             "the gate summary must be 1 to {MAX_VALUE_BYTES} bytes without control characters"
         )));
     }
-    let top = reg.get_manifest(image, &image.reference()).await?;
-    let (doc, kind, _) = ManifestDoc::parse(&top.bytes, Some(&top.media_type))
-        .map_err(|e| SignError::Input(format!("cannot sign {image}: {e}")))?;
+    // The one selection: exactly the images the gate judged and promote wrote are signed
+    // (never an attestation, never a nested index as if it were an image).
+    let selection = select(reg, image, &opts.limits).await?;
+    let top_member = selection.top();
+    let top = top_member.raw.clone();
+    let kind = if top_member.role == Role::Index {
+        Kind::Index
+    } else {
+        Kind::Manifest
+    };
     let top_name = if kind == Kind::Index {
         "index"
     } else {
         "image"
     };
-    let mut targets = vec![(top_name.to_owned(), top.clone(), doc.clone())];
+    let mut targets = vec![(top_name.to_owned(), top.clone(), top_member.doc.clone())];
     if kind == Kind::Index && !opts.top_only {
-        for child in &doc.manifests {
-            let platform = child.platform.as_ref().map(ToString::to_string);
-            // buildkit attestations (unknown/unknown) describe an image; they are not one.
-            let Some(platform) = platform.filter(|p| p != "unknown/unknown") else {
-                continue;
-            };
-            let raw = reg.get_manifest(image, child.digest.as_str()).await?;
-            let (cdoc, _, _) = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
-                .map_err(|e| SignError::Input(format!("cannot sign {}: {e}", child.digest)))?;
-            targets.push((platform, raw, cdoc));
+        for m in selection.images() {
+            targets.push((m.label(), m.raw.clone(), m.doc.clone()));
         }
     }
 
@@ -195,16 +197,13 @@ pub async fn sign_image<R: Registry + ?Sized>(
         warnings: Vec::new(),
     };
     for (i, (platform, raw, doc)) in targets.iter().enumerate() {
-        let source = doc
-            .annotations
-            .get(SOURCE_DIGEST)
-            .and_then(|s| s.parse::<Digest>().ok());
-        // The gate summary: as given, else the one promote-and-annotate recorded on the image.
-        let gate = opts
-            .gate_summary
-            .as_deref()
-            .or_else(|| doc.annotations.get(super::CLAIM_GATE).map(String::as_str));
-        let c = claims(opts.annotations.as_map(), source.as_ref(), gate);
+        // The recorded claims (source, gate summary, policy) come from the document itself;
+        // a gate summary given for signing wins.
+        let c = claims(
+            opts.annotations.as_map(),
+            &doc.annotations,
+            opts.gate_summary.as_deref(),
+        );
         if i == 0 {
             report.claims = c.clone();
         }
