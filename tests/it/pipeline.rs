@@ -3,7 +3,7 @@
 //! moto_server (issue "The five Lambdas and the state machine", cases a–h). Wait states and
 //! retry pauses are shortened through the interpreter's overrides, never in the definition.
 
-use crate::support::images::{Format, Pushed, RegistryClient, push_index};
+use crate::support::images::{Format, Pushed, RegistryClient, push_disguised_index, push_index};
 use crate::support::pipeline::{
     APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, Stack, StackConfig,
 };
@@ -299,6 +299,137 @@ fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched()
         );
     }
     assert!(FUNCTIONS.len() == 5);
+}
+
+/// What the registry holds: every repository with its tags, and whether each of `digests` is
+/// in quarantine or trusted (the pipeline writes those by digest).
+fn snapshot(c: &RegistryClient, digests: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for repo in c.catalog() {
+        out.push(format!("{repo}: {:?}", c.list_tags(&repo)));
+    }
+    for d in digests {
+        for repo in ["promotion/quarantine", TRUSTED] {
+            out.push(format!("{repo}@{d}: {}", c.get_manifest(repo, d).is_some()));
+        }
+    }
+    out
+}
+
+/// Issue 12, end to end: the image in attestation disguise is gated and denied with nothing
+/// trusted; a bad build id, annotation or environment fails `Input.Invalid` before anything is
+/// written anywhere; a tag that names the source's tag at another digest is refused; and the
+/// trusted image and its signature name the original source, not the quarantine.
+#[test]
+fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
+    let stack = Stack::start(&StackConfig::default(), &[]);
+    let c = RegistryClient::new(&stack.registry);
+
+    // The disguised amd64 entry carries the CRITICAL finding.
+    let disguised = push_disguised_index(&c, "incoming/disguised", "6.6.6");
+    stack.seed_findings(&[finding(
+        &disguised.child("linux/amd64").digest,
+        "CVE-2026-6601",
+        "CRITICAL",
+    )]);
+    let x = stack.execute(
+        &push_event("incoming/disguised", &disguised.digest, Some("6.6.6")),
+        &[],
+        &[],
+    );
+    assert_eq!(x.error(), "Gate.Denied", "{}", x.describe());
+    assert!(
+        x.0["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CVE-2026-6601"),
+        "{}",
+        x.describe()
+    );
+    assert!(
+        !x.path().iter().any(|p| p == "PromoteAndAnnotate"),
+        "{:?}",
+        x.path()
+    );
+    assert!(
+        !c.catalog().iter().any(|r| r == TRUSTED),
+        "{:?}",
+        c.catalog()
+    );
+
+    // Bad requests: refused in Copy before it writes, nothing changes anywhere.
+    let app = push_app(&c, "incoming/app", "2.0.0");
+    let source = format!("{}/incoming/app:2.0.0", stack.host());
+    let before = snapshot(&c, &[&app.digest]);
+    for (input, needle) in [
+        (json!({"source": source, "build": "no spaces"}), "build"),
+        (
+            json!({"source": source, "annotations": {"io.ecr-promotion.gate": "PASSED"}}),
+            "reserved",
+        ),
+        (
+            json!({"source": format!("{source}@{}", disguised.digest)}),
+            "pushed again since",
+        ),
+        (
+            json!({"image": format!("{}/{TRUSTED}@{}", stack.host(), app.digest), "environment": "qa"}),
+            "unknown environment",
+        ),
+    ] {
+        let x = stack.execute(&input, &[], &[]);
+        assert_eq!(x.error(), "Input.Invalid", "{input}: {}", x.describe());
+        assert!(
+            x.0["cause"].as_str().unwrap_or_default().contains(needle),
+            "{needle}: {}",
+            x.describe()
+        );
+        assert!(
+            !x.path()
+                .iter()
+                .any(|p| p == "Gate" || p == "PromoteAndAnnotate")
+        );
+        assert_eq!(snapshot(&c, &[&app.digest]), before, "{input}");
+    }
+
+    // Provenance: the image and its signature name the original source.
+    stack.seed_findings(&[]);
+    let x = stack.execute(&json!({"source": source}), &[], &[]);
+    assert_succeeded(&x);
+    let trusted = x.0["output"]["trusted"]
+        .as_str()
+        .expect("trusted")
+        .to_owned();
+    let digest = trusted.split('@').nth(1).expect("pinned");
+    let ann = index_annotations(&c, digest);
+    assert_eq!(
+        ann["io.ecr-promotion.source.name"],
+        source.as_str(),
+        "{ann:#}"
+    );
+    assert_eq!(ann["io.ecr-promotion.source.digest"], app.digest.as_str());
+    assert!(
+        ann["io.ecr-promotion.policy.digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{ann:#}"
+    );
+    let verified = stack
+        .promote()
+        .arg("verify")
+        .arg(&trusted)
+        .arg("--key")
+        .arg(format!("awskms:///{}", stack.key_id))
+        .run()
+        .assert_ok();
+    assert_eq!(
+        verified["claims"]["io.ecr-promotion.source.name"],
+        source.as_str(),
+        "{verified:#}"
+    );
+    assert!(
+        !verified.to_string().contains("promotion/quarantine"),
+        "{verified:#}"
+    );
 }
 
 #[test]

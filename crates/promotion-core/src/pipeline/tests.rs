@@ -204,3 +204,206 @@ async fn the_gate_asks_to_wait_and_turns_into_a_timeout_at_the_bound() {
         .unwrap_err();
     assert_eq!(err.error_type(), ErrorType::GateTimeout, "{err}");
 }
+
+fn promote_settings<'a>(
+    policy: &'a Policy,
+    envs: &'a Environments,
+    annotations: &'a Entries,
+) -> PromoteSettings<'a> {
+    PromoteSettings {
+        policy,
+        environments: envs,
+        annotations,
+        labels: &EMPTY,
+        clock: &SystemClock,
+        copy: CopyOptions::default(),
+    }
+}
+
+static EMPTY: std::sync::LazyLock<Entries> = std::sync::LazyLock::new(Entries::default);
+
+/// A quarantined index whose documents speak for the pipeline: a forged gate summary on the
+/// index, a forged source on the platform manifest, a reserved label in its config.
+fn forged_quarantine(reg: &MemoryRegistry) -> crate::manifest::RawManifest {
+    use crate::selection::fixtures::{LAYER, Tree, entry};
+    use serde_json::json;
+    let t = Tree {
+        reg,
+        repo: repos().quarantine.clone(),
+    };
+    let amd = t.manifest_with(
+        &[(LAYER, b"amd")],
+        json!({"annotations": {"io.ecr-promotion.source.name": "reg.test/elsewhere:1"}}),
+        json!({"io.ecr-promotion.gate": "PASSED forged"}),
+    );
+    t.index_with(
+        vec![entry(&amd, Some("linux/amd64"), serde_json::Value::Null)],
+        json!({"io.ecr-promotion.gate": "PASSED forged", "org.example.keep": "yes"}),
+        None,
+    )
+}
+
+#[tokio::test]
+async fn promote_records_the_source_scrubs_reserved_keys_and_mandatory_annotations_win() {
+    let reg = MemoryRegistry::new();
+    let top = forged_quarantine(&reg);
+    let q = repos().quarantine.pinned(top.digest.clone()).to_string();
+    let (policy, envs) = (Policy::default(), Environments::default());
+    let mandatory = Entries::from_input("annotation", [("org.example.team", "core")]).unwrap();
+    let settings = promote_settings(&policy, &envs, &mandatory);
+    let clean = FileSource::from_json(r#"{"findings":[]}"#).unwrap();
+    let origin = format!("ingress.test/incoming/app:1.0@{}", top.digest);
+    let req = PromoteRequest {
+        quarantine: q.clone(),
+        source: Some(origin.clone()),
+        annotations: [("org.example.team".to_owned(), "evil".to_owned())].into(),
+        ..PromoteRequest::default()
+    };
+
+    // A source that does not name the quarantined digest is refused, nothing written.
+    let wrong = PromoteRequest {
+        source: Some(format!(
+            "ingress.test/incoming/app:1.0@{}",
+            Digest::of(b"x")
+        )),
+        ..req.clone()
+    };
+    let e = promote_and_annotate(&reg, &repos(), &clean, &settings, &wrong)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::InputInvalid, "{e}");
+    assert_eq!(reg.calls().manifest_puts, 0);
+
+    let done = promote_and_annotate(&reg, &repos(), &clean, &settings, &req)
+        .await
+        .unwrap();
+    assert_eq!(done.source_name, "ingress.test/incoming/app:1.0");
+    assert_eq!(
+        done.reserved_removed.len(),
+        3,
+        "{:?}",
+        done.reserved_removed
+    );
+    assert!(
+        done.reserved_removed
+            .iter()
+            .any(|r| r.ends_with("label io.ecr-promotion.gate")),
+        "{:?}",
+        done.reserved_removed
+    );
+    let trusted = &repos().trusted;
+    let doc = |d: &Digest| {
+        let raw = reg.manifest(trusted, d).unwrap();
+        crate::manifest::ManifestDoc::parse(&raw.bytes, None)
+            .unwrap()
+            .0
+    };
+    let index = doc(&done.digest);
+    let a = &index.annotations;
+    assert_eq!(
+        a["org.example.team"], "core",
+        "the deployment's annotation wins"
+    );
+    assert_eq!(a["org.example.keep"], "yes");
+    assert!(a[CLAIM_GATE].starts_with("PASSED") && !a[CLAIM_GATE].contains("forged"));
+    assert_eq!(
+        a[crate::mutate::SOURCE_NAME],
+        "ingress.test/incoming/app:1.0"
+    );
+    assert_eq!(a[crate::mutate::SOURCE_DIGEST], top.digest.as_str());
+    assert_eq!(
+        a[crate::sign::CLAIM_POLICY_DIGEST],
+        Policy::default().digest().as_str()
+    );
+    let child = doc(&index.manifests[0].digest);
+    assert_eq!(
+        child.annotations[crate::mutate::SOURCE_NAME],
+        "ingress.test/incoming/app:1.0"
+    );
+    let config = reg
+        .blob(trusted, &child.config.as_ref().unwrap().digest)
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&config).contains("io.ecr-promotion"),
+        "the reserved label is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_taken_environment_tag_stops_promote_before_it_writes() {
+    let reg = MemoryRegistry::new();
+    let (q, _) = quarantined(&reg);
+    let (policy, envs) = (Policy::default(), Environments::default());
+    let settings = promote_settings(&policy, &envs, &EMPTY);
+    let clean = FileSource::from_json(r#"{"findings":[]}"#).unwrap();
+    // Another team's image already holds dev-2.0.0.
+    let other = crate::manifest::RawManifest::new(
+        bytes::Bytes::from_static(br#"{"schemaVersion":2,"manifests":[]}"#),
+        crate::manifest::OCI_INDEX.into(),
+    );
+    reg.put_manifest_bytes(&repos().trusted, Some("dev-2.0.0"), other.clone());
+    let req = PromoteRequest {
+        quarantine: q,
+        source_tag: Some("2.0.0".into()),
+        ..PromoteRequest::default()
+    };
+    let e = promote_and_annotate(&reg, &repos(), &clean, &settings, &req)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::TagConflict, "{e}");
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert_eq!(reg.calls().manifest_puts, 0, "nothing written to trusted");
+    assert_eq!(reg.tag(&repos().trusted, "dev-2.0.0"), Some(other.digest));
+}
+
+#[tokio::test]
+async fn copy_validates_the_whole_request_and_refuses_a_moved_tag_before_writing() {
+    let reg = MemoryRegistry::new();
+    let src: ImageRef = "ingress.test/incoming/app:1".parse().unwrap();
+    let raw = crate::annotate::tests::index(&reg, &src);
+    let envs = Environments::default();
+    let settings = CopySettings {
+        copy: CopyOptions::default(),
+        limits: crate::selection::Limits::default(),
+        environments: &envs,
+    };
+    let base = CopyRequest {
+        reference: Some(src.to_string()),
+        ..CopyRequest::default()
+    };
+    for (req, needle) in [
+        (
+            CopyRequest {
+                build: Some("a b".into()),
+                ..base.clone()
+            },
+            "build",
+        ),
+        (
+            CopyRequest {
+                annotations: [("io.ecr-promotion.x".to_owned(), "y".to_owned())].into(),
+                ..base.clone()
+            },
+            "reserved",
+        ),
+        (
+            CopyRequest {
+                reference: Some(format!("{src}@{}", Digest::of(b"other"))),
+                ..base.clone()
+            },
+            "pushed again since",
+        ),
+    ] {
+        let e = copy_to_quarantine(&reg, &repos(), &req, &settings)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::InputInvalid, "{e}");
+        assert!(e.to_string().contains(needle), "{needle}: {e}");
+        assert_eq!(reg.calls().manifest_puts, 0);
+    }
+    let done = copy_to_quarantine(&reg, &repos(), &base, &settings)
+        .await
+        .unwrap();
+    assert_eq!(done.origin, format!("{src}@{}", raw.digest));
+    assert_eq!(done.source_tag.as_deref(), Some("1"));
+}

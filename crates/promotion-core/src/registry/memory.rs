@@ -126,11 +126,16 @@ impl MemoryRegistry {
 
     /// Whether the repository has a blob.
     pub fn has_blob(&self, repo: &ImageRef, digest: &Digest) -> bool {
+        self.blob(repo, digest).is_some()
+    }
+
+    /// A stored blob's bytes.
+    pub fn blob(&self, repo: &ImageRef, digest: &Digest) -> Option<Bytes> {
         self.repos
             .lock()
             .unwrap()
             .get(&repo.repo_path())
-            .is_some_and(|r| r.blobs.contains_key(digest))
+            .and_then(|r| r.blobs.get(digest).cloned())
     }
 
     /// The digest a tag names.
