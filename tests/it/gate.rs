@@ -81,9 +81,13 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
 fn findings_file_denies_high_findings_on_every_platform() {
     let run = gate_file(None).run();
     let v = assert_denied(&run);
-    assert_eq!(ids(&v, "blockingIds"), ["CVE-2023-4911"]);
-    assert_eq!(v["blockingFindings"], 2, "one per platform");
-    // CLOSED and other images' findings do not count; SUPPRESSED only as a count.
+    // The SUPPRESSED CRITICAL blocks too: by default suppressions do not lift a block.
+    assert_eq!(ids(&v, "blockingIds"), ["CVE-2024-2961", "CVE-2023-4911"]);
+    assert_eq!(
+        v["blockingFindings"], 3,
+        "HIGH on each platform, the suppressed CRITICAL"
+    );
+    // CLOSED and other images' findings do not count; SUPPRESSED apart from the counts.
     assert_eq!(v["counts"]["CRITICAL"], 0, "{v:#}");
     assert_eq!(v["counts"]["HIGH"], 2);
     assert_eq!(v["counts"]["MEDIUM"], 2);
@@ -95,11 +99,9 @@ fn findings_file_denies_high_findings_on_every_platform() {
         .map(|p| p["digest"].as_str().unwrap())
         .collect();
     assert_eq!(digests, [AMD64, ARM64]);
-    assert!(
-        platforms
-            .iter()
-            .all(|p| p["blocking"] == 1 && p["scan"] == "SCANNED")
-    );
+    assert!(platforms.iter().all(|p| p["scan"] == "SCANNED"));
+    let blocking: Vec<&Value> = platforms.iter().map(|p| &p["blocking"]).collect();
+    assert_eq!(blocking, [&json!(1), &json!(2)], "{v:#}");
     assert!(!run.stdout.contains("CVE-2021-44228"), "{}", run.describe());
     assert!(run.stdout.len() < 8 * 1024);
 }
@@ -134,6 +136,71 @@ fn findings_file_table_says_what_blocks_and_why() {
         !run.stdout.contains("CVE-2024-6119"),
         "MEDIUM does not block by default"
     );
+}
+
+/// Issue 12's policy decision, with a policy written for it: a suppression rule (anyone with
+/// `inspector2:CreateFilter` can add one account-wide) does not lift a block unless the policy
+/// honours suppressions; an UNTRIAGED finding blocks unless `block_untriaged: false`. Both
+/// counts are reported either way.
+#[test]
+fn suppressed_and_untriaged_findings_fail_closed_unless_the_policy_says_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("policy");
+        p.display().to_string()
+    };
+    // Only the suppressed CRITICAL can block: HIGH and MEDIUM do not under this policy.
+    let critical_only = policy("critical.yaml", "block_severities: [CRITICAL]\n");
+    let honour = policy(
+        "honour.yaml",
+        "block_severities: [CRITICAL]\nhonour_suppressions: true\n",
+    );
+    let with = |p: &str| {
+        Promote::new(["--json", "gate", IMAGE])
+            .arg("--findings")
+            .arg(fixture("findings/multi-platform.json"))
+            .arg("--platform-digest")
+            .arg(ARM64)
+            .arg("--policy")
+            .arg(p)
+            .run()
+    };
+    let v = assert_denied(&with(&critical_only));
+    assert_eq!(ids(&v, "blockingIds"), ["CVE-2024-2961"]);
+    assert_eq!(
+        (v["suppressed"].clone(), v["counts"]["CRITICAL"].clone()),
+        (json!(1), json!(0))
+    );
+    let v = with(&honour).assert_ok();
+    assert_eq!(v["decision"], "PASSED");
+    assert_eq!(v["suppressed"], 1, "still reported");
+
+    // The same finding, UNTRIAGED and ACTIVE: blocks by default, passes when allowed.
+    let text = std::fs::read_to_string(fixture("findings/multi-platform.json"))
+        .expect("fixture")
+        .replace("\"SUPPRESSED\"", "\"ACTIVE\"")
+        .replace("\"severity\": \"CRITICAL\"", "\"severity\": \"UNTRIAGED\"");
+    let untriaged = dir.path().join("untriaged.json");
+    std::fs::write(&untriaged, text).expect("findings");
+    let gate = |p: &str| {
+        Promote::new(["--json", "gate", IMAGE])
+            .arg("--findings")
+            .arg(untriaged.display().to_string())
+            .arg("--platform-digest")
+            .arg(ARM64)
+            .arg("--policy")
+            .arg(p)
+            .run()
+    };
+    let v = assert_denied(&gate(&critical_only));
+    assert_eq!(ids(&v, "blockingIds"), ["CVE-2024-2961"]);
+    assert_eq!(v["counts"]["UNTRIAGED"], 1, "{v:#}");
+    let lax = policy(
+        "lax.yaml",
+        "block_severities: [CRITICAL]\nblock_untriaged: false\n",
+    );
+    assert_eq!(gate(&lax).assert_ok()["counts"]["UNTRIAGED"], 1);
 }
 
 #[test]
@@ -313,7 +380,10 @@ fn an_index_entry_in_attestation_disguise_is_gated_and_denied() {
         .arg(file.path().display().to_string())
         .run();
     let v = assert_denied(&run);
-    assert_eq!(ids(&v, "blockingIds"), ["CVE-2023-4911"]);
+    assert!(
+        ids(&v, "blockingIds").contains(&"CVE-2023-4911".to_owned()),
+        "{v:#}"
+    );
     let amd = v["platforms"]
         .as_array()
         .expect("platforms")
@@ -468,9 +538,16 @@ fn inspector_findings_from_moto_gate_the_image_after_they_settle() {
         "settle_seconds: 1\nmax_wait_seconds: 60\n",
     );
     let v = assert_denied(&denied);
-    assert_eq!(ids(&v, "blockingIds"), ["CVE-2023-4911"], "{}", moto.log());
+    // The suppressed CRITICAL blocks too (suppressions are not honoured by default).
+    assert_eq!(
+        ids(&v, "blockingIds"),
+        ["CVE-2024-2961", "CVE-2023-4911"],
+        "{}",
+        moto.log()
+    );
     assert_eq!(v["counts"]["CRITICAL"], 0);
     assert_eq!(v["counts"]["MEDIUM"], 1);
+    assert_eq!(v["suppressed"], 1);
 
     // moto keeps answering each query the same way, so the findings settle: PASSED needs two
     // reads at least settle_seconds apart.
@@ -478,7 +555,7 @@ fn inspector_findings_from_moto_gate_the_image_after_they_settle() {
         &reg,
         &moto,
         "quarantine/app:1.4.2",
-        "settle_seconds: 1\nmax_wait_seconds: 60\nallowlist:\n  - {id: CVE-2023-4911, reason: test}\n",
+        "settle_seconds: 1\nmax_wait_seconds: 60\nhonour_suppressions: true\nallowlist:\n  - {id: CVE-2023-4911, reason: test}\n",
     );
     let v = passed.assert_ok();
     assert_eq!(v["decision"], "PASSED");
@@ -495,7 +572,7 @@ fn inspector_findings_from_moto_gate_the_image_after_they_settle() {
         &reg,
         &moto,
         "quarantine/app:1.4.2",
-        "settle_seconds: 30\nmax_wait_seconds: 1\nallowlist:\n  - {id: CVE-2023-4911, reason: test}\n",
+        "settle_seconds: 30\nmax_wait_seconds: 1\nhonour_suppressions: true\nallowlist:\n  - {id: CVE-2023-4911, reason: test}\n",
     );
     timeout.assert_failed("Gate.Timeout");
     assert!(

@@ -7,6 +7,8 @@
 //! epss_threshold: 0.5                    # EPSS score >= this blocks at any severity (optional)
 //! inspector_score_threshold: 9.0         # Inspector score >= this blocks (optional)
 //! allow_unscannable: false               # unscannable images fail closed
+//! block_untriaged: true                  # UNTRIAGED (not yet rated) findings block
+//! honour_suppressions: false             # SUPPRESSED findings are judged like ACTIVE ones
 //! max_wait_seconds: 1800                 # total wait for the scan and the settle
 //! settle_seconds: 30                     # two equal reads this far apart; 0 = one read
 //! allowlist:
@@ -21,6 +23,16 @@
 //!   max_blobs: 4096                      #   distinct configs and layers
 //!   max_bytes: 68719476736               #   their total size (64 GiB)
 //! ```
+//!
+//! **UNTRIAGED and SUPPRESSED findings fail closed by default.** A new CVE often starts
+//! UNTRIAGED (Inspector has not rated it yet): it blocks until it is rated, unless
+//! `block_untriaged: false`. A SUPPRESSED finding was silenced by an Inspector suppression rule,
+//! which anyone with `inspector2:CreateFilter` can create account-wide, outside this policy and
+//! its review: it is judged like an ACTIVE one unless `honour_suppressions: true`. The policy's
+//! allowlist (with a reason, an optional package and expiry, and the policy digest signed into
+//! every promoted image) is the reviewed way to accept a finding. Every verdict reports the
+//! UNTRIAGED count (with the ACTIVE counts) and the SUPPRESSED count, whichever way they were
+//! judged.
 //!
 //! **Expiry rule:** an entry with `expires: D` applies up to and including day `D` (UTC) and
 //! stops applying on `D + 1`. An expired entry that matches a finding is reported, and the
@@ -76,6 +88,8 @@ struct Overrides {
     epss_threshold: Option<f64>,
     inspector_score_threshold: Option<f64>,
     allow_unscannable: Option<bool>,
+    block_untriaged: Option<bool>,
+    honour_suppressions: Option<bool>,
     #[serde(default)]
     allowlist: Vec<AllowEntry>,
 }
@@ -93,6 +107,9 @@ struct PolicyFile {
     inspector_score_threshold: Option<f64>,
     #[serde(default)]
     allow_unscannable: bool,
+    block_untriaged: Option<bool>,
+    #[serde(default)]
+    honour_suppressions: bool,
     max_wait_seconds: Option<u64>,
     settle_seconds: Option<u64>,
     #[serde(default)]
@@ -182,6 +199,8 @@ impl Policy {
             epss_threshold: o.epss_threshold.or(b.epss_threshold),
             inspector_score_threshold: o.inspector_score_threshold.or(b.inspector_score_threshold),
             allow_unscannable: o.allow_unscannable.unwrap_or(b.allow_unscannable),
+            block_untriaged: o.block_untriaged.or(b.block_untriaged).unwrap_or(true),
+            honour_suppressions: o.honour_suppressions.unwrap_or(b.honour_suppressions),
             max_wait_seconds: b.max_wait_seconds.unwrap_or(DEFAULT_MAX_WAIT_SECONDS),
             settle_seconds: b.settle_seconds.unwrap_or(DEFAULT_SETTLE_SECONDS),
             allowlist: allowlist
@@ -269,6 +288,10 @@ pub struct Rules {
     pub inspector_score_threshold: Option<f64>,
     /// Unscannable images pass (with no findings) instead of failing.
     pub allow_unscannable: bool,
+    /// UNTRIAGED findings block (default: they do).
+    pub block_untriaged: bool,
+    /// SUPPRESSED findings are not judged (default: they are, like ACTIVE ones).
+    pub honour_suppressions: bool,
     /// Total wait for scans to complete and settle.
     pub max_wait_seconds: u64,
     /// Two reads at least this far apart must agree; 0 disables settling.
@@ -313,7 +336,8 @@ impl Rules {
         }
     }
 
-    /// Judge one ACTIVE finding on `today` (UTC).
+    /// Judge one finding on `today` (UTC), as if it were ACTIVE (the caller decides whether a
+    /// SUPPRESSED one is judged: [`Rules::honour_suppressions`]).
     pub fn assess(&self, finding: &Finding, today: Date) -> Assessment {
         let id = finding.vulnerability_id();
         let mut expired = Vec::new();
@@ -343,6 +367,8 @@ impl Rules {
         if !silenced {
             if self.block_severities.contains(&finding.severity) {
                 reasons.push(format!("severity {}", finding.severity));
+            } else if finding.severity == Severity::Untriaged && self.block_untriaged {
+                reasons.push("untriaged: not rated yet (block_untriaged)".to_owned());
             }
             if let (Some(t), Some(e)) = (self.epss_threshold, finding.epss)
                 && e.score >= t
@@ -425,10 +451,29 @@ mod tests {
             (Severity::Medium, false),
             (Severity::Low, false),
             (Severity::Informational, false),
-            (Severity::Untriaged, false),
+            // Not rated yet: blocks until it is (fail closed).
+            (Severity::Untriaged, true),
         ] {
             assert_eq!(blocks(&r, &finding("CVE-1", sev)), expect, "{sev}");
         }
+        assert!(!r.honour_suppressions, "suppressions are judged by default");
+        let lax = Policy::parse("block_untriaged: false\nhonour_suppressions: true\n")
+            .unwrap()
+            .rules(None);
+        assert!(!blocks(&lax, &finding("CVE-1", Severity::Untriaged)));
+        assert!(lax.honour_suppressions);
+        let prod = Policy::parse(
+            "block_untriaged: false\nenvironments:\n  prod: {block_untriaged: true}\n",
+        )
+        .unwrap();
+        assert!(blocks(
+            &prod.rules(Some("prod")),
+            &finding("CVE-1", Severity::Untriaged)
+        ));
+        assert!(!blocks(
+            &prod.rules(None),
+            &finding("CVE-1", Severity::Untriaged)
+        ));
     }
 
     #[test]

@@ -169,7 +169,8 @@ pub struct Verdict {
     pub environment: Option<String>,
     /// ACTIVE findings by severity, summed over platforms.
     pub counts: SeverityCounts,
-    /// SUPPRESSED findings (never block).
+    /// SUPPRESSED findings (judged like ACTIVE ones unless the policy honours suppressions;
+    /// counted here either way, never in `counts`).
     pub suppressed: u32,
     /// Blocking findings, summed over platforms.
     pub blocking_findings: u32,
@@ -193,7 +194,8 @@ pub struct Verdict {
 
 impl Verdict {
     /// One line for an annotation or a signature claim: the decision, the environment and the
-    /// ACTIVE counts, e.g. `PASSED env=prod CRITICAL=0 HIGH=0 MEDIUM=2 LOW=0 suppressed=1`.
+    /// ACTIVE counts, e.g. `PASSED env=prod CRITICAL=0 HIGH=0 MEDIUM=2 LOW=0 UNTRIAGED=0
+    /// suppressed=1`.
     pub fn compact(&self) -> String {
         let mut s = format!("{:?}", self.decision).to_uppercase();
         if let Some(e) = &self.environment {
@@ -204,6 +206,7 @@ impl Verdict {
             Severity::High,
             Severity::Medium,
             Severity::Low,
+            Severity::Untriaged,
         ] {
             let n = self.counts.get(&sev).copied().unwrap_or(0);
             s.push_str(&format!(" {}={n}", sev.as_str()));
@@ -342,10 +345,15 @@ fn count(reads: &[PlatformRead], rules: &Rules, today: Date) -> Tally {
             ));
             if f.status == FindingStatus::Suppressed {
                 t.suppressed += 1;
-                continue;
+                // Judged like an ACTIVE finding unless the policy honours suppressions
+                // (gate::policy: anyone with inspector2:CreateFilter can suppress).
+                if rules.honour_suppressions {
+                    continue;
+                }
+            } else {
+                summary.findings += 1;
+                *t.counts.entry(f.severity).or_default() += 1;
             }
-            summary.findings += 1;
-            *t.counts.entry(f.severity).or_default() += 1;
             let a = rules.assess(f, today);
             for i in a.expired {
                 *t.expired.entry(i).or_default() += 1;
@@ -621,7 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn decides_across_platforms_and_ignores_suppressed_and_closed() {
+    fn decides_across_platforms_judges_suppressed_unless_honoured_and_ignores_closed() {
         let d1 = image(1).digest.to_string();
         let d2 = image(2).digest.to_string();
         let reads = vec![
@@ -635,11 +643,32 @@ mod tests {
             ),
             scanned(2, vec![finding(&d2, "CVE-4", "LOW", "ACTIVE")]),
         ];
+        // By default a suppression does not lift a block: anyone with inspector2:CreateFilter
+        // can suppress account-wide.
         let v = decide(&reads, &no_settle(), at(0), None, false);
+        assert_eq!(v.decision, Decision::Failed, "{}", v.message);
+        assert_eq!(v.blocking_ids, ["CVE-2"]);
+        assert_eq!(v.suppressed, 1);
+        assert_eq!(
+            v.counts[&Severity::Critical],
+            0,
+            "counts are ACTIVE findings"
+        );
+        // A policy that honours suppressions passes it, and still reports the count.
+        let honour = Rules {
+            honour_suppressions: true,
+            ..no_settle()
+        };
+        let v = decide(&reads, &honour, at(0), None, false);
         assert_eq!(v.decision, Decision::Passed, "{}", v.message);
         assert_eq!(v.suppressed, 1);
         assert_eq!(v.counts[&Severity::Medium], 1);
         assert_eq!(v.counts[&Severity::Critical], 0);
+        assert!(
+            v.compact().contains("UNTRIAGED=0 suppressed=1"),
+            "{}",
+            v.compact()
+        );
 
         let reads = vec![
             scanned(1, vec![]),
