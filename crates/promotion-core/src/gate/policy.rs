@@ -442,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn default_policy_blocks_critical_and_high_only_and_fails_closed() {
+    fn default_policy_blocks_critical_high_and_untriaged_and_fails_closed() {
         let r = Rules::default();
         assert!(!r.allow_unscannable);
         for (sev, expect) in [
