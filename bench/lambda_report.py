@@ -290,8 +290,10 @@ def main() -> int:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "AKIDBENCHDUMMY",
             "AWS_SECRET_ACCESS_KEY": "bench-dummy-secret",
-            "QUARANTINE_REPOSITORY": "127.0.0.1:1/q/app",
-            "TRUSTED_REPOSITORY": "127.0.0.1:1/t/app",
+            "PIPELINE_REGISTRY": "127.0.0.1:1",
+            "INGRESS_PREFIX": "incoming/",
+            "QUARANTINE_PREFIX": "quarantine/",
+            "TRUSTED_PREFIX": "trusted/",
             "INGRESS_REGISTRY": "127.0.0.1:1",
             # Required by every function but sign (no default for the policy; copy reads its limits);
             # the template's default value.

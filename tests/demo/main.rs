@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use support::images::{Format, RegistryClient, push_index};
 use support::pipeline::{Execution, Stack, StackConfig};
 
-const TRUSTED: &str = "promotion/trusted";
+/// Application `shop-api`'s trusted repository (`incoming/shop-api` is promoted there).
+const TRUSTED: &str = "trusted/shop-api";
 
 fn short(d: &str) -> String {
     d.split('@')
@@ -120,7 +121,7 @@ fn main() {
             "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "DEBIAN_CVE",
                 "vulnerablePackages": [{"name": pkg, "version": "1.0"}]},
             "resources": [{"id": "x", "type": "AWS_ECR_CONTAINER_IMAGE", "details": {
-                "awsEcrContainerImage": {"imageHash": amd64, "repositoryName": "promotion/quarantine"}}}]
+                "awsEcrContainerImage": {"imageHash": amd64, "repositoryName": "quarantine/shop-api"}}}]
         })
     };
     stack.seed_findings(&[

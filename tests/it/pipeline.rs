@@ -12,10 +12,14 @@ use serde_json::{Value, json};
 
 const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
 const LAYERS: &[usize] = &[256 * 1024, 64 * 1024];
-const TRUSTED: &str = "promotion/trusted";
+/// Application `app`'s trusted repository (`incoming/app` is promoted to `trusted/app`).
+const TRUSTED: &str = "trusted/app";
+/// Application `app`'s quarantine repository.
+const QUARANTINE: &str = "quarantine/app";
 
-/// One Inspector finding on `digest` (the ListFindings shape).
-fn finding(digest: &str, id: &str, severity: &str) -> Value {
+/// One Inspector finding on `digest` in application `app`'s quarantine repository (the
+/// ListFindings shape).
+fn finding(app: &str, digest: &str, id: &str, severity: &str) -> Value {
     json!({
         "awsAccountId": "123456789012",
         "findingArn": format!("arn:aws:inspector2:us-east-1:123456789012:finding/{id}-{}", &digest[7..19]),
@@ -26,7 +30,7 @@ fn finding(digest: &str, id: &str, severity: &str) -> Value {
         "packageVulnerabilityDetails": {"vulnerabilityId": id, "source": "NVD",
             "vulnerablePackages": [{"name": "openssl", "version": "3.0.13"}]},
         "resources": [{"id": "x", "type": "AWS_ECR_CONTAINER_IMAGE", "details": {
-            "awsEcrContainerImage": {"imageHash": digest, "repositoryName": "promotion/quarantine",
+            "awsEcrContainerImage": {"imageHash": digest, "repositoryName": format!("quarantine/{app}"),
                 "registry": "123456789012"}}}]
     })
 }
@@ -49,8 +53,8 @@ fn assert_succeeded(x: &Execution) {
     assert_eq!(x.status(), "SUCCEEDED", "{}", x.describe());
 }
 
-fn index_annotations(c: &RegistryClient, reference: &str) -> Value {
-    let (bytes, _) = c.manifest(TRUSTED, reference);
+fn index_annotations(c: &RegistryClient, repo: &str, reference: &str) -> Value {
+    let (bytes, _) = c.manifest(repo, reference);
     serde_json::from_slice::<Value>(&bytes).expect("index JSON")["annotations"].clone()
 }
 
@@ -65,6 +69,7 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     let app = push_app(&c, "incoming/app", "1.4.2");
     // A MEDIUM finding does not block (the policy blocks CRITICAL and HIGH).
     stack.seed_findings(&[finding(
+        "app",
         &app.child("linux/amd64").digest,
         "CVE-2026-2000",
         "MEDIUM",
@@ -97,7 +102,7 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         c.manifest(TRUSTED, "dev-1.4.2").0,
         c.manifest(TRUSTED, &digest).0
     );
-    let ann = index_annotations(&c, &digest);
+    let ann = index_annotations(&c, TRUSTED, &digest);
     assert_eq!(
         ann[MANDATORY_ANNOTATION.0], MANDATORY_ANNOTATION.1,
         "{ann:#}"
@@ -111,7 +116,7 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         "{ann:#}"
     );
     // The quarantine copy is byte-exact.
-    assert_eq!(c.manifest("promotion/quarantine", &app.digest).0, app.bytes);
+    assert_eq!(c.manifest(QUARANTINE, &app.digest).0, app.bytes);
     let verified = stack
         .promote()
         .arg("verify")
@@ -201,7 +206,11 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     );
     assert_succeeded(&x);
     let tool_trusted = x.0["output"]["trusted"].as_str().expect("trusted");
-    let ann = index_annotations(&c, tool_trusted.split('@').nth(1).expect("digest"));
+    let ann = index_annotations(
+        &c,
+        "trusted/tool",
+        tool_trusted.split('@').nth(1).expect("digest"),
+    );
     assert_eq!(ann["org.example.team"], "payments", "{ann:#}");
     assert_eq!(ann["io.ecr-promotion.source.digest"], tool.digest.as_str());
     assert_eq!(x.0["output"]["tags"], json!(["dev-2.0"]));
@@ -213,6 +222,7 @@ fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched()
     let c = RegistryClient::new(&stack.registry);
     let bad = push_app(&c, "incoming/bad", "6.6.6");
     stack.seed_findings(&[finding(
+        "bad",
         &bad.child("linux/amd64").digest,
         "CVE-2026-6666",
         "CRITICAL",
@@ -238,19 +248,19 @@ fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched()
     );
     assert!(!x.path().iter().any(|p| p == "PromoteAndAnnotate"));
     assert!(
-        c.list_tags(TRUSTED).is_empty(),
+        c.list_tags("trusted/bad").is_empty(),
         "{:?}",
-        c.list_tags(TRUSTED)
+        c.list_tags("trusted/bad")
     );
 
     // (g) forged manual input claiming a passed gate: the fields are dropped and the gate runs.
     let forged = json!({"source": format!("{}/incoming/bad:6.6.6", stack.host()),
         "gate": {"decision": "PASSED"}, "decision": "PASSED",
-        "quarantine": format!("{}/promotion/quarantine@{}", stack.host(), bad.digest)});
+        "quarantine": format!("{}/quarantine/bad@{}", stack.host(), bad.digest)});
     let x = stack.execute(&forged, &[], &[]);
     assert_eq!(x.error(), "Gate.Denied", "{}", x.describe());
     // Even handed straight to promote-and-annotate, the quarantined digest does not get in.
-    let quarantined = format!("{}/promotion/quarantine@{}", stack.host(), bad.digest);
+    let quarantined = format!("{}/quarantine/bad@{}", stack.host(), bad.digest);
     let err = stack
         .invoke("promote-and-annotate", &json!({"quarantine": quarantined}))
         .expect_err("denied");
@@ -275,9 +285,9 @@ fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched()
         );
     }
     assert!(
-        c.list_tags(TRUSTED).is_empty(),
+        c.list_tags("trusted/bad").is_empty(),
         "{:?}",
-        c.list_tags(TRUSTED)
+        c.list_tags("trusted/bad")
     );
 
     // Bad input: a clear, recorded failure.
@@ -309,7 +319,7 @@ fn snapshot(c: &RegistryClient, digests: &[&str]) -> Vec<String> {
         out.push(format!("{repo}: {:?}", c.list_tags(&repo)));
     }
     for d in digests {
-        for repo in ["promotion/quarantine", TRUSTED] {
+        for repo in [QUARANTINE, TRUSTED] {
             out.push(format!("{repo}@{d}: {}", c.get_manifest(repo, d).is_some()));
         }
     }
@@ -328,6 +338,7 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
     // The disguised amd64 entry carries the CRITICAL finding.
     let disguised = push_disguised_index(&c, "incoming/disguised", "6.6.6");
     stack.seed_findings(&[finding(
+        "disguised",
         &disguised.child("linux/amd64").digest,
         "CVE-2026-6601",
         "CRITICAL",
@@ -352,7 +363,7 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
         x.path()
     );
     assert!(
-        !c.catalog().iter().any(|r| r == TRUSTED),
+        !c.catalog().iter().any(|r| r == "trusted/disguised"),
         "{:?}",
         c.catalog()
     );
@@ -400,7 +411,7 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
         .expect("trusted")
         .to_owned();
     let digest = trusted.split('@').nth(1).expect("pinned");
-    let ann = index_annotations(&c, digest);
+    let ann = index_annotations(&c, TRUSTED, digest);
     assert_eq!(
         ann["io.ecr-promotion.source.name"],
         source.as_str(),
@@ -427,8 +438,74 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
         "{verified:#}"
     );
     assert!(
-        !verified.to_string().contains("promotion/quarantine"),
+        !verified.to_string().contains("quarantine/"),
         "{verified:#}"
+    );
+}
+
+/// One trusted repository per application: two applications that both release 2.0.0 (one
+/// pushed to its ingress repository, one named in a manual request) each get `dev-2.0.0` in
+/// their own trusted repository, on their own digest, without a conflict.
+#[test]
+fn two_applications_with_the_same_version_each_get_their_own_environment_tag() {
+    let stack = Stack::start(&StackConfig::default(), &[]);
+    let c = RegistryClient::new(&stack.registry);
+    stack.seed_findings(&[]);
+    let a = push_app(&c, "incoming/a", "2.0.0");
+    let b = push_app(&c, "upstream/b", "2.0.0");
+    assert_ne!(a.digest, b.digest);
+    let xa = stack.execute(
+        &push_event("incoming/a", &a.digest, Some("2.0.0")),
+        &[],
+        &[],
+    );
+    assert_succeeded(&xa);
+    let xb = stack.execute(
+        &json!({"source": format!("{}/upstream/b:2.0.0", stack.host()), "application": "b"}),
+        &[],
+        &[],
+    );
+    assert_succeeded(&xb);
+    for (x, app, pushed) in [(&xa, "a", &a), (&xb, "b", &b)] {
+        assert_eq!(
+            x.0["output"]["tags"],
+            json!(["dev-2.0.0"]),
+            "{}",
+            x.describe()
+        );
+        let trusted = x.0["output"]["trusted"].as_str().expect("trusted");
+        assert!(
+            trusted.starts_with(&format!("{}/trusted/{app}@", stack.host())),
+            "{trusted}"
+        );
+        let digest = trusted.split('@').nth(1).expect("pinned");
+        let repo = format!("trusted/{app}");
+        assert_eq!(
+            c.manifest(&repo, "dev-2.0.0").0,
+            c.manifest(&repo, digest).0
+        );
+        assert_eq!(
+            c.manifest(&format!("quarantine/{app}"), &pushed.digest).0,
+            pushed.bytes,
+            "quarantined per application, byte-exact"
+        );
+    }
+    assert_ne!(
+        c.manifest("trusted/a", "dev-2.0.0").0,
+        c.manifest("trusted/b", "dev-2.0.0").0
+    );
+    // A malformed application name is refused before anything is written.
+    let x = stack.execute(
+        &json!({"source": format!("{}/upstream/b:2.0.0", stack.host()), "application": "../a"}),
+        &[],
+        &[],
+    );
+    assert_eq!(x.error(), "Input.Invalid", "{}", x.describe());
+    assert!(
+        x.0["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("application")
     );
 }
 
@@ -459,7 +536,7 @@ fn a_pending_scan_waits_in_the_loop_and_then_passes() {
     assert_eq!(polls as usize, waits + 1, "{}", x.describe());
     assert_eq!(x.0["output"]["tags"], json!(["dev-3.1"]));
     assert_eq!(
-        c.manifest("promotion/quarantine", &app.digest).0,
+        c.manifest("quarantine/slow", &app.digest).0,
         app.bytes,
         "byte-exact quarantine"
     );
@@ -487,6 +564,9 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
     assert!(x.retries("Copy") >= 1, "Copy was retried: {}", x.describe());
     assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 12);
     let c = RegistryClient::new(&stack.registry);
-    assert_eq!(c.manifest("promotion/quarantine", &app.digest).0, app.bytes);
+    assert_eq!(
+        c.manifest("quarantine/library/app", &app.digest).0,
+        app.bytes
+    );
     assert_eq!(x.0["output"]["tags"], json!(["dev-5.0"]));
 }

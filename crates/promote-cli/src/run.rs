@@ -10,7 +10,7 @@
 use crate::Cli;
 use crate::args::{self, EnvFileArg, SrcDstCreds, entries};
 use crate::inputs::{findings_source, load_policy, signer};
-use crate::output::{Failure, done, input, parse_ref, print_json};
+use crate::output::{Failure, done, parse_ref, print_json};
 use clap::Args;
 use promotion_aws::kms::KmsMessageMode;
 use promotion_core::clock::SystemClock;
@@ -102,18 +102,12 @@ impl Timeline {
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let src = parse_ref(&args.src)?;
-    let repos = Repositories {
-        ingress_registry: None,
-        quarantine: repo("--quarantine", &args.quarantine)?,
-        trusted: repo("--trusted", &args.trusted)?,
-    };
-    if repos.quarantine.same_registry(&repos.trusted)
-        && repos.quarantine.repository() == repos.trusted.repository()
-    {
-        return Err(input(
-            "--quarantine and --trusted must be different repositories".into(),
-        ));
-    }
+    let (quarantine, trusted) = (
+        repo("--quarantine", &args.quarantine)?,
+        repo("--trusted", &args.trusted)?,
+    );
+    let registries = [quarantine.clone(), trusted.clone()];
+    let repos = Repositories::fixed(quarantine, trusted, None).map_err(Failure::from)?;
     let envs = args.envs.load()?;
     if let Some(e) = &args.environment {
         envs.get(e)?;
@@ -124,8 +118,8 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let rules = policy.rules(args.environment.as_deref());
     let registry = args
         .creds
-        .registry(cli, &src, &[&repos.quarantine, &repos.trusted])?;
-    let region = EcrRegistry::from_host(repos.trusted.registry()).map(|e| e.region);
+        .registry(cli, &src, &[&registries[0], &registries[1]])?;
+    let region = EcrRegistry::from_host(registries[1].registry()).map(|e| e.region);
     let findings =
         findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
     let signer = signer(cli, &args.key, args.kms_message_mode).await?;

@@ -22,7 +22,7 @@ use promotion_core::gate::findings::{
     Resource, ResourceDetails, Severity, Timestamp, VulnerablePackage,
 };
 use promotion_core::gate::{
-    FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage,
+    Coverage, FindingsSource, GateError, NO_COVERAGE_RECORD, ScanState, ScannedImage,
 };
 use std::time::SystemTime;
 
@@ -124,6 +124,10 @@ impl InspectorSource {
 #[async_trait]
 impl FindingsSource for InspectorSource {
     async fn scan_state(&self, image: &ScannedImage) -> Result<ScanState, GateError> {
+        self.coverage(image).await.map(|c| c.state)
+    }
+
+    async fn coverage(&self, image: &ScannedImage) -> Result<Coverage, GateError> {
         let mut criteria = CoverageFilterCriteria::builder()
             .ecr_repository_name(coverage_eq(&image.repository)?)
             .resource_type(coverage_eq(ECR_IMAGE)?);
@@ -149,16 +153,28 @@ impl FindingsSource for InspectorSource {
                 id.ends_with(&suffix) && account.as_ref().is_none_or(|a| id.contains(a.as_str()))
             });
             if let Some(r) = found {
-                return Ok(match r.scan_status() {
+                let state = match r.scan_status() {
                     Some(s) => ScanState::from_reason(s.reason().as_str()),
                     None => ScanState::Pending(NO_COVERAGE_RECORD.to_owned()),
+                };
+                let completed_at = r
+                    .last_scanned_at()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                return Ok(Coverage {
+                    state,
+                    completed_at,
                 });
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() && token.as_deref() != Some(t) => {
                     token = Some(t.to_owned())
                 }
-                _ => return Ok(ScanState::Pending(NO_COVERAGE_RECORD.to_owned())),
+                _ => {
+                    return Ok(Coverage {
+                        state: ScanState::Pending(NO_COVERAGE_RECORD.to_owned()),
+                        completed_at: None,
+                    });
+                }
             }
         }
         Err(GateError::FindingsInvalid {
@@ -488,7 +504,8 @@ mod tests {
                 "resourceType": "AWS_ECR_CONTAINER_IMAGE",
                 "resourceId": format!("arn:aws:ecr:us-east-1:123456789012:repository/team/app/{digest}"),
                 "accountId": "123456789012", "scanType": "PACKAGE",
-                "scanStatus": {"statusCode": "ACTIVE", "reason": reason}
+                "scanStatus": {"statusCode": "ACTIVE", "reason": reason},
+                "lastScannedAt": 1_795_000_000.5
             });
             let reason = r2.lock().unwrap().clone();
             if reason == "none" {
@@ -526,6 +543,14 @@ mod tests {
             *reason.lock().unwrap() = r.to_owned();
             assert_eq!(source.scan_state(&image()).await.unwrap(), expected, "{r}");
         }
+        // The completion time comes with the state (promote refuses unsettled scans).
+        *reason.lock().unwrap() = "SUCCESSFUL".to_owned();
+        let c = source.coverage(&image()).await.unwrap();
+        assert_eq!(c.state, ScanState::Scanned);
+        assert_eq!(
+            c.completed_at,
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_500))
+        );
         let requests = stub.requests("/coverage/list");
         assert_eq!(requests[1]["nextToken"], "c2", "second page requested");
         let eq = |v: &str| json!([{"comparison": "EQUALS", "value": v}]);

@@ -10,7 +10,7 @@ use promotion_core::environment::Environments;
 use promotion_core::environment::config::DEFAULT_APPROVAL_ARTIFACT_TYPE;
 use promotion_core::gate::Policy;
 use promotion_core::mutate::Entries;
-use promotion_core::pipeline::{Repositories, parse_repository};
+use promotion_core::pipeline::Repositories;
 use std::collections::BTreeMap;
 
 /// A configuration or start-up failure, naming the variable.
@@ -95,15 +95,27 @@ impl Vars<'_> {
     }
 }
 
-/// `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY` (required) and `INGRESS_REGISTRY`.
+/// `PIPELINE_REGISTRY`, `INGRESS_PREFIX`, `QUARANTINE_PREFIX`, `TRUSTED_PREFIX` (required: an
+/// application's repositories are `<prefix><application>` in the pipeline's registry) and
+/// `INGRESS_REGISTRY`.
 pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
-    let repo = |name: &str| -> Result<_, ConfigError> {
-        parse_repository(name, &v.required(name)?).map_err(|e| ConfigError(e.to_string()))
-    };
-    Ok(Repositories {
-        ingress_registry: v.var("INGRESS_REGISTRY"),
-        quarantine: repo("QUARANTINE_REPOSITORY")?,
-        trusted: repo("TRUSTED_REPOSITORY")?,
+    let registry = v.required("PIPELINE_REGISTRY")?;
+    let (ingress, quarantine, trusted) = (
+        v.required("INGRESS_PREFIX")?,
+        v.required("QUARANTINE_PREFIX")?,
+        v.required("TRUSTED_PREFIX")?,
+    );
+    Repositories::per_application(
+        registry.trim(),
+        ingress.trim(),
+        quarantine.trim(),
+        trusted.trim(),
+        v.var("INGRESS_REGISTRY"),
+    )
+    .map_err(|e| {
+        ConfigError(format!(
+            "PIPELINE_REGISTRY, INGRESS_PREFIX, QUARANTINE_PREFIX, TRUSTED_PREFIX: {e}"
+        ))
     })
 }
 
@@ -111,7 +123,8 @@ pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
 /// reached.
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    /// `INGRESS_REGISTRY`, `QUARANTINE_REPOSITORY`, `TRUSTED_REPOSITORY`.
+    /// `PIPELINE_REGISTRY`, `INGRESS_PREFIX`, `QUARANTINE_PREFIX`, `TRUSTED_PREFIX`,
+    /// `INGRESS_REGISTRY`.
     pub repos: Repositories,
     /// `ECR_REGISTRY_ALIASES`, `INSECURE_REGISTRIES`.
     pub registry: RegistrySettings,
@@ -232,14 +245,10 @@ pub(crate) mod tests {
         f: impl Fn(&Vars) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         let mut map: HashMap<String, String> = HashMap::from([
-            (
-                "QUARANTINE_REPOSITORY".into(),
-                "reg.test/promotion/quarantine".into(),
-            ),
-            (
-                "TRUSTED_REPOSITORY".into(),
-                "reg.test/promotion/trusted".into(),
-            ),
+            ("PIPELINE_REGISTRY".into(), "reg.test".into()),
+            ("INGRESS_PREFIX".into(), "incoming/".into()),
+            ("QUARANTINE_PREFIX".into(), "quarantine/".into()),
+            ("TRUSTED_PREFIX".into(), "trusted/".into()),
             ("GATE_POLICY".into(), "{}".into()),
         ]);
         for (k, v) in pairs {
@@ -265,15 +274,11 @@ pub(crate) mod tests {
         };
         let key: Parse = |v| kms_key_id(v).map(drop);
         let cases: [((&str, &str), Parse, &str); 12] = [
+            (("TRUSTED_PREFIX", ""), repos, "TRUSTED_PREFIX is not set"),
             (
-                ("TRUSTED_REPOSITORY", ""),
+                ("TRUSTED_PREFIX", "incoming/trusted/"),
                 repos,
-                "TRUSTED_REPOSITORY is not set",
-            ),
-            (
-                ("TRUSTED_REPOSITORY", "reg.test/app:1"),
-                repos,
-                "TRUSTED_REPOSITORY",
+                "TRUSTED_PREFIX: the ingress prefix \"incoming/\" is a prefix of the trusted",
             ),
             (
                 ("SCAN_POLL_SECONDS", "soon"),

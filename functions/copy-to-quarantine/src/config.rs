@@ -49,6 +49,6 @@ mod tests {
         let e = Config::parse(&Vars(&|_: &str| None))
             .err()
             .expect("refused");
-        assert!(e.0.contains("QUARANTINE_REPOSITORY is not set"), "{e}");
+        assert!(e.0.contains("PIPELINE_REGISTRY is not set"), "{e}");
     }
 }

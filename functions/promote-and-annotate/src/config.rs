@@ -56,8 +56,10 @@ mod tests {
     #[test]
     fn the_policy_is_required() {
         let vars = |k: &str| match k {
-            "QUARANTINE_REPOSITORY" => Some("reg.test/q/app".to_owned()),
-            "TRUSTED_REPOSITORY" => Some("reg.test/t/app".to_owned()),
+            "PIPELINE_REGISTRY" => Some("reg.test".to_owned()),
+            "INGRESS_PREFIX" => Some("incoming/".to_owned()),
+            "QUARANTINE_PREFIX" => Some("quarantine/".to_owned()),
+            "TRUSTED_PREFIX" => Some("trusted/".to_owned()),
             _ => None,
         };
         let e = Config::parse(&Vars(&vars)).err().expect("refused");

@@ -48,8 +48,10 @@ mod tests {
         for (missing, needle) in [("GATE_POLICY", "GATE_POLICY"), ("KMS_KEY_ID", "KMS_KEY_ID")] {
             let vars = |k: &str| {
                 let v = match k {
-                    "QUARANTINE_REPOSITORY" => "reg.test/q/app",
-                    "TRUSTED_REPOSITORY" => "reg.test/t/app",
+                    "PIPELINE_REGISTRY" => "reg.test",
+                    "INGRESS_PREFIX" => "incoming/",
+                    "QUARANTINE_PREFIX" => "quarantine/",
+                    "TRUSTED_PREFIX" => "trusted/",
                     "GATE_POLICY" => "{}",
                     "KMS_KEY_ID" => "alias/x",
                     _ => return None,

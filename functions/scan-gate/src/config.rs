@@ -52,8 +52,10 @@ mod tests {
     #[test]
     fn the_policy_is_required_and_the_waits_default() {
         let mut map = HashMap::from([
-            ("QUARANTINE_REPOSITORY", "reg.test/q/app"),
-            ("TRUSTED_REPOSITORY", "reg.test/t/app"),
+            ("PIPELINE_REGISTRY", "reg.test"),
+            ("INGRESS_PREFIX", "incoming/"),
+            ("QUARANTINE_PREFIX", "quarantine/"),
+            ("TRUSTED_PREFIX", "trusted/"),
         ]);
         let e = Config::parse(&Vars(&|k: &str| map.get(k).map(|v| v.to_string())))
             .err()

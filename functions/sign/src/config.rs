@@ -38,8 +38,10 @@ mod tests {
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
         let vars = move |k: &str| match k {
-            "QUARANTINE_REPOSITORY" => Some("reg.test/q/app".to_owned()),
-            "TRUSTED_REPOSITORY" => Some("reg.test/t/app".to_owned()),
+            "PIPELINE_REGISTRY" => Some("reg.test".to_owned()),
+            "INGRESS_PREFIX" => Some("incoming/".to_owned()),
+            "QUARANTINE_PREFIX" => Some("quarantine/".to_owned()),
+            "TRUSTED_PREFIX" => Some("trusted/".to_owned()),
             _ => extra.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         };
         Config::parse(&Vars(&vars))

@@ -144,11 +144,10 @@ impl Stack {
             .arg(watch_port.to_string())
             .env("PATH", path)
             .env("INGRESS_REGISTRY", &host)
-            .env(
-                "QUARANTINE_REPOSITORY",
-                format!("{host}/promotion/quarantine"),
-            )
-            .env("TRUSTED_REPOSITORY", format!("{host}/promotion/trusted"))
+            .env("PIPELINE_REGISTRY", &host)
+            .env("INGRESS_PREFIX", "incoming/")
+            .env("QUARANTINE_PREFIX", "quarantine/")
+            .env("TRUSTED_PREFIX", "trusted/")
             .env("GATE_POLICY", &config.policy)
             .env("SCAN_POLL_SECONDS", config.poll_seconds.to_string())
             .env("SCAN_MAX_WAIT_SECONDS", config.max_wait_seconds.to_string())

@@ -99,11 +99,29 @@ impl ScanState {
     }
 }
 
+/// Where the scan of one image is, and when it last completed (when the source says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The state.
+    pub state: ScanState,
+    /// When the last scan completed (Inspector's `lastScannedAt`).
+    pub completed_at: Option<std::time::SystemTime>,
+}
+
 /// Reads scan state and findings for one platform manifest.
 #[async_trait]
 pub trait FindingsSource: Send + Sync {
     /// Where the scan of `image` is.
     async fn scan_state(&self, image: &ScannedImage) -> Result<ScanState, GateError>;
+
+    /// [`FindingsSource::scan_state`] with the completion time, when the source knows it
+    /// (default: unknown).
+    async fn coverage(&self, image: &ScannedImage) -> Result<Coverage, GateError> {
+        Ok(Coverage {
+            state: self.scan_state(image).await?,
+            completed_at: None,
+        })
+    }
 
     /// The findings of `image`: ACTIVE and SUPPRESSED ones (the gate counts SUPPRESSED apart and
     /// ignores CLOSED). Findings of any other image must not be returned.
@@ -262,7 +280,10 @@ pub async fn evaluate(
     }
     let mut reads = Vec::with_capacity(images.len());
     for image in images {
-        let state = source.scan_state(image).await?;
+        let Coverage {
+            state,
+            completed_at,
+        } = source.coverage(image).await?;
         let findings = match &state {
             ScanState::Error(reason) => {
                 return Err(GateError::ScanFailed {
@@ -282,6 +303,7 @@ pub async fn evaluate(
             image: image.clone(),
             state,
             findings,
+            completed_at,
         });
     }
     Ok(verdict::decide(
@@ -295,9 +317,11 @@ pub async fn evaluate(
 
 /// Gate `image` once, now, and accept nothing but PASSED: for the steps that must not take an
 /// earlier verdict on faith (promote-and-annotate before writing to the trusted repository,
-/// environment promotion against today's findings). No settling: the findings were settled by
-/// the gate loop that came before, or have been standing for days. FAILED is `Gate.Denied`;
-/// still PENDING (a scan that has not finished) is `Gate.Timeout`, with nothing waited.
+/// environment promotion against today's findings). No second read: the findings were settled
+/// by the gate loop that came before, or have been standing for days; but a scan that completed
+/// less than `settle_seconds` ago (when the source says when) is not settled, whoever calls, so
+/// a direct invocation cannot skip the settle interval. FAILED is `Gate.Denied`; still PENDING
+/// (a scan that has not finished or settled) is `Gate.Timeout`, with nothing waited.
 pub async fn require_passed(
     selection: &Selection,
     image: &ImageRef,
@@ -307,10 +331,24 @@ pub async fn require_passed(
     clock: &dyn Clock,
 ) -> Result<Verdict, GateError> {
     let platforms = scanned_images(selection, image, account);
+    let settle = rules.settle_seconds;
     let mut rules = rules.clone();
     rules.settle_seconds = 0;
     let verdict = evaluate(source, &platforms, &rules, clock, None).await?;
+    let age = verdict
+        .last_scan_completed
+        .map(|t| clock.now().duration_since(t).unwrap_or_default().as_secs());
     match verdict.decision {
+        Decision::Passed if !source.is_snapshot() && age.is_some_and(|a| a < settle) => {
+            Err(GateError::Timeout {
+                waited_seconds: 0,
+                message: format!(
+                    "{image}: a scan completed {} s ago, less than the policy's settle_seconds \
+                     ({settle}): findings may still be arriving",
+                    age.unwrap_or_default()
+                ),
+            })
+        }
         Decision::Passed => Ok(verdict),
         Decision::Failed => Err(GateError::Denied(format!("{image}: {}", verdict.message))),
         Decision::Pending => Err(GateError::Timeout {

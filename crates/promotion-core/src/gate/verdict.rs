@@ -99,6 +99,8 @@ pub struct PlatformRead {
     pub state: ScanState,
     /// Its findings (only when scanned).
     pub findings: Vec<super::Finding>,
+    /// When its last scan completed, when the source says.
+    pub completed_at: Option<SystemTime>,
 }
 
 /// A blocking finding, in full (for the CLI's table; never serialised into the summary).
@@ -190,6 +192,10 @@ pub struct Verdict {
     /// Every blocking finding (not serialised).
     #[serde(skip)]
     pub blockers: Vec<Blocker>,
+    /// When the most recent of the platforms' scans completed, when the source says (not
+    /// serialised; promote-and-annotate refuses a scan younger than the settle interval).
+    #[serde(skip)]
+    pub last_scan_completed: Option<SystemTime>,
 }
 
 impl Verdict {
@@ -556,6 +562,7 @@ pub fn decide(
         suppressed: t.suppressed,
         platforms: t.platforms,
         blockers: t.blockers,
+        last_scan_completed: reads.iter().filter_map(|r| r.completed_at).max(),
     }
 }
 
@@ -592,6 +599,7 @@ mod tests {
             image: image(n),
             state: ScanState::Scanned,
             findings,
+            completed_at: None,
         }
     }
 
@@ -688,6 +696,7 @@ mod tests {
             image: image(1),
             state: ScanState::Pending("SCAN_IN_PROGRESS".into()),
             findings: vec![],
+            completed_at: None,
         };
         let v = decide(
             &[pending.clone(), scanned(2, vec![])],
@@ -702,6 +711,7 @@ mod tests {
             image: image(3),
             state: ScanState::Pending(crate::gate::NO_COVERAGE_RECORD.into()),
             findings: vec![],
+            completed_at: None,
         };
         let v = decide(&[unknown], &no_settle(), at(0), None, false);
         assert_eq!(v.decision, Decision::Pending);
@@ -711,6 +721,7 @@ mod tests {
             image: image(1),
             state: ScanState::Unscannable("UNSUPPORTED_OS".into()),
             findings: vec![],
+            completed_at: None,
         };
         let v = decide(
             &[unscannable.clone(), pending],

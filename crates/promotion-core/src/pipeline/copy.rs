@@ -36,6 +36,10 @@ pub struct CopyRequest {
     /// The request's build id: validated here against the first environment's tag template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// The application the source is promoted as (its quarantine and trusted repositories);
+    /// default: derived from the source repository (`Repositories::application_of_source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
 }
 
 /// Result of copy-to-quarantine.
@@ -53,6 +57,8 @@ pub struct CopyResult {
     /// The source as given, with its tag (if any) and the digest it resolved to, e.g.
     /// `reg.example/incoming/app:1.4.2@sha256:…`: the provenance promote records.
     pub origin: String,
+    /// The application: the quarantine and trusted repositories it is promoted through.
+    pub application: String,
     /// The quarantined image, pinned (same digest: the copy is byte-exact).
     pub quarantine: String,
     /// Layer bytes streamed through the function.
@@ -132,6 +138,8 @@ pub async fn copy_to_quarantine(
     settings: &CopySettings<'_>,
 ) -> Result<CopyResult, PipelineError> {
     let src = req.source(repos.ingress_registry.as_deref())?;
+    let app = repos.application_of_source(&src, req.application.as_deref())?;
+    let quarantine = repos.quarantine_of(&app)?;
     Entries::from_input("annotation", req.annotations.clone())?;
     if let Some(b) = &req.build {
         settings
@@ -177,7 +185,7 @@ pub async fn copy_to_quarantine(
     );
     let src = src.pinned(digest.clone());
     let selection = select(reg, &src, &settings.limits).await?;
-    let dst = repos.quarantine.pinned(digest.clone());
+    let dst = quarantine.pinned(digest.clone());
     let report = copy_selection(
         reg,
         &selection,
@@ -192,6 +200,7 @@ pub async fn copy_to_quarantine(
         source_digest: report.source_digest,
         source_tag,
         origin: origin.to_string(),
+        application: app.to_string(),
         quarantine: dst.to_string(),
         bytes_streamed: report.counts.bytes_streamed,
         blobs_mounted: report.counts.blobs_mounted,

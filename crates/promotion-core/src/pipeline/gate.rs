@@ -151,14 +151,14 @@ async fn target(
     match (&req.image, &req.approval) {
         (Some(i), None) => {
             let image = pinned("image", i)?;
+            repos.in_pipeline(&image, "image")?;
             if let Some(e) = &req.environment {
                 settings.environments.get(e)?;
             }
             Ok((image, req.environment.clone(), req.build.clone()))
         }
         (None, Some(a)) => {
-            let repo = ImageRef::from_parts(repos.trusted.registry(), &a.repository, None, None);
-            repos.ensure_in("trusted", &repos.trusted, &repo, "approval.repository")?;
+            let repo = repos.trusted_named(&a.repository, "approval.repository")?;
             let digest: Digest = a
                 .digest
                 .parse()

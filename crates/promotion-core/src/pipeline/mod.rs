@@ -19,6 +19,7 @@
 mod copy;
 mod gate;
 mod promote;
+mod repos;
 mod retag;
 mod sign;
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod tests;
 pub use copy::{CopyRequest, CopyResult, CopySettings, copy_to_quarantine};
 pub use gate::{ApprovalRef, GateRequest, GateResult, GateSettings, scan_gate};
 pub use promote::{PromoteRequest, PromoteResult, PromoteSettings, promote_and_annotate};
+pub use repos::{Application, Repositories};
 pub use retag::{RetagRequest, RetagResult, RetagSettings, retag_for_environment};
 pub use sign::{SignRequest, SignResult, sign};
 
@@ -146,35 +148,6 @@ pub fn parse_repository(what: &str, s: &str) -> Result<ImageRef, PipelineError> 
         ));
     }
     Ok(ImageRef::from_parts(host, path, None, None))
-}
-
-/// Where images come from and go to.
-#[derive(Debug, Clone)]
-pub struct Repositories {
-    /// The registry host of the ingress repositories named by ECR push events.
-    pub ingress_registry: Option<String>,
-    /// The quarantine repository.
-    pub quarantine: ImageRef,
-    /// The trusted repository.
-    pub trusted: ImageRef,
-}
-
-impl Repositories {
-    fn ensure_in(
-        &self,
-        which: &str,
-        repo: &ImageRef,
-        image: &ImageRef,
-        field: &str,
-    ) -> Result<(), PipelineError> {
-        if image.registry() != repo.registry() || image.repository() != repo.repository() {
-            return Err(PipelineError::Input(format!(
-                "{field}: {image} is not in the {which} repository {}",
-                repo.repo_path()
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// A pinned reference from a request field: it must name a digest.

@@ -90,8 +90,8 @@ pub struct PromoteSettings<'a> {
 }
 
 /// Re-check the gate on the selection (PASSED now, or nothing is written), check the first
-/// environment's tags, then write that selection to the trusted repository with annotations
-/// and labels.
+/// environment's tags, then write that selection to the application's trusted repository (the
+/// quarantined image's application) with annotations and labels.
 pub async fn promote_and_annotate(
     reg: &dyn Registry,
     repos: &Repositories,
@@ -100,7 +100,8 @@ pub async fn promote_and_annotate(
     req: &PromoteRequest,
 ) -> Result<PromoteResult, PipelineError> {
     let src = pinned("quarantine", &req.quarantine)?;
-    repos.ensure_in("quarantine", &repos.quarantine, &src, "quarantine")?;
+    let app = repos.in_quarantine(&src, "quarantine")?;
+    let trusted = repos.trusted_of(&app)?;
     let source_name = source_name(req.source.as_deref(), &src)?;
     let annotations = annotations(settings, req)?;
     let build = match &req.build {
@@ -135,12 +136,7 @@ pub async fn promote_and_annotate(
     let plan = annotate::plan(reg, &selection, &src, &opts).await?;
     // No tag: the environment tag comes from retag-for-environment; but it must be free for
     // this digest before anything is written.
-    let dst = ImageRef::from_parts(
-        repos.trusted.registry(),
-        repos.trusted.repository(),
-        None,
-        None,
-    );
+    let dst = trusted.clone();
     let env = match &req.environment {
         Some(e) => settings.environments.get(e)?,
         None => settings.environments.first(),
@@ -166,7 +162,7 @@ pub async fn promote_and_annotate(
         tracing::warn!(removed = ?removed, "reserved keys in the source were removed");
     }
     Ok(PromoteResult {
-        trusted: repos.trusted.pinned(report.digest.clone()).to_string(),
+        trusted: trusted.pinned(report.digest.clone()).to_string(),
         digest: report.digest,
         source_digest: report.source_digest,
         source_name,

@@ -68,7 +68,7 @@ pub async fn retag_for_environment(
     req: &RetagRequest,
 ) -> Result<RetagResult, PipelineError> {
     let image = pinned("image", &req.image)?;
-    repos.ensure_in("trusted", &repos.trusted, &image, "image")?;
+    repos.in_trusted(&image, "image")?;
     let env = match &req.environment {
         Some(e) => settings.environments.get(e)?.name.clone(),
         None => settings.environments.first().name.clone(),

@@ -37,7 +37,7 @@ pub async fn sign(
     req: &SignRequest,
 ) -> Result<SignResult, PipelineError> {
     let image = pinned("image", &req.image)?;
-    repos.ensure_in("trusted", &repos.trusted, &image, "image")?;
+    repos.in_trusted(&image, "image")?;
     // The trusted digest passed promote-and-annotate's selection under the policy's limits;
     // sign reads manifests only and is not the place to refuse it afresh.
     let opts = SignOptions {

@@ -16,19 +16,36 @@ use crate::registry::auth::async_trait;
 use crate::registry::memory::MemoryRegistry;
 
 fn repos() -> Repositories {
-    Repositories {
-        ingress_registry: Some("ingress.test".into()),
-        quarantine: parse_repository("q", "reg.test/promotion/quarantine").unwrap(),
-        trusted: parse_repository("t", "reg.test/promotion/trusted").unwrap(),
-    }
+    Repositories::per_application(
+        "reg.test",
+        "incoming/",
+        "quarantine/",
+        "trusted/",
+        Some("ingress.test".into()),
+    )
+    .unwrap()
+}
+
+/// Application `app`'s quarantine repository.
+fn q() -> ImageRef {
+    repos()
+        .quarantine_of(&Application::parse("a", "app").unwrap())
+        .unwrap()
+}
+
+/// Application `app`'s trusted repository.
+fn t() -> ImageRef {
+    repos()
+        .trusted_of(&Application::parse("a", "app").unwrap())
+        .unwrap()
 }
 
 /// A two-platform index in quarantine; returns it pinned and its amd64 digest.
 fn quarantined(reg: &MemoryRegistry) -> (String, Digest) {
-    let raw = crate::annotate::tests::index(reg, &repos().quarantine.with_tag("x"));
+    let raw = crate::annotate::tests::index(reg, &q().with_tag("x"));
     let (doc, _, _) = crate::manifest::ManifestDoc::parse(&raw.bytes, None).unwrap();
     (
-        repos().quarantine.pinned(raw.digest).to_string(),
+        q().pinned(raw.digest).to_string(),
         doc.manifests[0].digest.clone(),
     )
 }
@@ -138,7 +155,7 @@ async fn promote_rechecks_the_gate_and_writes_nothing_on_a_denial() {
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), ErrorType::GateDenied, "{err}");
-    assert!(reg.tags(&repos().trusted).is_empty());
+    assert!(reg.tags(&t()).is_empty());
     assert_eq!(reg.calls().manifest_puts, 0, "nothing written");
 
     // Clean findings: promoted, with the gate summary recorded on the image.
@@ -146,12 +163,12 @@ async fn promote_rechecks_the_gate_and_writes_nothing_on_a_denial() {
     let done = promote_and_annotate(&reg, &repos(), &clean, &settings, &req)
         .await
         .unwrap();
-    let raw = reg.manifest(&repos().trusted, &done.digest).unwrap();
+    let raw = reg.manifest(&t(), &done.digest).unwrap();
     let (doc, _, _) = crate::manifest::ManifestDoc::parse(&raw.bytes, None).unwrap();
     assert!(doc.annotations[CLAIM_GATE].starts_with("PASSED"));
     // Outside quarantine: refused.
     let outside = PromoteRequest {
-        quarantine: repos().trusted.pinned(done.digest.clone()).to_string(),
+        quarantine: t().pinned(done.digest.clone()).to_string(),
         ..PromoteRequest::default()
     };
     let err = promote_and_annotate(&reg, &repos(), &clean, &settings, &outside)
@@ -227,10 +244,7 @@ static EMPTY: std::sync::LazyLock<Entries> = std::sync::LazyLock::new(Entries::d
 fn forged_quarantine(reg: &MemoryRegistry) -> crate::manifest::RawManifest {
     use crate::selection::fixtures::{LAYER, Tree, entry};
     use serde_json::json;
-    let t = Tree {
-        reg,
-        repo: repos().quarantine.clone(),
-    };
+    let t = Tree { reg, repo: q() };
     let amd = t.manifest_with(
         &[(LAYER, b"amd")],
         json!({"annotations": {"io.ecr-promotion.source.name": "reg.test/elsewhere:1"}}),
@@ -247,7 +261,7 @@ fn forged_quarantine(reg: &MemoryRegistry) -> crate::manifest::RawManifest {
 async fn promote_records_the_source_scrubs_reserved_keys_and_mandatory_annotations_win() {
     let reg = MemoryRegistry::new();
     let top = forged_quarantine(&reg);
-    let q = repos().quarantine.pinned(top.digest.clone()).to_string();
+    let q = q().pinned(top.digest.clone()).to_string();
     let (policy, envs) = (Policy::default(), Environments::default());
     let mandatory = Entries::from_input("annotation", [("org.example.team", "core")]).unwrap();
     let settings = promote_settings(&policy, &envs, &mandatory);
@@ -291,7 +305,7 @@ async fn promote_records_the_source_scrubs_reserved_keys_and_mandatory_annotatio
         "{:?}",
         done.reserved_removed
     );
-    let trusted = &repos().trusted;
+    let trusted = &t();
     let doc = |d: &Digest| {
         let raw = reg.manifest(trusted, d).unwrap();
         crate::manifest::ManifestDoc::parse(&raw.bytes, None)
@@ -341,7 +355,7 @@ async fn a_taken_environment_tag_stops_promote_before_it_writes() {
         bytes::Bytes::from_static(br#"{"schemaVersion":2,"manifests":[]}"#),
         crate::manifest::OCI_INDEX.into(),
     );
-    reg.put_manifest_bytes(&repos().trusted, Some("dev-2.0.0"), other.clone());
+    reg.put_manifest_bytes(&t(), Some("dev-2.0.0"), other.clone());
     let req = PromoteRequest {
         quarantine: q,
         source_tag: Some("2.0.0".into()),
@@ -353,7 +367,7 @@ async fn a_taken_environment_tag_stops_promote_before_it_writes() {
     assert_eq!(e.error_type(), ErrorType::TagConflict, "{e}");
     assert!(e.to_string().contains("nothing was written"), "{e}");
     assert_eq!(reg.calls().manifest_puts, 0, "nothing written to trusted");
-    assert_eq!(reg.tag(&repos().trusted, "dev-2.0.0"), Some(other.digest));
+    assert_eq!(reg.tag(&t(), "dev-2.0.0"), Some(other.digest));
 }
 
 #[tokio::test]
@@ -406,4 +420,48 @@ async fn copy_validates_the_whole_request_and_refuses_a_moved_tag_before_writing
         .unwrap();
     assert_eq!(done.origin, format!("{src}@{}", raw.digest));
     assert_eq!(done.source_tag.as_deref(), Some("1"));
+}
+
+/// A source whose every image was scanned `age` seconds ago.
+struct ScannedAgo(u64);
+#[async_trait]
+impl FindingsSource for ScannedAgo {
+    async fn scan_state(&self, _: &ScannedImage) -> Result<ScanState, GateError> {
+        Ok(ScanState::Scanned)
+    }
+    async fn coverage(&self, _: &ScannedImage) -> Result<crate::gate::Coverage, GateError> {
+        Ok(crate::gate::Coverage {
+            state: ScanState::Scanned,
+            completed_at: Some(
+                std::time::SystemTime::now() - std::time::Duration::from_secs(self.0),
+            ),
+        })
+    }
+    async fn findings(&self, _: &ScannedImage) -> Result<Vec<crate::gate::Finding>, GateError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Whoever invokes promote-and-annotate, a scan younger than the policy's settle interval does
+/// not pass: its findings may still be arriving.
+#[tokio::test]
+async fn promote_refuses_a_scan_younger_than_the_settle_interval() {
+    let reg = MemoryRegistry::new();
+    let (q, _) = quarantined(&reg);
+    let policy = Policy::parse("settle_seconds: 30").unwrap();
+    let envs = Environments::default();
+    let settings = promote_settings(&policy, &envs, &EMPTY);
+    let req = PromoteRequest {
+        quarantine: q,
+        ..PromoteRequest::default()
+    };
+    let e = promote_and_annotate(&reg, &repos(), &ScannedAgo(5), &settings, &req)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::GateTimeout, "{e}");
+    assert!(e.to_string().contains("settle_seconds"), "{e}");
+    assert_eq!(reg.calls().manifest_puts, 0, "nothing written");
+    promote_and_annotate(&reg, &repos(), &ScannedAgo(60), &settings, &req)
+        .await
+        .unwrap();
 }
