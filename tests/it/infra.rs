@@ -237,6 +237,25 @@ fn functions_follow_the_functions_readme_contract() {
             got, want,
             "{id}: environment variables vs functions/README.md"
         );
+        // The pipeline's registry is this account's, the prefixes are the parameters.
+        let vars = &r["Properties"]["Environment"]["Variables"];
+        let wiring = [
+            (
+                "PIPELINE_REGISTRY",
+                json!({"Fn::Sub": "${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}"}),
+            ),
+            ("INGRESS_PREFIX", json!({"Ref": "IngressRepositoryPrefix"})),
+            (
+                "QUARANTINE_PREFIX",
+                json!({"Ref": "QuarantineRepositoryPrefix"}),
+            ),
+            ("TRUSTED_PREFIX", json!({"Ref": "TrustedRepositoryPrefix"})),
+        ];
+        for (var, value) in wiring {
+            if want.contains(var) {
+                assert_eq!(vars[var], value, "{id}: {var}");
+            }
+        }
     }
 
     let subs: BTreeSet<&str> =
@@ -284,15 +303,18 @@ fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
 // EventBridge rules against fixture events, with moto's matcher
 // ------------------------------------------------------------------------------------------------
 
-/// Which rules (logical ids) receive each fixture event under the parameter defaults.
-const ROUTING: [(&str, &[&str]); 20] = [
+/// Which rules (logical ids) receive each fixture event under the parameter defaults (prefixes
+/// `incoming/`, `quarantine/`, `trusted/`: application `app` is `incoming/app` → `quarantine/app`
+/// → `trusted/app`).
+const ROUTING: [(&str, &[&str]); 22] = [
     ("ecr-push-tagged", &["IngressPushRule"]),
     ("ecr-push-digest-only", &["IngressPushRule"]),
     ("ecr-push-failed", &[]),
     ("ecr-delete", &[]),
     ("ecr-push-non-ingress", &[]),
     ("ecr-push-not-a-prefix-match", &[]),
-    // The pipeline's own writes must never start another promotion.
+    // The pipeline's own writes (quarantine/app, trusted/app) must never start another
+    // promotion.
     ("ecr-push-quarantine", &[]),
     ("ecr-push-trusted", &[]),
     ("ecr-referrer-approval", &["ApprovalReferrerRule"]),
@@ -301,6 +323,11 @@ const ROUTING: [(&str, &[&str]); 20] = [
     ("ecr-referrer-approval-delete", &[]),
     ("ecr-referrer-approval-restore", &[]),
     ("ecr-referrer-approval-other-repository", &[]),
+    // "trusted-archive/app" starts with "trusted" but not with the prefix "trusted/".
+    ("ecr-referrer-approval-not-a-prefix-match", &[]),
+    // The shared trusted repository of before (infra/README.md, "Migrating from one shared
+    // repository").
+    ("ecr-referrer-approval-old-repository", &[]),
     ("ecr-referrer-signature", &[]),
     ("ecr-referrer-sbom", &[]),
     ("inspector2-scan", &[]),
@@ -612,6 +639,9 @@ fn grants(t: &Value) -> Vec<Grant> {
             }
             "AWS::KMS::Key" => push(id, true, &p["KeyPolicy"]),
             "AWS::ECR::Repository" => push(id, true, &p["RepositoryPolicyText"]),
+            "AWS::ECR::RepositoryCreationTemplate" => {
+                push(id, true, &creation_template_policy(t, id));
+            }
             "AWS::SQS::QueuePolicy" => push(id, true, &p["PolicyDocument"]),
             "AWS::Serverless::Function" => assert!(
                 p["Policies"].is_null(),
@@ -753,20 +783,56 @@ fn iam_only_the_sign_role_can_sign() {
     }
 }
 
-/// Which roles may push to / pull from a repository, by the repository-name parameter its ARN
-/// names.
-fn roles_with(all: &[Grant], actions: &[&str], repository_param: &str) -> BTreeSet<String> {
-    let suffix = format!(":repository/${{{repository_param}}}");
+/// The ARN of every repository under a prefix parameter, as the roles write it.
+fn prefix_arn(prefix_param: &str) -> String {
+    format!(
+        "arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:${{AWS::AccountId}}:repository/${{{prefix_param}}}*"
+    )
+}
+
+/// The three repository prefixes, ingress first.
+const PREFIXES: [&str; 3] = [
+    "IngressRepositoryPrefix",
+    "QuarantineRepositoryPrefix",
+    "TrustedRepositoryPrefix",
+];
+
+/// Which roles may use any of `actions` on the repositories under a prefix parameter (the ARN
+/// `repository/${Prefix}*`).
+fn roles_with(all: &[Grant], actions: &[&str], prefix_param: &str) -> BTreeSet<String> {
+    let arn = prefix_arn(prefix_param);
     all.iter()
         .filter(|g| g.allows() && !g.resource_policy)
         .filter(|g| g.actions().iter().any(|a| actions.contains(&a.as_str())))
-        .filter(|g| g.resources_text().iter().any(|r| r.ends_with(&suffix)))
+        .filter(|g| g.resources_text().contains(&arn))
         .map(|g| g.holder.clone())
         .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A creation template's repository policy: its `Fn::Sub` resolved with the parameter defaults
+/// (role ARNs become [`getatt`] markers) and parsed.
+fn creation_template_policy(t: &Value, id: &str) -> Value {
+    let params = parameter_defaults(t);
+    let text = resolve(
+        &t["Resources"][id]["Properties"]["RepositoryPolicy"],
+        &params,
+    );
+    let text = text
+        .as_str()
+        .unwrap_or_else(|| panic!("{id}: RepositoryPolicy is not a string (Fn::Sub of JSON)"));
+    assert!(
+        !text.contains("${"),
+        "{id}: unresolved Fn::Sub variable in {text}"
+    );
+    assert!(
+        text.len() <= 10240,
+        "{id}: RepositoryPolicy over ECR's 10240 characters"
+    );
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{id}: RepositoryPolicy JSON: {e}"))
 }
 
 #[test]
@@ -780,16 +846,20 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
     let retag = "RetagForEnvironmentFunctionRole";
 
     assert_eq!(
-        roles_with(&all, &ECR_PUSH, "QuarantineRepositoryName"),
+        roles_with(&all, &ECR_PUSH, "QuarantineRepositoryPrefix"),
         set(&[copy])
     );
     assert_eq!(
-        roles_with(&all, &ECR_PUSH, "TrustedRepositoryName"),
+        roles_with(&all, &ECR_PUSH, "TrustedRepositoryPrefix"),
         set(&[promote, sign, retag])
     );
     assert_eq!(
-        roles_with(&all, &ECR_PULL, "QuarantineRepositoryName"),
+        roles_with(&all, &ECR_PULL, "QuarantineRepositoryPrefix"),
         set(&[copy, gate, promote])
+    );
+    assert_eq!(
+        roles_with(&all, &ECR_PUSH, "IngressRepositoryPrefix"),
+        set(&[])
     );
     // Ingress repositories are only read, and only by copy.
     let ingress: Vec<&Grant> = all
@@ -806,47 +876,184 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         ingress[0]
             .actions()
             .iter()
-            .all(|a| !ECR_PUSH.contains(&a.as_str()))
+            .all(|a| !ECR_PUSH.contains(&a.as_str()) && a != "ecr:CreateRepository")
     );
-    // Any ECR grant names one of the three repository ARNs (or is the token).
+    // Any ECR grant names exactly the repositories under one of the three prefixes (or is the
+    // token): one repository per application, `repository/${Prefix}*`.
+    let allowed: Vec<String> = PREFIXES.iter().map(|p| prefix_arn(p)).collect();
     for g in all.iter().filter(|g| g.allows() && !g.resource_policy) {
         if g.actions()
             .iter()
             .any(|a| a.starts_with("ecr:") && a != "ecr:GetAuthorizationToken")
         {
-            for r in g.resources_text() {
+            let resources = g.resources_text();
+            assert!(
+                !resources.is_empty(),
+                "{}: ECR access without Resource",
+                g.holder
+            );
+            for r in resources {
                 assert!(
-                    r.contains(":repository/${"),
-                    "{}: ECR access to {r}",
+                    allowed.contains(&r),
+                    "{}: ECR access to {r}, not to repository/<prefix>* of one of {PREFIXES:?}",
                     g.holder
                 );
             }
         }
     }
 
-    // Repository policies deny everyone else, so an over-broad IAM policy elsewhere in the
-    // account cannot reach quarantine or write to trusted.
-    let deny = |repo: &str| -> (BTreeSet<String>, BTreeSet<String>) {
-        let statements =
-            list(&t["Resources"][repo]["Properties"]["RepositoryPolicyText"]["Statement"]);
-        assert_eq!(statements.len(), 1, "{repo}");
+    // Repository policies (the creation templates', applied to every repository ECR creates
+    // under the prefix) deny everyone else, so an over-broad IAM policy elsewhere in the account
+    // cannot reach quarantine or write to trusted.
+    let deny = |id: &str| -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+        let policy = creation_template_policy(&t, id);
+        assert_eq!(policy["Version"], "2012-10-17", "{id}");
+        let statements = list(&policy["Statement"]);
+        assert_eq!(statements.len(), 1, "{id}");
         let s = &statements[0];
-        assert_eq!(s["Effect"], "Deny", "{repo}");
-        assert_eq!(s["Principal"], "*", "{repo}");
-        let exempt = list(&s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
-            .iter()
-            .filter_map(|v| v["Fn::GetAtt"][0].as_str().map(str::to_owned))
-            .collect();
-        (strings(&s["Action"]).into_iter().collect(), exempt)
+        assert_eq!(s["Effect"], "Deny", "{id}");
+        assert_eq!(s["Principal"], "*", "{id}");
+        assert!(
+            s["NotAction"].is_null() && s["NotPrincipal"].is_null() && s["Resource"].is_null(),
+            "{id}: {s}"
+        );
+        let conditions = s["Condition"].as_object().expect("Condition");
+        assert_eq!(conditions.len(), 1, "{id}: only ArnNotEquals: {s}");
+        let by_arn = s["Condition"]["ArnNotEquals"]
+            .as_object()
+            .expect("ArnNotEquals");
+        assert_eq!(by_arn.len(), 1, "{id}: only aws:PrincipalArn: {s}");
+        let (mut roles, mut others) = (BTreeSet::new(), BTreeSet::new());
+        for arn in strings(&by_arn["aws:PrincipalArn"]) {
+            match getatt_target(&arn, "Arn") {
+                Some(role) => {
+                    assert_eq!(
+                        t["Resources"][role]["Type"], "AWS::IAM::Role",
+                        "{id}: {role}"
+                    );
+                    roles.insert(role.to_owned());
+                }
+                None => {
+                    others.insert(arn);
+                }
+            }
+        }
+        (strings(&s["Action"]).into_iter().collect(), roles, others)
     };
-    let (actions, exempt) = deny("QuarantineRepository");
+    let (actions, exempt, others) = deny("QuarantineRepositoryTemplate");
     for a in ECR_PULL.iter().chain(&ECR_PUSH) {
         assert!(actions.contains(*a), "quarantine policy does not deny {a}");
     }
     assert_eq!(exempt, set(&[copy, gate, promote]));
-    let (actions, exempt) = deny("TrustedRepository");
+    // ... and Inspector's service-linked role, which reads the images it scans.
+    assert_eq!(
+        others,
+        set(&[&format!(
+            "arn:aws:iam::{ACCOUNT}:role/aws-service-role/inspector2.amazonaws.com/AWSServiceRoleForAmazonInspector2"
+        )])
+    );
+    let (actions, exempt, others) = deny("TrustedRepositoryTemplate");
     assert_eq!(actions, ECR_PUSH.iter().map(|s| (*s).to_owned()).collect());
     assert_eq!(exempt, set(&[promote, sign, retag]));
+    assert_eq!(others, set(&[]));
+    // Every repository policy the stack sets is one of these two.
+    let holders: BTreeSet<&str> = all
+        .iter()
+        .filter(|g| g.resource_policy)
+        .filter(|g| {
+            t["Resources"][&g.holder]["Type"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("AWS::ECR::"))
+        })
+        .map(|g| g.holder.as_str())
+        .collect();
+    assert_eq!(
+        holders,
+        ["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"]
+            .into_iter()
+            .collect()
+    );
+}
+
+/// Repositories are created on push (one per application): only copy may create quarantine
+/// repositories and only promote trusted ones; nobody creates ingress repositories or any other.
+#[test]
+fn iam_only_copy_creates_quarantine_and_only_promote_creates_trusted_repositories() {
+    let t = template();
+    let all = grants(&t);
+    let create = ["ecr:CreateRepository"];
+    assert_eq!(
+        roles_with(&all, &create, "QuarantineRepositoryPrefix"),
+        set(&["CopyToQuarantineFunctionRole"])
+    );
+    assert_eq!(
+        roles_with(&all, &create, "TrustedRepositoryPrefix"),
+        set(&["PromoteAndAnnotateFunctionRole"])
+    );
+    assert_eq!(
+        roles_with(&all, &create, "IngressRepositoryPrefix"),
+        set(&[])
+    );
+    // Every grant of ecr:CreateRepository: one statement of its own, on one prefix.
+    let mut grants_of_create = Vec::new();
+    for g in all.iter().filter(|g| g.allows()) {
+        let actions = g.actions();
+        if !actions.iter().any(|a| a == "ecr:CreateRepository") {
+            continue;
+        }
+        assert!(
+            !g.resource_policy,
+            "{}: a resource policy grants CreateRepository",
+            g.holder
+        );
+        assert_eq!(
+            actions,
+            ["ecr:CreateRepository"],
+            "{}: a statement of its own",
+            g.holder
+        );
+        let resources = g.resources_text();
+        assert_eq!(resources.len(), 1, "{}: {resources:?}", g.holder);
+        grants_of_create.push((g.holder.clone(), resources[0].clone()));
+    }
+    grants_of_create.sort();
+    assert_eq!(
+        grants_of_create,
+        [
+            (
+                "CopyToQuarantineFunctionRole".to_owned(),
+                prefix_arn("QuarantineRepositoryPrefix")
+            ),
+            (
+                "PromoteAndAnnotateFunctionRole".to_owned(),
+                prefix_arn("TrustedRepositoryPrefix")
+            ),
+        ]
+    );
+    // Nothing else administers repositories or creation templates at run time.
+    for g in all.iter().filter(|g| g.allows() && !g.resource_policy) {
+        for a in g.actions() {
+            assert!(
+                !matches!(
+                    a.as_str(),
+                    "ecr:DeleteRepository"
+                        | "ecr:SetRepositoryPolicy"
+                        | "ecr:DeleteRepositoryPolicy"
+                        | "ecr:PutLifecyclePolicy"
+                        | "ecr:DeleteLifecyclePolicy"
+                        | "ecr:PutImageTagMutability"
+                        | "ecr:BatchDeleteImage"
+                        | "ecr:CreateRepositoryCreationTemplate"
+                        | "ecr:UpdateRepositoryCreationTemplate"
+                        | "ecr:DeleteRepositoryCreationTemplate"
+                        | "ecr:PutRegistryScanningConfiguration"
+                        | "iam:PassRole"
+                ),
+                "{} may {a}",
+                g.holder
+            );
+        }
+    }
 }
 
 #[test]
@@ -899,6 +1106,161 @@ fn iam_state_machine_role_invokes_only_the_five_functions() {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Repositories: created on push from two repository creation templates
+// ------------------------------------------------------------------------------------------------
+
+/// The stack creates no repository: ECR creates `<prefix><application>` on the pipeline's first
+/// push with the settings of the quarantine and trusted creation templates, which carry what the
+/// two shared repositories carried (encryption, tag mutability, lifecycle; the repository
+/// policies are reviewed in `iam_repository_access_is_limited_to_the_pipeline_roles`).
+#[test]
+fn repositories_are_created_on_push_from_the_two_creation_templates() {
+    let t = template();
+    let params = parameter_defaults(&t);
+    let of_type = |kind: &str| -> BTreeSet<String> {
+        resources(&t)
+            .filter(|(_, r)| r["Type"] == kind)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    assert_eq!(
+        of_type("AWS::ECR::Repository"),
+        set(&[]),
+        "repositories are per application, created on push; the stack creates none"
+    );
+    assert_eq!(
+        of_type("AWS::ECR::RepositoryCreationTemplate"),
+        set(&["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"])
+    );
+    for (id, prefix) in [
+        ("QuarantineRepositoryTemplate", "QuarantineRepositoryPrefix"),
+        ("TrustedRepositoryTemplate", "TrustedRepositoryPrefix"),
+    ] {
+        let p = &t["Resources"][id]["Properties"];
+        assert_eq!(p["Prefix"], json!({"Ref": prefix}), "{id}");
+        assert_eq!(p["AppliedFor"], json!(["CREATE_ON_PUSH"]), "{id}");
+        // Identical encryption is what lets ECR mount blobs across repositories (copy →
+        // quarantine → trusted); a KMS key would also need a CustomRoleArn.
+        assert_eq!(
+            p["EncryptionConfiguration"],
+            json!({"EncryptionType": "AES256"}),
+            "{id}"
+        );
+        // ECR's service-linked role creates the repository; a custom role is needed only for KMS
+        // keys or resource tags, which these templates do not use.
+        assert!(
+            p["CustomRoleArn"].is_null() && p["ResourceTags"].is_null(),
+            "{id}: a CustomRoleArn or ResourceTags (which need one) widen what ECR may do"
+        );
+        let lifecycle = resolve(&p["LifecyclePolicy"], &params);
+        let lifecycle = lifecycle.as_str().expect("LifecyclePolicy text");
+        assert!(
+            (100..=30720).contains(&lifecycle.len()),
+            "{id}: LifecyclePolicy length {} outside ECR's 100-30720",
+            lifecycle.len()
+        );
+        let lifecycle: Value = serde_json::from_str(lifecycle).expect("lifecycle JSON");
+        assert!(
+            !list(&lifecycle["rules"]).is_empty(),
+            "{id}: no lifecycle rules"
+        );
+        // The repository policy parses (it is reviewed in the IAM tests).
+        creation_template_policy(&t, id);
+    }
+
+    let q = &t["Resources"]["QuarantineRepositoryTemplate"]["Properties"];
+    assert_eq!(q["ImageTagMutability"], "MUTABLE");
+    assert!(q["ImageTagMutabilityExclusionFilters"].is_null());
+    let lifecycle: Value = serde_json::from_str(
+        resolve(&q["LifecyclePolicy"], &params)
+            .as_str()
+            .expect("text"),
+    )
+    .expect("quarantine lifecycle JSON");
+    let rules = list(&lifecycle["rules"]);
+    assert_eq!(rules.len(), 1, "{lifecycle}");
+    assert_eq!(
+        rules[0]["selection"],
+        json!({
+            "tagStatus": "any",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": params["QuarantineRetentionDays"].parse::<u64>().expect("days"),
+        }),
+        "everything in quarantine expires QuarantineRetentionDays after push"
+    );
+    assert_eq!(rules[0]["action"], json!({"type": "expire"}));
+
+    let tr = &t["Resources"]["TrustedRepositoryTemplate"]["Properties"];
+    assert_eq!(tr["ImageTagMutability"], "IMMUTABLE_WITH_EXCLUSION");
+    assert_eq!(
+        tr["ImageTagMutabilityExclusionFilters"],
+        json!([{
+            "ImageTagMutabilityExclusionFilterType": "WILDCARD",
+            "ImageTagMutabilityExclusionFilterValue": "sha256-*",
+        }]),
+        "environment tags immutable, the fallback index and .sig tags (sha256-*) rewritable"
+    );
+    assert_eq!(
+        tr["LifecyclePolicy"],
+        json!({"Ref": "TrustedLifecyclePolicy"})
+    );
+
+    // No promotion can start before the templates exist: everything that starts one targets the
+    // state machine, which waits for both.
+    let depends: BTreeSet<String> = strings(&t["Resources"]["PromotionStateMachine"]["DependsOn"])
+        .into_iter()
+        .collect();
+    assert!(
+        depends.contains("QuarantineRepositoryTemplate")
+            && depends.contains("TrustedRepositoryTemplate"),
+        "PromotionStateMachine must DependsOn both creation templates: {depends:?}"
+    );
+
+    // Inspector scans every repository under the two prefixes (when configured).
+    let scanning = resolve(
+        &t["Resources"]["RegistryScanningConfiguration"]["Properties"],
+        &params,
+    );
+    let filters: Vec<Value> = list(&scanning["Rules"])
+        .iter()
+        .flat_map(|r| list(&r["RepositoryFilters"]))
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            json!({"FilterType": "WILDCARD", "Filter": "quarantine/*"}),
+            json!({"FilterType": "WILDCARD", "Filter": "trusted/*"}),
+        ]
+    );
+
+    // The outputs name the registry and prefixes; <application> follows.
+    let outputs = &t["Outputs"];
+    let host = format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com");
+    for (name, want) in [
+        (
+            "QuarantineRepositoryPrefixUri",
+            format!("{host}/quarantine/"),
+        ),
+        ("TrustedRepositoryPrefixUri", format!("{host}/trusted/")),
+    ] {
+        assert_eq!(resolve(&outputs[name]["Value"], &params), want, "{name}");
+        assert!(
+            outputs[name]["Description"]
+                .as_str()
+                .is_some_and(|d| d.contains("<application>")),
+            "{name}: say that <application> follows"
+        );
+    }
+    for gone in ["QuarantineRepositoryUri", "TrustedRepositoryUri"] {
+        assert!(
+            outputs[gone].is_null(),
+            "{gone}: there is no single repository any more"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
 // Parameters
 // ------------------------------------------------------------------------------------------------
 
@@ -935,14 +1297,62 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
         }
     }
 
+    // The three repository prefixes have one shape: path components ([a-z0-9]+([._-][a-z0-9]+)*)
+    // joined by "/", ending in "/" (what the functions accept, functions/README.md).
+    for name in PREFIXES {
+        for key in ["Type", "AllowedPattern", "MinLength", "MaxLength"] {
+            assert_eq!(
+                params[name][key], params[PREFIXES[0]][key],
+                "{name}: {key} differs from {}'s",
+                PREFIXES[0]
+            );
+        }
+        assert!(
+            p_description(&params[name]).contains("prefix of another"),
+            "{name}: say that no prefix may be a prefix of another (the functions refuse to start)"
+        );
+        let too_long = "a/".repeat(101);
+        let bad_prefixes = [
+            "",
+            "/",
+            "incoming",         // no trailing slash
+            "trusted/app",      // no trailing slash
+            "Incoming/",        // uppercase
+            "trusted/App/",     // uppercase
+            "/trusted/",        // leading slash
+            "trusted//images/", // empty component
+            "trusted/../x/",    // ..
+            "a..b/",            // ..
+            "./",               // .
+            "-trusted/",        // separator first
+            "trusted-/",        // separator last
+            "trusted /",        // space
+            "trusted/*",        // wildcard
+            "i",
+            too_long.as_str(),
+        ];
+        for value in bad_prefixes {
+            assert!(
+                check_parameter(&params[name], value).is_err(),
+                "{name} accepts {value:?}"
+            );
+        }
+        for value in [
+            "incoming/",
+            "ci/incoming/",
+            "prod/trusted.images/",
+            "q_1/",
+            "a-b/c.d_e/",
+            "a/",
+        ] {
+            if let Err(why) = check_parameter(&params[name], value) {
+                panic!("{name} refuses {value:?}: {why}");
+            }
+        }
+    }
+
     // Wrong values are refused.
     let bad = [
-        ("IngressRepositoryPrefix", ""),
-        ("IngressRepositoryPrefix", "Incoming/"),
-        ("IngressRepositoryPrefix", "i"),
-        ("QuarantineRepositoryName", "Quarantine"),
-        ("TrustedRepositoryName", "trusted//images"),
-        ("TrustedRepositoryName", "/trusted"),
         ("ApprovalArtifactType", "application/json; charset=utf-8"),
         ("ApprovalArtifactType", "approval"),
         (
@@ -966,8 +1376,6 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
         );
     }
     let good = [
-        ("IngressRepositoryPrefix", "ci/incoming-"),
-        ("TrustedRepositoryName", "prod/trusted.images"),
         (
             "ApprovalArtifactType",
             "application/vnd.example.release-approval+json",
@@ -981,14 +1389,23 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
         }
     }
 
-    // The default ingress prefix must not capture the pipeline's own repositories, or every
-    // promotion would start another.
+    // No default prefix is a prefix of another (the functions would refuse to start): the
+    // ingress prefix must not capture the pipeline's own repositories, or every promotion would
+    // start another, nor quarantine look like trusted.
     let defaults = parameter_defaults(&t);
-    for repo in ["QuarantineRepositoryName", "TrustedRepositoryName"] {
-        assert!(
-            !defaults[repo].starts_with(&defaults["IngressRepositoryPrefix"]),
-            "{repo}"
-        );
+    assert_eq!(
+        PREFIXES.map(|p| defaults[p].as_str()),
+        ["incoming/", "quarantine/", "trusted/"]
+    );
+    for a in PREFIXES {
+        for b in PREFIXES {
+            assert!(
+                a == b || !defaults[b].starts_with(&defaults[a]),
+                "the default {a} {:?} is a prefix of the default {b} {:?}",
+                defaults[a],
+                defaults[b]
+            );
+        }
     }
     // The lifecycle default is a policy ECR accepts the shape of.
     let lifecycle: Value =
@@ -998,6 +1415,11 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
         .map(|r| r["rulePriority"].as_u64().expect("rulePriority"))
         .collect();
     assert_eq!(priorities, [1, 2, 3, 4, 5]);
+}
+
+/// A parameter's `Description`, or "".
+fn p_description(p: &Value) -> &str {
+    p["Description"].as_str().unwrap_or_default()
 }
 
 /// What CloudFormation checks before it creates anything.
@@ -1097,7 +1519,8 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-/// Resolves `Ref` and `Fn::Sub` of parameters (and a few pseudo parameters) in `v`.
+/// Resolves `Ref` and `Fn::Sub` of parameters (and a few pseudo parameters) in `v`. A resource
+/// attribute in `Fn::Sub` (`${Role.Arn}`) becomes [`getatt`]'s marker, which names it.
 fn resolve(v: &Value, params: &BTreeMap<String, String>) -> Value {
     match v {
         Value::Object(m) if m.len() == 1 && m.contains_key("Ref") => {
@@ -1106,7 +1529,7 @@ fn resolve(v: &Value, params: &BTreeMap<String, String>) -> Value {
         }
         Value::Object(m) if m.len() == 1 && m.contains_key("Fn::Sub") => {
             let text = m["Fn::Sub"].as_str().expect("Fn::Sub with a string");
-            let var = Regex::new(r"\$\{([A-Za-z0-9_:]+)\}").expect("regex");
+            let var = Regex::new(r"\$\{([A-Za-z0-9_:.]+)\}").expect("regex");
             Value::String(
                 var.replace_all(text, |c: &regex::Captures<'_>| {
                     pseudo_or_param(&c[1], params)
@@ -1129,11 +1552,30 @@ fn pseudo_or_param(name: &str, params: &BTreeMap<String, String>) -> String {
         "AWS::AccountId" => ACCOUNT.to_owned(),
         "AWS::Region" => REGION.to_owned(),
         "AWS::Partition" => "aws".to_owned(),
+        "AWS::URLSuffix" => "amazonaws.com".to_owned(),
+        _ if !name.contains("::") && name.contains('.') => {
+            let (resource, attribute) = name.split_once('.').expect("a dot");
+            getatt(resource, attribute)
+        }
         _ => params
             .get(name)
             .cloned()
             .unwrap_or_else(|| panic!("cannot resolve {name} without deploying")),
     }
+}
+
+/// What `${Resource.Attribute}` resolves to here: known only once deployed, so a marker naming
+/// the resource.
+fn getatt(resource: &str, attribute: &str) -> String {
+    format!("<GetAtt {resource}.{attribute}>")
+}
+
+/// The resource a [`getatt`] marker names with `attribute`, if `s` is one.
+fn getatt_target<'a>(s: &'a str, attribute: &str) -> Option<&'a str> {
+    s.strip_prefix("<GetAtt ")?
+        .strip_suffix('>')?
+        .strip_suffix(attribute)?
+        .strip_suffix('.')
 }
 
 /// Whether a resource's `Condition` holds; only `Fn::Equals` of a parameter and a literal.
