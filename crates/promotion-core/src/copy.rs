@@ -219,9 +219,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
     obs: Arc<dyn CopyObserver>,
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
-    if opts.concurrency == 0 {
-        return Err(CopyError::Input("concurrency must be at least 1".into()));
-    }
+    check_concurrency(opts)?;
     let engine = Engine::new(reg, src, dst, opts, obs);
 
     // 1. Resolve once. `get_manifest` verifies the bytes against the digest.
@@ -229,15 +227,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
     let source_digest = resolved.digest.clone();
     tracing::debug!(digest = %source_digest, "source resolved");
     let (top, platforms) = engine.select_platforms(resolved).await?;
-
-    if let Some(d) = dst.digest()
-        && *d != top.digest
-    {
-        return Err(CopyError::Input(format!(
-            "the destination names digest {d}, but the copy produces {}",
-            top.digest
-        )));
-    }
+    check_destination(dst, &top.digest)?;
 
     // 2-5. The tree: blobs, children, top manifest, tag.
     let nodes = engine.copy_tree(top.clone(), dst.tag()).await?;
@@ -248,19 +238,25 @@ pub async fn copy_image<R: Registry + ?Sized>(
         engine.copy_referrers(subjects).await?;
     }
 
-    let s = &engine.stats;
-    Ok(CopyReport {
-        operation: "copy",
-        source: src.to_string(),
-        destination: dst.to_string(),
-        digest: top.digest.clone(),
-        media_type: top.media_type.clone(),
-        source_digest,
-        platforms,
-        counts: s.counts(),
-        referrers_copied: s.referrers_copied.load(Ordering::Relaxed),
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok(engine.report(&top, source_digest, platforms, started))
+}
+
+/// A copy needs at least one transfer at a time.
+fn check_concurrency(opts: &CopyOptions) -> Result<(), CopyError> {
+    if opts.concurrency == 0 {
+        return Err(CopyError::Input("concurrency must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// A destination that names a digest must name the one the copy produces.
+fn check_destination(dst: &ImageRef, produced: &Digest) -> Result<(), CopyError> {
+    match dst.digest() {
+        Some(d) if d != produced => Err(CopyError::Input(format!(
+            "the destination names digest {d}, but the copy produces {produced}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Copy an image's [`Selection`] (read and checked once, [`crate::selection`]) byte for byte to
@@ -275,18 +271,9 @@ pub async fn copy_selection<R: Registry + ?Sized>(
     obs: Arc<dyn CopyObserver>,
 ) -> Result<CopyReport, CopyError> {
     let started = Instant::now();
-    if opts.concurrency == 0 {
-        return Err(CopyError::Input("concurrency must be at least 1".into()));
-    }
+    check_concurrency(opts)?;
     let top = &selection.top().raw;
-    if let Some(d) = dst.digest()
-        && *d != top.digest
-    {
-        return Err(CopyError::Input(format!(
-            "the destination names digest {d}, but the copy produces {}",
-            top.digest
-        )));
-    }
+    check_destination(dst, &top.digest)?;
     let engine = Engine::new(reg, src, dst, opts, obs);
     let nodes = selection
         .members
@@ -305,18 +292,7 @@ pub async fn copy_selection<R: Registry + ?Sized>(
             digest: m.raw.digest.clone(),
         })
         .collect();
-    Ok(CopyReport {
-        operation: "copy",
-        source: src.to_string(),
-        destination: dst.to_string(),
-        digest: top.digest.clone(),
-        media_type: top.media_type.clone(),
-        source_digest: top.digest.clone(),
-        platforms,
-        counts: engine.stats.counts(),
-        referrers_copied: 0,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok(engine.report(top, top.digest.clone(), platforms, started))
 }
 
 pub(crate) fn parse(
@@ -340,6 +316,28 @@ fn platform_name(d: &Descriptor) -> String {
 }
 
 impl<'a, R: Registry + ?Sized> Engine<'a, R> {
+    /// The report of a copy that wrote `top` (from `source_digest`).
+    fn report(
+        &self,
+        top: &RawManifest,
+        source_digest: Digest,
+        platforms: Vec<PlatformDigest>,
+        started: Instant,
+    ) -> CopyReport {
+        CopyReport {
+            operation: "copy",
+            source: self.src.to_string(),
+            destination: self.dst.to_string(),
+            digest: top.digest.clone(),
+            media_type: top.media_type.clone(),
+            source_digest,
+            platforms,
+            counts: self.stats.counts(),
+            referrers_copied: self.stats.referrers_copied.load(Ordering::Relaxed),
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
     /// An engine copying from `src` to `dst`.
     pub(crate) fn new(
         reg: &'a R,

@@ -78,6 +78,22 @@ impl Classify for MutateError {
     }
 }
 
+/// A descriptor's `digest` field, parsed; `Invalid` with `what()` when it is missing or bad.
+fn digest_field(
+    field: Option<&Value>,
+    what: impl FnOnce() -> String,
+) -> Result<Digest, MutateError> {
+    field
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| MutateError::Invalid(what()))
+}
+
+/// `Err(MutateError::Invalid(msg))`.
+fn invalid<T>(msg: String) -> Result<T, MutateError> {
+    Err(MutateError::Invalid(msg))
+}
+
 /// Validated key/value pairs to add (annotations or labels).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entries(BTreeMap<String, String>);
@@ -99,22 +115,20 @@ impl Entries {
             let (k, v) = (k.into(), v.into());
             validate_key(what, &k)?;
             if k.starts_with(RESERVED_PREFIX) {
-                return Err(MutateError::Invalid(format!(
+                return invalid(format!(
                     "{what} key {k:?} is reserved: keys under {RESERVED_PREFIX} are set by the pipeline"
-                )));
+                ));
             }
             validate_value(what, &k, &v)?;
             if out.insert(k.clone(), v).is_some() {
-                return Err(MutateError::Invalid(format!(
-                    "{what} key {k:?} is given twice"
-                )));
+                return invalid(format!("{what} key {k:?} is given twice"));
             }
         }
         if out.len() > MAX_ENTRIES {
-            return Err(MutateError::Invalid(format!(
+            return invalid(format!(
                 "{} {what}s given; at most {MAX_ENTRIES} are allowed",
                 out.len()
-            )));
+            ));
         }
         Ok(Entries(out))
     }
@@ -125,10 +139,7 @@ impl Entries {
         for item in items {
             let item = item.as_ref();
             let Some((k, v)) = item.split_once('=') else {
-                return Err(MutateError::Invalid(format!(
-                    "{what} {:?} is not KEY=VALUE",
-                    truncate(item)
-                )));
+                return invalid(format!("{what} {:?} is not KEY=VALUE", truncate(item)));
             };
             pairs.push((k.to_owned(), v.to_owned()));
         }
@@ -184,20 +195,16 @@ fn validate_key(what: &str, k: &str) -> Result<(), MutateError> {
 
 fn validate_value(what: &str, k: &str, v: &str) -> Result<(), MutateError> {
     if v.is_empty() {
-        return Err(MutateError::Invalid(format!(
-            "{what} {k:?} has an empty value"
-        )));
+        return invalid(format!("{what} {k:?} has an empty value"));
     }
     if v.len() > MAX_VALUE_BYTES {
-        return Err(MutateError::Invalid(format!(
+        return invalid(format!(
             "{what} {k:?} has a value of {} bytes; at most {MAX_VALUE_BYTES} are allowed",
             v.len()
-        )));
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(MutateError::Invalid(format!(
-            "{what} {k:?} has control characters in its value"
-        )));
+        return invalid(format!("{what} {k:?} has control characters in its value"));
     }
     Ok(())
 }
@@ -312,13 +319,9 @@ fn mutate_doc(
                 .and_then(Value::as_array_mut)
                 .ok_or_else(|| MutateError::Invalid(format!("{}: no manifests array", what())))?;
             for entry in children.iter_mut() {
-                let d: Digest = entry
-                    .get("digest")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| {
-                        MutateError::Invalid(format!("{}: an entry has no valid digest", what()))
-                    })?;
+                let d = digest_field(entry.get("digest"), || {
+                    format!("{}: an entry has no valid digest", what())
+                })?;
                 let child = manifests
                     .get(&d)
                     .ok_or_else(|| MutateError::Missing(format!("manifest {d}")))?;
@@ -357,13 +360,9 @@ fn mutate_doc(
             if let Some(cfg) = v.get_mut("config").and_then(Value::as_object_mut) {
                 let mt = cfg.get("mediaType").and_then(Value::as_str).unwrap_or("");
                 if IMAGE_CONFIGS.contains(&mt) {
-                    let d: Digest = cfg
-                        .get("digest")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| {
-                            MutateError::Invalid(format!("{}: config has no valid digest", what()))
-                        })?;
+                    let d = digest_field(cfg.get("digest"), || {
+                        format!("{}: config has no valid digest", what())
+                    })?;
                     let new = label_config(&d, configs, &m.labels, out)?;
                     if new.changed() {
                         cfg.insert("digest".into(), Value::String(new.digest.to_string()));
@@ -427,10 +426,7 @@ fn label_config(
         *inner = Value::Object(Map::new());
     }
     if !inner.is_object() {
-        return Err(MutateError::Invalid(format!(
-            "{}: config is not an object",
-            what()
-        )));
+        return invalid(format!("{}: config is not an object", what()));
     }
     scrub(inner, "Labels", d.as_str(), "label", &mut out.removed);
     add_entries(inner, "Labels", labels.as_map());
@@ -451,7 +447,7 @@ fn parse_object(bytes: &[u8], what: &dyn Fn() -> String) -> Result<Value, Mutate
         source: ManifestError::Malformed(e.to_string()),
     })?;
     if !v.is_object() {
-        return Err(MutateError::Invalid(format!("{} is not an object", what())));
+        return invalid(format!("{} is not an object", what()));
     }
     Ok(v)
 }

@@ -126,6 +126,13 @@ impl FromStr for ImageRef {
                 invalid(explain(&e))
             }
         })?;
+        // A first component with an uppercase letter and no '.', ':' or "localhost" is not a
+        // host, so it is part of the repository (found by fuzz/reference, see
+        // crates/promotion-core/tests/fuzz_regressions.rs): refused like any uppercase
+        // repository, so that every reference this parser accepts prints as one it accepts.
+        if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(invalid("the repository name must be lowercase"));
+        }
         let digest = parsed.digest().map(str::parse).transpose()?;
         let tag = match (parsed.tag(), &digest) {
             (Some(t), _) => Some(t.to_owned()),

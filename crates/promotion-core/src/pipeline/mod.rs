@@ -133,21 +133,23 @@ pub fn parse_repository(what: &str, s: &str) -> Result<ImageRef, PipelineError> 
             "must start with a registry host (a name with a dot or a port)",
         ));
     }
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.starts_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
-            && c.ends_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
-            && c.chars().all(|x| {
-                x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '.' | '_' | '-')
-            })
-            && !c.contains("..")
-    };
-    if path.len() > 255 || !path.split('/').all(component_ok) {
+    if path.len() > 255 || !path.split('/').all(is_path_component) {
         return Err(bad(
             "has an invalid repository path: lowercase letters, digits and . _ - between slashes",
         ));
     }
     Ok(ImageRef::from_parts(host, path, None, None))
+}
+
+/// One component of a repository path: `[a-z0-9]+([._-][a-z0-9]+)*`, checked by hand (see
+/// [`parse_repository`]).
+fn is_path_component(c: &str) -> bool {
+    !c.is_empty()
+        && c.starts_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
+        && c.ends_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
+        && c.chars()
+            .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '.' | '_' | '-'))
+        && !c.contains("..")
 }
 
 /// A pinned reference from a request field: it must name a digest.

@@ -15,7 +15,7 @@
 //! repository, sign and retag act only on trusted, the gate reads only the pipeline's own
 //! repositories.
 
-use super::{PipelineError, parse_repository};
+use super::{PipelineError, is_path_component, parse_repository};
 use crate::reference::ImageRef;
 
 /// The longest repository name ECR accepts.
@@ -53,16 +53,7 @@ pub struct Application(String);
 impl Application {
     /// Validate `s` as an application name; `field` names it in the error.
     pub fn parse(field: &str, s: &str) -> Result<Application, PipelineError> {
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.starts_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
-                && c.ends_with(|x: char| x.is_ascii_lowercase() || x.is_ascii_digit())
-                && c.chars().all(|x| {
-                    x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, '.' | '_' | '-')
-                })
-                && !c.contains("..")
-        };
-        if s.is_empty() || s.len() > 200 || !s.split('/').all(component_ok) {
+        if s.is_empty() || s.len() > 200 || !s.split('/').all(is_path_component) {
             return Err(PipelineError::Input(format!(
                 "{field}: {s:?} is not an application name: lowercase letters, digits and . _ - \
                  between slashes, at most 200 characters"
