@@ -37,15 +37,11 @@ LAYERS="${BENCH_LAYERS:-2}"
 LAYER_MIB="${BENCH_LAYER_MIB:-128}"
 VARIANTS="${BENCH_VARIANTS:-${LAYERS}x${LAYER_MIB} $((LAYERS * 2))x$((LAYER_MIB * 2))}"
 TOOLS="${BENCH_TOOLS:-promote skopeo curl}"
-for n in "${RUNS}" "${LAYERS}" "${LAYER_MIB}"; do
-  [[ "${n}" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_RUNS, BENCH_LAYERS and BENCH_LAYER_MIB must be positive integers"
-done
+require_positive RUNS LAYERS LAYER_MIB
 for v in ${VARIANTS}; do
   [[ "${v}" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || fail "bad variant '${v}' in BENCH_VARIANTS (want LAYERSxMIB)"
 done
-for t in ${TOOLS}; do
-  [[ "${t}" =~ ^(promote|skopeo|curl)$ ]] || fail "unknown tool '${t}' in BENCH_TOOLS"
-done
+require_tools promote skopeo curl
 
 TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/promote-bench.XXXXXX")"
 cleanup() {

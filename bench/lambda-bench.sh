@@ -69,11 +69,9 @@ TOOLS="${BENCH_TOOLS:-promote skopeo}"
 MEM_MIB="${BENCH_MEMORY_MIB:-128}"
 CPU_QUOTA_US="${BENCH_CPU_QUOTA_US:-7200}"
 CPU_PERIOD_US="${BENCH_CPU_PERIOD_US:-100000}"
-for n in "${RUNS}" "${LAYERS}" "${MEM_MIB}" "${CPU_QUOTA_US}" "${CPU_PERIOD_US}" \
-  "${BENCH_LAYER_MIB:-1}" "${BENCH_IMAGE_MIB:-1}"; do
-  [[ "${n}" =~ ^[1-9][0-9]*$ ]] ||
-    fail "BENCH_RUNS, BENCH_LAYERS, BENCH_LAYER_MIB, BENCH_IMAGE_MIB, BENCH_MEMORY_MIB and BENCH_CPU_*_US must be positive integers"
-done
+IMAGE_MIB_SET="${BENCH_IMAGE_MIB:-1}"
+LAYER_MIB_SET="${BENCH_LAYER_MIB:-1}"
+require_positive RUNS LAYERS MEM_MIB CPU_QUOTA_US CPU_PERIOD_US LAYER_MIB_SET IMAGE_MIB_SET
 if [[ -n "${BENCH_IMAGE_MIB:-}" ]]; then
   [[ -z "${BENCH_LAYER_MIB:-}" ]] || fail "set BENCH_IMAGE_MIB or BENCH_LAYER_MIB, not both"
   ((BENCH_IMAGE_MIB % LAYERS == 0)) ||
@@ -82,10 +80,7 @@ if [[ -n "${BENCH_IMAGE_MIB:-}" ]]; then
 else
   LAYER_MIB="${BENCH_LAYER_MIB:-128}"
 fi
-for t in ${TOOLS}; do
-  [[ "${t}" =~ ^(promote|skopeo)$ ]] || fail "unknown tool '${t}' in BENCH_TOOLS (promote, skopeo)"
-done
-[[ -n "${TOOLS// /}" ]] || fail "BENCH_TOOLS is empty"
+require_tools promote skopeo
 [[ ${EUID} -eq 0 ]] || fail "needs root: it creates cgroups"
 
 TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/lambda-bench.XXXXXX")"

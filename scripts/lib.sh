@@ -53,6 +53,23 @@ EOF
   fail "could not start docker-registry in ${dir}"
 }
 
+# require_positive VAR...: each named variable (a benchmark setting) holds a positive integer.
+require_positive() {
+  local v
+  for v in "$@"; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || fail "${v}=${!v} (a BENCH_* setting) must be a positive integer"
+  done
+}
+
+# require_tools TOOL...: BENCH_TOOLS (in TOOLS) is not empty and names only these tools.
+require_tools() {
+  local t
+  [[ -n "${TOOLS// /}" ]] || fail "BENCH_TOOLS is empty"
+  for t in ${TOOLS}; do
+    [[ " $* " == *" ${t} "* ]] || fail "unknown tool '${t}' in BENCH_TOOLS (known: $*)"
+  done
+}
+
 # wait_ready PID TRIES PAUSE [CURL-ARG...] URL: waits until URL answers 2xx, polling TRIES times
 # PAUSE seconds apart; returns 1 (after stopping PID) when PID exits or the tries run out.
 wait_ready() {
