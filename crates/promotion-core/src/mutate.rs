@@ -306,6 +306,14 @@ fn mutate_doc(
         }
     })?;
     let mut v = parse_object(&doc.bytes, &what)?;
+    // The document's own reserved keys go first; the pipeline's are added below.
+    scrub(
+        &mut v,
+        "annotations",
+        old_digest.as_str(),
+        "annotation",
+        &mut out.removed,
+    );
     match kind {
         Kind::Index => {
             if depth >= 4 {
@@ -347,13 +355,6 @@ fn mutate_doc(
                     *r = Value::String(new.to_string());
                 }
             }
-            scrub(
-                &mut v,
-                "annotations",
-                old_digest.as_str(),
-                "annotation",
-                &mut out.removed,
-            );
             add_entries(&mut v, "annotations", m.annotations.as_map());
         }
         Kind::Manifest => {
@@ -370,13 +371,6 @@ fn mutate_doc(
                     }
                 }
             }
-            scrub(
-                &mut v,
-                "annotations",
-                old_digest.as_str(),
-                "annotation",
-                &mut out.removed,
-            );
             // Only image manifests get annotations (artifacts such as signatures are content
             // of their own and are left as they are).
             if [OCI_MANIFEST, DOCKER_MANIFEST].contains(&doc.media_type.as_str()) {
