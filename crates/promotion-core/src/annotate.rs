@@ -210,19 +210,9 @@ pub async fn write<R: Registry + ?Sized>(
     opts: &AnnotateOptions,
     obs: Arc<dyn CopyObserver>,
 ) -> Result<AnnotateReport, AnnotateError> {
-    if opts.copy.concurrency == 0 {
-        return Err(CopyError::Input("concurrency must be at least 1".into()).into());
-    }
+    copy::check_concurrency(&opts.copy)?;
     let tree = &planned.tree;
-    if let Some(d) = dst.digest()
-        && *d != tree.top.digest
-    {
-        return Err(CopyError::Input(format!(
-            "the destination names digest {d}, but annotating produces {}",
-            tree.top.digest
-        ))
-        .into());
-    }
+    copy::check_destination(dst, &tree.top.digest, "annotating")?;
     let engine = Engine::new(reg, src, dst, &opts.copy, obs);
 
     // Layers (and configs left unchanged): skip, mount or stream, as a copy does.

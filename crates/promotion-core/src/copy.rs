@@ -227,7 +227,7 @@ pub async fn copy_image<R: Registry + ?Sized>(
     let source_digest = resolved.digest.clone();
     tracing::debug!(digest = %source_digest, "source resolved");
     let (top, platforms) = engine.select_platforms(resolved).await?;
-    check_destination(dst, &top.digest)?;
+    check_destination(dst, &top.digest, "the copy")?;
 
     // 2-5. The tree: blobs, children, top manifest, tag.
     let nodes = engine.copy_tree(top.clone(), dst.tag()).await?;
@@ -242,18 +242,22 @@ pub async fn copy_image<R: Registry + ?Sized>(
 }
 
 /// A copy needs at least one transfer at a time.
-fn check_concurrency(opts: &CopyOptions) -> Result<(), CopyError> {
+pub(crate) fn check_concurrency(opts: &CopyOptions) -> Result<(), CopyError> {
     if opts.concurrency == 0 {
         return Err(CopyError::Input("concurrency must be at least 1".into()));
     }
     Ok(())
 }
 
-/// A destination that names a digest must name the one the copy produces.
-fn check_destination(dst: &ImageRef, produced: &Digest) -> Result<(), CopyError> {
+/// A destination that names a digest must name the one `what` (the copy, annotating) produces.
+pub(crate) fn check_destination(
+    dst: &ImageRef,
+    produced: &Digest,
+    what: &str,
+) -> Result<(), CopyError> {
     match dst.digest() {
         Some(d) if d != produced => Err(CopyError::Input(format!(
-            "the destination names digest {d}, but the copy produces {produced}"
+            "the destination names digest {d}, but {what} produces {produced}"
         ))),
         _ => Ok(()),
     }
@@ -273,7 +277,7 @@ pub async fn copy_selection<R: Registry + ?Sized>(
     let started = Instant::now();
     check_concurrency(opts)?;
     let top = &selection.top().raw;
-    check_destination(dst, &top.digest)?;
+    check_destination(dst, &top.digest, "the copy")?;
     let engine = Engine::new(reg, src, dst, opts, obs);
     let nodes = selection
         .members

@@ -228,13 +228,6 @@ struct Walker<'a, R: ?Sized> {
     bytes: u64,
 }
 
-/// What an index entry claims to be, before its manifest is read.
-enum Claim {
-    Image,
-    Index,
-    Attestation(Digest),
-}
-
 impl<R: Registry + ?Sized> Walker<'_, R> {
     fn refuse(&self, detail: String) -> SelectionError {
         SelectionError::Refused {
@@ -352,26 +345,22 @@ impl<R: Registry + ?Sized> Walker<'_, R> {
             if raw.digest != entry.digest {
                 return Err(self.refuse(format!("{name}: the registry served another digest")));
             }
-            let role = match claim {
-                Claim::Image => Role::Image,
-                Claim::Index => Role::Index,
-                Claim::Attestation(of) => Role::Attestation { of },
-            };
-            Box::pin(self.visit(raw, role, entry.platform.clone(), depth + 1, name)).await?;
+            Box::pin(self.visit(raw, claim, entry.platform.clone(), depth + 1, name)).await?;
         }
         Ok(())
     }
 
-    /// What `entry` is, judged from the index alone (its manifest is checked when read).
+    /// What `entry` is, judged from the index alone (its manifest is checked against this role
+    /// when it is read).
     fn claim(
         &self,
         entry: &Descriptor,
         siblings: &[Descriptor],
         name: &str,
-    ) -> Result<Claim, SelectionError> {
+    ) -> Result<Role, SelectionError> {
         let kind_of = |d: &Descriptor| match d.media_type.as_str() {
-            crate::manifest::OCI_INDEX | crate::manifest::DOCKER_MANIFEST_LIST => Claim::Index,
-            _ => Claim::Image,
+            crate::manifest::OCI_INDEX | crate::manifest::DOCKER_MANIFEST_LIST => Role::Index,
+            _ => Role::Image,
         };
         if is_concrete(entry.platform.as_ref()) || !claims_attestation(entry) {
             return Ok(kind_of(entry));
@@ -402,7 +391,7 @@ impl<R: Registry + ?Sized> Walker<'_, R> {
         let gated_sibling = siblings.iter().any(|s| {
             s.digest == of
                 && !std::ptr::eq(s, entry)
-                && matches!(kind_of(s), Claim::Image)
+                && kind_of(s) == Role::Image
                 && (is_concrete(s.platform.as_ref()) || !claims_attestation(s))
         });
         if !gated_sibling {
@@ -410,10 +399,10 @@ impl<R: Registry + ?Sized> Walker<'_, R> {
                 "its {REFERENCE_DIGEST} {of} names no gated image of the same index"
             )));
         }
-        if matches!(kind_of(entry), Claim::Index) {
+        if kind_of(entry) == Role::Index {
             return Err(refuse("it is an index"));
         }
-        Ok(Claim::Attestation(of))
+        Ok(Role::Attestation { of })
     }
 
     fn count_blobs(&mut self, doc: &ManifestDoc, what: &str) -> Result<(), SelectionError> {

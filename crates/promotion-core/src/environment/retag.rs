@@ -153,6 +153,45 @@ fn plan(
     Ok(reuse.unwrap_or_else(|| digest.hex()[..12].to_owned()))
 }
 
+/// The tags environment `env` gives build `build`: its template's, then its extra tags'.
+pub fn env_tags(env: &Environment, build: &str) -> Result<Vec<String>, EnvError> {
+    std::iter::once(&env.template)
+        .chain(&env.extra)
+        .map(|t| t.render(build))
+        .collect()
+}
+
+/// What writing `wanted` for `digest` would do to each tag (steps 5 of the module docs), or
+/// `Tag.Conflict` naming every tag that names another digest when `env` does not allow moves.
+/// Reads only: promote-and-annotate asks it before it writes anything to trusted.
+pub async fn plan_tags<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+    env: &Environment,
+    digest: &Digest,
+    wanted: Vec<String>,
+) -> Result<Vec<(String, TagOutcome)>, EnvError> {
+    let mut plan = Vec::with_capacity(wanted.len());
+    let mut conflicts = Vec::new();
+    for tag in wanted {
+        match reg.head_manifest(image, &tag).await? {
+            None => plan.push((tag, TagOutcome::Created)),
+            Some(d) if d == *digest => plan.push((tag, TagOutcome::Unchanged)),
+            Some(previous) if env.allow_move => plan.push((tag, TagOutcome::Moved { previous })),
+            Some(previous) => conflicts.push(format!("{tag} names {previous}")),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(EnvError::Conflict(format!(
+            "{} already: environment {:?} does not allow moving its tags to {digest} \
+             (set allow_move to permit it); nothing was tagged",
+            conflicts.join(", "),
+            env.name
+        )));
+    }
+    Ok(plan)
+}
+
 /// Tag `image` for environment `target`. See the module docs.
 #[tracing::instrument(level = "debug", skip(reg, envs, opts), fields(image = %image, environment = target))]
 pub async fn retag<R: Registry + ?Sized>(
@@ -178,31 +217,10 @@ pub async fn retag<R: Registry + ?Sized>(
     let existing = environment_tags_of(reg, image, &digest, envs).await?;
     let build = plan(env, &digest, &existing, opts.build.as_deref())?;
 
-    let mut wanted = vec![env.template.render(&build)?];
-    for t in &env.extra {
-        wanted.push(t.render(&build)?);
-    }
+    let mut wanted = env_tags(env, &build)?;
     wanted.extend(opts.extra_tags.iter().cloned());
     wanted.dedup();
-
-    let mut plan = Vec::with_capacity(wanted.len());
-    let mut conflicts = Vec::new();
-    for tag in wanted {
-        match reg.head_manifest(image, &tag).await? {
-            None => plan.push((tag, TagOutcome::Created)),
-            Some(d) if d == digest => plan.push((tag, TagOutcome::Unchanged)),
-            Some(previous) if env.allow_move => plan.push((tag, TagOutcome::Moved { previous })),
-            Some(previous) => conflicts.push(format!("{tag} names {previous}")),
-        }
-    }
-    if !conflicts.is_empty() {
-        return Err(EnvError::Conflict(format!(
-            "{} already: environment {:?} does not allow moving its tags to {digest} \
-             (set allow_move to permit it); nothing was tagged",
-            conflicts.join(", "),
-            env.name
-        )));
-    }
+    let plan = plan_tags(reg, image, env, &digest, wanted).await?;
 
     let mut tags = Vec::with_capacity(plan.len());
     for (tag, outcome) in plan {

@@ -175,7 +175,12 @@ pub async fn copy_to_quarantine(
         }
         (Some(d), _) => d.clone(),
         (None, Some(r)) => r,
-        (None, None) => unreachable_source(&src)?,
+        // The reference grammar defaults to `latest`, so this cannot happen; refused, not assumed.
+        (None, None) => {
+            return Err(PipelineError::Input(format!(
+                "source: {src} names neither a tag nor a digest"
+            )));
+        }
     };
     let origin = ImageRef::from_parts(
         src.registry(),
@@ -207,12 +212,4 @@ pub async fn copy_to_quarantine(
         blobs_skipped: report.counts.blobs_skipped,
         manifests_pushed: report.counts.manifests_pushed,
     })
-}
-
-/// A source with neither tag nor digest cannot come out of [`CopyRequest::source`] (the
-/// reference grammar defaults to `latest`); refused rather than assumed.
-fn unreachable_source(src: &ImageRef) -> Result<Digest, PipelineError> {
-    Err(PipelineError::Input(format!(
-        "source: {src} names neither a tag nor a digest"
-    )))
 }

@@ -8,6 +8,7 @@ use crate::annotate::{self, AnnotateOptions};
 use crate::clock::Clock;
 use crate::copy::{CopyOptions, NoProgress};
 use crate::digest::Digest;
+use crate::environment::retag::{env_tags, plan_tags};
 use crate::environment::{EnvError, Environment, Environments};
 use crate::gate::{self, FindingsSource, Policy};
 use crate::mutate::Entries;
@@ -104,6 +105,10 @@ pub async fn promote_and_annotate(
     let trusted = repos.trusted_of(&app)?;
     let source_name = source_name(req.source.as_deref(), &src)?;
     let annotations = annotations(settings, req)?;
+    let env = match &req.environment {
+        Some(e) => settings.environments.get(e)?,
+        None => settings.environments.first(),
+    };
     let build = match &req.build {
         Some(b) => Some(b.clone()),
         None => build_from_source_tag(settings.environments, req.source_tag.as_deref()),
@@ -136,18 +141,13 @@ pub async fn promote_and_annotate(
     let plan = annotate::plan(reg, &selection, &src, &opts).await?;
     // No tag: the environment tag comes from retag-for-environment; but it must be free for
     // this digest before anything is written.
-    let dst = trusted.clone();
-    let env = match &req.environment {
-        Some(e) => settings.environments.get(e)?,
-        None => settings.environments.first(),
-    };
-    tags_free(reg, &dst, env, build.as_deref(), plan.digest()).await?;
+    tags_free(reg, &trusted, env, build.as_deref(), plan.digest()).await?;
     let report = annotate::write(
         reg,
         &selection,
         &plan,
         &src,
-        &dst,
+        &trusted,
         &opts,
         Arc::new(NoProgress),
     )
@@ -209,8 +209,10 @@ fn annotations(
 }
 
 /// The environment's tags for `digest` (build `build`, else the digest's first 12 hex digits,
-/// as retag chooses) must be free or already name `digest`, unless the environment allows
-/// moves: a promotion that retag would refuse writes nothing to trusted.
+/// as retag chooses for a digest without environment tags) must be free or already name
+/// `digest`, unless the environment allows moves: retag's own check
+/// ([`plan_tags`]), asked before anything is written to trusted, so a
+/// promotion retag would refuse leaves no signed, untagged image behind.
 async fn tags_free(
     reg: &dyn Registry,
     trusted: &ImageRef,
@@ -218,28 +220,15 @@ async fn tags_free(
     build: Option<&str>,
     digest: &Digest,
 ) -> Result<(), PipelineError> {
-    if env.allow_move {
-        return Ok(());
-    }
     let build = build.map_or_else(|| digest.hex()[..12].to_owned(), str::to_owned);
-    let mut taken = Vec::new();
-    for t in std::iter::once(&env.template).chain(&env.extra) {
-        let tag = t.render(&build)?;
-        if let Some(other) = reg.head_manifest(trusted, &tag).await?
-            && other != *digest
-        {
-            taken.push(format!("{tag} names {other}"));
-        }
+    let wanted = env_tags(env, &build)?;
+    match plan_tags(reg, trusted, env, digest, wanted).await {
+        Ok(_) => Ok(()),
+        Err(EnvError::Conflict(m)) => Err(EnvError::Conflict(format!(
+            "{m}; nothing was written to {}",
+            trusted.repo_path()
+        ))
+        .into()),
+        Err(e) => Err(e.into()),
     }
-    if taken.is_empty() {
-        return Ok(());
-    }
-    Err(EnvError::Conflict(format!(
-        "{} already: the promotion would make {digest}, which environment {:?} could not be \
-         tagged with; nothing was written to {}",
-        taken.join(", "),
-        env.name,
-        trusted.repo_path()
-    ))
-    .into())
 }

@@ -465,3 +465,52 @@ async fn promote_refuses_a_scan_younger_than_the_settle_interval() {
         .await
         .unwrap();
 }
+
+/// scan-gate reads Inspector findings of the pipeline's own repositories only: an image (or an
+/// approval) anywhere else is refused before the registry or Inspector is asked.
+#[tokio::test]
+async fn the_gate_refuses_images_and_approvals_outside_the_pipelines_repositories() {
+    let reg = MemoryRegistry::new();
+    let (policy, envs) = (Policy::default(), Environments::default());
+    let settings = GateSettings {
+        policy: &policy,
+        environments: &envs,
+        poll_seconds: 30,
+        max_wait_seconds: 90,
+        clock: &SystemClock,
+    };
+    let d = Digest::of(b"x");
+    for image in [
+        format!("reg.test/incoming/app@{d}"),
+        format!("other.test/trusted/app@{d}"),
+        format!("reg.test/trustedx/app@{d}"),
+    ] {
+        let req = GateRequest {
+            image: Some(image.clone()),
+            ..GateRequest::default()
+        };
+        let e = scan_gate(&reg, &repos(), &NeverScanned, &settings, &req)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::InputInvalid, "{image}: {e}");
+        assert!(
+            e.to_string().contains("not in a quarantine or trusted"),
+            "{e}"
+        );
+    }
+    for repository in ["quarantine/app", "incoming/app", "trusted"] {
+        let req = GateRequest {
+            approval: Some(ApprovalRef {
+                repository: repository.into(),
+                digest: d.to_string(),
+            }),
+            ..GateRequest::default()
+        };
+        let e = scan_gate(&reg, &repos(), &NeverScanned, &settings, &req)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::InputInvalid, "{repository}: {e}");
+        assert!(e.to_string().contains("approval.repository"), "{e}");
+    }
+    // The registry is empty: had the gate read it, the answer would be Registry.NotFound.
+}
