@@ -58,8 +58,8 @@ pub struct RunArgs {
     /// KMS message mode (`digest`, or `raw` for moto).
     #[arg(long, default_value = "digest", value_name = "digest|raw")]
     kms_message_mode: KmsMessageMode,
-    /// Where signatures go.
-    #[arg(long, default_value = "both", value_name = "referrer|tag|both")]
+    /// Signature formats: Sigstore bundle (cosign v3), legacy `.sig` tag, or both.
+    #[arg(long, default_value = "both", value_name = "bundle|legacy|both")]
     sign_mode: SignMode,
     /// Gate policy file (JSON or YAML); default: block CRITICAL and HIGH.
     #[arg(long, value_name = "FILE")]
@@ -229,8 +229,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         &repos,
         signer.as_ref(),
         args.sign_mode,
+        &SystemClock,
         &SignRequest {
             image: promoted.trusted.clone(),
+            quarantine: Some(copy.quarantine.clone()),
+            gate: Some(promoted.gate_record.clone()),
         },
     )
     .await?;
@@ -238,8 +241,14 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         "sign",
         t,
         format!(
-            "{} digests, {} new signatures",
-            signed.digests_signed, signed.signatures_created
+            "{} digests, {} new signatures, attestation {}",
+            signed.digests_signed,
+            signed.signatures_created,
+            if signed.attestation_created {
+                "written"
+            } else {
+                "present"
+            }
         ),
     );
 

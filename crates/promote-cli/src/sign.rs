@@ -1,14 +1,18 @@
 //! `promote sign IMAGE --key KEY`: the image's digest (and each platform's) signed in cosign's
-//! format, stored as an OCI 1.1 referrer, cosign's `.sig` tag, or both.
+//! formats: a Sigstore bundle referrer (cosign v3), the legacy `.sig` tag, or both; with
+//! `--attest`, the promotion attestation (a signed SLSA VSA) of an image the pipeline promoted.
 
 use crate::Cli;
 use crate::args::{Creds, entries};
 use crate::inputs::signer;
-use crate::output::{Failure, done, failed, parse_ref, print_json};
+use crate::output::{Failure, done, failed, parse_ref, print_json, to_json};
 use clap::Args;
 use promotion_aws::kms::KmsMessageMode;
+use promotion_core::gate::time::rfc3339;
+use promotion_core::sign::attest::attest_image;
 use promotion_core::sign::store::{SignMode, SignOptions, sign_image};
 use std::ffi::OsString;
+use std::time::SystemTime;
 
 /// Arguments of `promote sign`.
 #[derive(Args)]
@@ -21,9 +25,14 @@ pub struct SignArgs {
     /// Claim KEY=VALUE signed into the payload's `optional`; repeatable.
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE")]
     annotations: Vec<OsString>,
-    /// Where signatures go: OCI 1.1 referrer, cosign's `.sig` tag, or both.
-    #[arg(long, default_value = "both", value_name = "referrer|tag|both")]
+    /// Signature formats: `bundle` (cosign v3's Sigstore bundle referrer), `legacy` (cosign's
+    /// `sha256-<hex>.sig` tag, what Kyverno `type: Cosign`, podman and Harbor read) or both.
+    #[arg(long, default_value = "both", value_name = "bundle|legacy|both")]
     mode: SignMode,
+    /// Also attest the promotion: a SLSA Verification Summary of the source and gate the image
+    /// records (an image promote-and-annotate wrote), signed with the same key.
+    #[arg(long)]
+    attest: bool,
     /// How the payload goes to KMS: `digest` (cosign's way, correct on AWS) or `raw` (for
     /// stand-ins such as moto, whose DIGEST mode is wrong; payloads up to 4096 bytes).
     #[arg(long, default_value = "digest", value_name = "digest|raw")]
@@ -46,6 +55,7 @@ pub async fn run(cli: &Cli, args: &SignArgs) -> Result<(), Failure> {
         annotations: entries("annotation", "--annotation", &args.annotations)?,
         gate_summary: args.gate_summary.clone(),
         top_only: args.top_only,
+        created: rfc3339(SystemTime::now()),
         ..SignOptions::default()
     };
     let registry = args.creds.registry(cli, &image)?;
@@ -56,6 +66,25 @@ pub async fn run(cli: &Cli, args: &SignArgs) -> Result<(), Failure> {
             failed!(e, { operation = "sign", image = %image, });
             Failure::from(e)
         })?;
+    let attestation = match args.attest {
+        true => Some(
+            attest_image(
+                &registry,
+                &image,
+                signer.as_ref(),
+                None,
+                None,
+                None,
+                &opts.created,
+            )
+            .await
+            .map_err(|e| {
+                failed!(e, { operation = "sign", image = %image, });
+                Failure::from(e)
+            })?,
+        ),
+        false => None,
+    };
     done!(
         operation = "sign",
         image = %report.image,
@@ -65,14 +94,22 @@ pub async fn run(cli: &Cli, args: &SignArgs) -> Result<(), Failure> {
         signatures_created = report.signatures_created,
     );
     if cli.json {
-        return print_json(&report);
+        let mut v = to_json(&report)?;
+        v["attestation"] = to_json(&attestation)?;
+        return print_json(&v);
     }
     println!("signed {} with {}", report.image, report.key);
     for s in &report.signed {
         println!(
-            "  {:<16} {}  referrer: {:?}, tag: {:?}",
-            s.platform, s.digest, s.referrer, s.tag
+            "  {:<16} {}  bundle: {:?}, legacy: {:?}",
+            s.platform, s.digest, s.bundle, s.legacy
         );
+    }
+    if let Some(a) = &attestation {
+        println!("  attestation      {}  {:?}", a.digest, a.outcome);
+        for w in &a.warnings {
+            println!("  warning: {w}");
+        }
     }
     println!("  {} new signature(s)", report.signatures_created);
     for w in &report.warnings {

@@ -1,12 +1,15 @@
-//! `promote verify IMAGE --key KEY`: the image digest's signatures, found by every route and
-//! checked against the key; exit 1 when none is valid.
+//! `promote verify IMAGE --key KEY`: the image digest's signatures, read the way cosign v3 reads
+//! them (Sigstore bundles first, the legacy `.sig` when there are none) or as `--require` says,
+//! checked against the key and the repository they must name; with `--attestation`, the
+//! promotion attestation too. Exit 1 when what is required is not valid.
 
 use crate::Cli;
 use crate::args::Creds;
 use crate::inputs::public_key;
-use crate::output::{Failure, done, parse_ref, print_json};
+use crate::output::{Failure, done, parse_ref, print_json, to_json};
 use clap::Args;
-use promotion_core::sign::verify::verify_image;
+use promotion_core::sign::attest;
+use promotion_core::sign::verify::{Require, VerifyOptions, verify_image};
 
 /// Arguments of `promote verify`.
 #[derive(Args)]
@@ -16,6 +19,16 @@ pub struct VerifyArgs {
     /// `awskms:///KEY-ID-OR-ARN` or a PEM public key file.
     #[arg(long, value_name = "awskms:///KEY | FILE")]
     key: String,
+    /// Which formats must hold a valid signature: `any` (cosign v3's rule: bundles when the
+    /// image has any, else legacy), `bundle`, `legacy` or `both`.
+    #[arg(long, default_value = "any", value_name = "any|bundle|legacy|both")]
+    require: Require,
+    /// The repository (`registry/repository`) the signatures must name; default: the image's.
+    #[arg(long, value_name = "REPOSITORY")]
+    identity: Option<String>,
+    /// Also require the promotion attestation (SLSA VSA) by the key, and print it.
+    #[arg(long)]
+    attestation: bool,
     #[command(flatten)]
     creds: Creds,
 }
@@ -25,21 +38,57 @@ pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<(), Failure> {
     let image = parse_ref(&args.image)?;
     let registry = args.creds.registry(cli, &image)?;
     let key = public_key(cli, &args.key).await?;
-    let report = verify_image(&registry, &image, &key).await?;
+    let opts = VerifyOptions {
+        require: args.require,
+        identity: args.identity.clone(),
+    };
+    let report = verify_image(&registry, &image, &key, &opts).await?;
+    let attestation = match args.attestation {
+        true => {
+            let pinned = image.pinned(report.digest.clone());
+            Some(attest::verify(&registry, &pinned, &key, &report.digest).await?)
+        }
+        false => None,
+    };
     done!(operation = "verify", image = %report.image, digest = %report.digest,
-        valid = report.valid.len(), invalid = report.invalid,);
+        valid = report.valid.len(), invalid = report.invalid,
+        attestation = attestation.is_some(),);
     if cli.json {
-        return print_json(&report);
+        let mut v = to_json(&report)?;
+        if let Some(a) = &attestation {
+            v["attestation"] = to_json(a)?;
+        }
+        return print_json(&v);
     }
     println!("verified {} ({})", report.image, report.digest);
-    println!("  docker-reference  {}", report.docker_reference);
+    println!("  identity          {}", report.identity);
+    let formats: Vec<String> = report
+        .verified
+        .iter()
+        .map(|f| format!("{f:?}").to_lowercase())
+        .collect();
+    println!("  formats           {}", formats.join(", "));
     for v in &report.valid {
-        println!("  valid             {:?} in {}", v.route, v.manifest);
+        println!(
+            "  valid             {:?} via {:?} in {}",
+            v.format, v.route, v.manifest
+        );
     }
     for (k, v) in &report.claims {
         match v {
             serde_json::Value::String(s) => println!("  claim             {k}={s}"),
             other => println!("  claim             {k}={other}"),
+        }
+    }
+    if let Some(a) = &attestation {
+        println!(
+            "  attestation       {} in {}",
+            attest::VSA_PREDICATE,
+            a.manifest
+        );
+        let pretty = serde_json::to_string_pretty(&a.predicate).unwrap_or_default();
+        for line in pretty.lines() {
+            println!("    {line}");
         }
     }
     Ok(())

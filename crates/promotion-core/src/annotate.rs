@@ -303,6 +303,26 @@ pub(crate) mod tests {
 
     /// A two-platform index in `repo`, tagged `1`.
     pub(crate) fn index(reg: &MemoryRegistry, repo: &ImageRef) -> RawManifest {
+        index_with(reg, repo, None)
+    }
+
+    /// A two-platform index that records a promotion, as promote-and-annotate writes it: the
+    /// source, a passing gate summary and the policy digest.
+    pub(crate) fn promoted_index(reg: &MemoryRegistry, repo: &ImageRef) -> RawManifest {
+        let a = serde_json::json!({
+            crate::sign::CLAIM_SOURCE_NAME: "upstream.example/app:1",
+            crate::sign::CLAIM_SOURCE_DIGEST: crate::digest::Digest::of(b"upstream").to_string(),
+            crate::sign::CLAIM_GATE: "PASSED CRITICAL=0 HIGH=0 MEDIUM=1 LOW=0 UNTRIAGED=0 suppressed=0",
+            crate::sign::CLAIM_POLICY_DIGEST: crate::digest::Digest::of(b"policy").to_string(),
+        });
+        index_with(reg, repo, Some(a))
+    }
+
+    fn index_with(
+        reg: &MemoryRegistry,
+        repo: &ImageRef,
+        annotations: Option<serde_json::Value>,
+    ) -> RawManifest {
         let mut entries = Vec::new();
         for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
             let cfg = Bytes::from(format!(r#"{{"architecture":"{arch}","os":"linux"}}"#));
@@ -320,8 +340,11 @@ pub(crate) mod tests {
             e["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
             entries.push(e);
         }
-        let idx =
+        let mut idx =
             serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+        if let Some(a) = annotations {
+            idx["annotations"] = a;
+        }
         let raw = RawManifest::new(
             Bytes::from(serde_json::to_vec(&idx).unwrap()),
             OCI_INDEX.into(),

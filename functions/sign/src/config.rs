@@ -12,7 +12,7 @@ pub struct Config {
     pub kms_key_id: String,
     /// `KMS_MESSAGE_MODE` (`digest`, default, or `raw` for moto).
     pub kms_message_mode: KmsMessageMode,
-    /// `SIGN_MODE` (`referrer`, `tag`, `both`; default `both`).
+    /// `SIGN_MODE` (`bundle`, `legacy`, `both`; default `both`).
     pub sign_mode: SignMode,
 }
 

@@ -1,6 +1,6 @@
-//! sign: sign the trusted digest (and each platform) with the KMS key, cosign-compatible, stored
-//! as an OCI 1.1 referrer and/or cosign's `.sig` tag. Input:
-//! `promotion_core::pipeline::SignRequest`.
+//! sign: sign the trusted digest (and each platform) with the KMS key, cosign-compatible, as a
+//! Sigstore bundle referrer and/or cosign's legacy `.sig` tag, then attest the promotion (a
+//! signed SLSA Verification Summary). Input: `promotion_core::pipeline::SignRequest`.
 
 mod config;
 
@@ -19,7 +19,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     })
     .await;
     promotion_lambda::serve(STEP, async |req: SignRequest| {
-        sign(&registry, &c.deployment.repos, &signer, c.sign_mode, &req).await
+        let clock = promotion_core::clock::SystemClock;
+        sign(
+            &registry,
+            &c.deployment.repos,
+            &signer,
+            c.sign_mode,
+            &clock,
+            &req,
+        )
+        .await
     })
     .await
 }

@@ -26,7 +26,7 @@ use crate::manifest::RawManifest;
 use crate::reference::ImageRef;
 use crate::registry::{Registry, RegistryError};
 use crate::selection::{Limits, select};
-use crate::sign::verify::{VerifyReport, verify_image};
+use crate::sign::verify::{VerifyOptions, VerifyReport, verify_image};
 use crate::sign::{PublicKey, SignError};
 use serde::Serialize;
 
@@ -116,6 +116,8 @@ pub struct EnvironmentPromotion {
     pub operation: &'static str,
     /// The signature check.
     pub signature: SignatureSummary,
+    /// The bundle referrer holding the verified promotion attestation.
+    pub attestation: Digest,
     /// The gate re-run's verdict, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<Verdict>,
@@ -165,7 +167,9 @@ pub async fn promote_to_environment(
     envs.get(target)?;
     let raw = manifest_of(reg, image).await?;
     let pinned = image.pinned(raw.digest.clone());
-    let verified = verify_image(reg, &pinned, key).await?;
+    let verified = verify_image(reg, &pinned, key, &VerifyOptions::default()).await?;
+    // The promotion attestation: the signed record that this digest passed the gate.
+    let attestation = crate::sign::attest::verify(reg, &pinned, key, &raw.digest).await?;
     let verdict = match gate_check {
         Some(g) => {
             let selection = select(reg, &pinned, &g.limits)
@@ -183,6 +187,7 @@ pub async fn promote_to_environment(
     Ok(EnvironmentPromotion {
         operation: "promote-environment",
         signature: SignatureSummary::from(&verified),
+        attestation: attestation.manifest,
         gate: verdict,
         retag: retagged,
     })
@@ -205,13 +210,16 @@ mod tests {
 
     /// A signed two-platform index tagged for `dev`; returns it pinned and its amd64 child.
     async fn signed_dev_image(reg: &MemoryRegistry, key: &LocalSigner) -> (ImageRef, Digest) {
-        let raw = crate::annotate::tests::index(reg, &repo().with_tag("1"));
+        let raw = crate::annotate::tests::promoted_index(reg, &repo().with_tag("1"));
         let img = repo().pinned(raw.digest.clone());
         let opts = SignOptions {
             mode: SignMode::Both,
             ..SignOptions::default()
         };
         sign_image(reg, &img, key, &opts).await.unwrap();
+        crate::sign::attest::attest_image(reg, &img, key, None, None, None, "2026-12-04T00:00:00Z")
+            .await
+            .unwrap();
         let envs = Environments::default();
         let o = RetagOptions {
             build: Some("5".into()),
@@ -330,6 +338,24 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.error_type(), ErrorType::SignatureInvalid, "{err}");
+
+        // Signed by the pipeline's key, but with no promotion attestation: refused too.
+        sign_image(&reg, &img, &key, &SignOptions::default())
+            .await
+            .unwrap();
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "dev",
+            &RetagOptions::default(),
+            key.public_key(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::SignatureMissing, "{err}");
+        assert!(err.to_string().contains("promotion attestation"), "{err}");
         assert!(
             reg.tags(&repo()).iter().all(|t| !t.starts_with("dev-")),
             "{:?}",

@@ -117,6 +117,22 @@ pub fn parse_timestamp(s: &str) -> Result<SystemTime, String> {
         })
 }
 
+/// `t` as RFC 3339 in UTC to the second (`2026-12-04T14:31:12Z`), for annotations and
+/// attestations.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let date = Date::of(t);
+    let in_day = secs.rem_euclid(86_400);
+    format!(
+        "{date}T{:02}:{:02}:{:02}Z",
+        in_day / 3600,
+        (in_day % 3600) / 60,
+        in_day % 60
+    )
+}
+
 /// An instant from epoch seconds (the raw API's timestamp encoding), to the millisecond (the
 /// precision Inspector uses; finer digits are float noise).
 pub fn from_epoch_seconds(secs: f64) -> Option<SystemTime> {
@@ -212,6 +228,15 @@ fn parse_java_style(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_through_the_parser() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_394_672);
+        let s = rfc3339(t);
+        assert_eq!(s, "2026-12-04T14:31:12Z");
+        assert_eq!(parse_timestamp(&s).unwrap(), t);
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
 
     fn secs(t: SystemTime) -> f64 {
         t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()

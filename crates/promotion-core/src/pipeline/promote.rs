@@ -64,6 +64,8 @@ pub struct PromoteResult {
     pub source_name: String,
     /// The gate re-check, compact.
     pub gate: String,
+    /// The gate re-check as the promotion attestation records it (sign's `gate`).
+    pub gate_record: crate::sign::attest::GateRecord,
     /// Manifests written (0 on a repeat).
     pub manifests_pushed: u64,
     /// Layer bytes streamed (0 within one registry: blobs are mounted).
@@ -167,6 +169,7 @@ pub async fn promote_and_annotate(
         source_digest: report.source_digest,
         source_name,
         gate: verdict.compact(),
+        gate_record: crate::sign::attest::GateRecord::from(&verdict),
         manifests_pushed: report.counts.manifests_pushed,
         bytes_streamed: report.counts.bytes_streamed,
         reserved_removed: removed,

@@ -1,10 +1,14 @@
-//! sign: sign the trusted digest (and each platform manifest) with the pipeline's key.
+//! sign: sign the trusted digest (and each platform manifest) with the pipeline's key, in the
+//! configured formats, then attest the promotion (a signed SLSA Verification Summary).
 
 use super::{PipelineError, Repositories, pinned};
+use crate::clock::Clock;
+use crate::gate::time::rfc3339;
 use crate::registry::Registry;
 use crate::selection::Limits;
 use crate::sign::Signer;
-use crate::sign::store::{SignMode, SignOptions, sign_image};
+use crate::sign::attest::{GateRecord, attest_image};
+use crate::sign::store::{RouteOutcome, SignMode, SignOptions, sign_image};
 use serde::{Deserialize, Serialize};
 
 /// Input of sign.
@@ -13,6 +17,13 @@ use serde::{Deserialize, Serialize};
 pub struct SignRequest {
     /// The trusted image, pinned.
     pub image: String,
+    /// The quarantined image it was promoted from (recorded in the attestation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<String>,
+    /// promote-and-annotate's gate record (recorded in the attestation; its summary must be
+    /// the one the image records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
 }
 
 /// Result of sign.
@@ -25,30 +36,66 @@ pub struct SignResult {
     pub digests_signed: usize,
     /// Signatures written now (0 on a repeat).
     pub signatures_created: usize,
+    /// Whether the promotion attestation was written now (false on a repeat).
+    pub attestation_created: bool,
+    /// Fallbacks an operator should know about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
-/// Sign the trusted digest (and each platform). The claims carry the annotations the image
-/// already has (source digest, gate summary), not anything from the request.
+/// Sign the trusted digest (and each platform), then attest the promotion. The claims carry
+/// the annotations the image already has (source, gate summary, policy digest), not anything
+/// from the request; the request's gate record and quarantine image only add detail to the
+/// attestation, and a gate record that disagrees with the image is refused.
 pub async fn sign(
     reg: &dyn Registry,
     repos: &Repositories,
     signer: &dyn Signer,
     mode: SignMode,
+    clock: &dyn Clock,
     req: &SignRequest,
 ) -> Result<SignResult, PipelineError> {
     let image = pinned("image", &req.image)?;
-    repos.in_trusted(&image, "image")?;
+    let app = repos.in_trusted(&image, "image")?;
+    let quarantine = match &req.quarantine {
+        Some(q) => {
+            let q = pinned("quarantine", q)?;
+            if repos.in_quarantine(&q, "quarantine")? != app {
+                return Err(PipelineError::Input(format!(
+                    "quarantine: {q} is not the quarantine repository of {image}'s application"
+                )));
+            }
+            Some(q.to_string())
+        }
+        None => None,
+    };
+    let created = rfc3339(clock.now());
     // The trusted digest passed promote-and-annotate's selection under the policy's limits;
     // sign reads manifests only and is not the place to refuse it afresh.
     let opts = SignOptions {
         mode,
         limits: Limits::UNBOUNDED,
+        created: created.clone(),
         ..SignOptions::default()
     };
     let report = sign_image(reg, &image, signer, &opts).await?;
+    let attested = attest_image(
+        reg,
+        &image,
+        signer,
+        req.gate.as_ref(),
+        quarantine.as_deref(),
+        None,
+        &created,
+    )
+    .await?;
+    let mut warnings = report.warnings;
+    warnings.extend(attested.warnings);
     Ok(SignResult {
         image: image.to_string(),
         digests_signed: report.signed.len(),
         signatures_created: report.signatures_created as usize,
+        attestation_created: attested.outcome == RouteOutcome::Written,
+        warnings,
     })
 }

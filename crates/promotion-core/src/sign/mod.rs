@@ -10,7 +10,10 @@
 //! - [`verify`]: finding signatures by every route and checking them;
 //! - [`discover`]: the tree of referrers of an image.
 
+pub mod attest;
+pub mod bundle;
 pub mod discover;
+pub mod dsse;
 pub mod local;
 pub mod store;
 pub mod verify;
@@ -145,6 +148,26 @@ impl PublicKey {
             PublicKey::Rsa(k) => k.to_public_key_pem(Default::default()),
         };
         pem.map_err(|e| SignError::Key(format!("cannot encode the public key: {e}")))
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub fn to_spki_der(&self) -> Result<Vec<u8>, SignError> {
+        use pkcs8::EncodePublicKey as _;
+        let der = match self {
+            PublicKey::P256(k) => p256::PublicKey::from(k).to_public_key_der(),
+            PublicKey::Rsa(k) => k.to_public_key_der(),
+        };
+        der.map(|d| d.into_vec())
+            .map_err(|e| SignError::Key(format!("cannot encode the public key: {e}")))
+    }
+
+    /// The key hint of a Sigstore bundle: base64 (standard) of the SHA-256 of the DER
+    /// SubjectPublicKeyInfo, as cosign computes it.
+    pub fn hint(&self) -> Result<String, SignError> {
+        use base64::Engine as _;
+        use sha2_10::Digest as _;
+        let der = self.to_spki_der()?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(sha2_10::Sha256::digest(&der)))
     }
 
     /// Whether `sig` is a valid signature of `payload` by this key.

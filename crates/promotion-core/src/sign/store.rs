@@ -1,27 +1,37 @@
 //! Where signatures live, how they are written, and how they are found again.
 //!
-//! Two routes, each readable by the tools people run:
+//! Two formats, each readable by the tools people run:
 //!
-//! - **referrer** (OCI 1.1): one manifest per signature, `artifactType`
-//!   [`super::COSIGN_SIG_ARTIFACT`], the empty config, one simple-signing
-//!   layer carrying the signature annotation, and `subject` = the signed manifest. On a registry
-//!   without the referrers API (no `OCI-Subject` on the PUT, 404 on the API) the `sha256-<hex>`
-//!   fallback index is maintained by read-modify-write, without duplicates.
-//! - **tag** (cosign's legacy layout, which `cosign verify` v2 and skopeo read): one manifest
-//!   at `sha256-<hex>.sig`, each signature **appended** as a layer.
+//! - **bundle** (cosign v3's default): a Sigstore bundle v0.3 holding a DSSE envelope over an
+//!   in-toto statement (predicate `https://sigstore.dev/cosign/sign/v1`) whose subject is the
+//!   signed digest, named by its repository, with the claims as subject annotations; stored as an
+//!   OCI 1.1 referrer ([`super::bundle`]). On a registry without the referrers API the
+//!   `sha256-<hex>` fallback index is maintained by read-modify-write, without duplicates.
+//! - **legacy** (cosign v1/v2's layout, which Kyverno `type: Cosign`, podman/CRI-O
+//!   `sigstoreSigned`, Harbor and Flux read): one manifest at `sha256-<hex>.sig`, each
+//!   simple-signing signature **appended** as a layer.
+//!
+//! Both is the default: cosign v3 reads the legacy tag only when an image has no bundle at all,
+//! while admission controllers lag the other way.
 //!
 //! ECR answers 405 to a referrer whose subject is an index (containers-roadmap#2783); such a
-//! signature goes to the tag route instead, with a warning.
+//! signature goes to the legacy tag instead, with a warning.
 //!
 //! Idempotency: ECDSA signatures from KMS are randomised, so "already signed" cannot be decided by
-//! comparing signature bytes. A route already holds our signature when one of its layers carries
-//! exactly our payload and a signature that verifies with our public key.
+//! comparing signature bytes. A route already holds our signature when it holds exactly our
+//! statement (bundle) or payload (legacy) under a signature that verifies with our public key.
+//!
+//! Reading: signatures written by earlier versions as cosign's experimental OCI 1.1
+//! simple-signing referrers ([`super::COSIGN_SIG_ARTIFACT`]) are still found, and count as
+//! legacy signatures.
 
+use super::bundle::{self, Bundle, COSIGN_SIGN_PREDICATE};
+use super::dsse::{self, Statement, Subject};
 use super::{
     COSIGN_SIG_ARTIFACT, SIGNATURE_ANNOTATION, SIMPLESIGNING, SignError, Signer, claims, payload,
 };
 use crate::digest::Digest;
-use crate::manifest::{Kind, ManifestDoc, OCI_EMPTY, OCI_MANIFEST, RawManifest};
+use crate::manifest::{Kind, ManifestDoc, OCI_MANIFEST, RawManifest};
 use crate::mutate::{Entries, MAX_VALUE_BYTES};
 use crate::reference::ImageRef;
 use crate::referrers::{
@@ -40,14 +50,14 @@ const MAX_PAYLOAD_BYTES: u64 = 1024 * 1024;
 /// OCI image config media type (config of cosign's `.sig` manifests).
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
-/// Which routes to write.
+/// Which formats to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignMode {
-    /// OCI 1.1 referrer only (with the fallback tag where needed).
-    Referrer,
-    /// cosign's `sha256-<hex>.sig` tag only.
-    Tag,
+    /// A Sigstore bundle referrer only (cosign v3).
+    Bundle,
+    /// cosign's legacy `sha256-<hex>.sig` tag only.
+    Legacy,
     /// Both (the default).
     #[default]
     Both,
@@ -57,11 +67,11 @@ impl std::str::FromStr for SignMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "referrer" => Ok(SignMode::Referrer),
-            "tag" => Ok(SignMode::Tag),
+            "bundle" => Ok(SignMode::Bundle),
+            "legacy" => Ok(SignMode::Legacy),
             "both" => Ok(SignMode::Both),
             _ => Err(format!(
-                "invalid mode {s:?}: expected referrer, tag or both"
+                "invalid signature mode {s:?}: expected bundle, legacy or both"
             )),
         }
     }
@@ -70,7 +80,7 @@ impl std::str::FromStr for SignMode {
 /// How to sign.
 #[derive(Debug, Clone, Default)]
 pub struct SignOptions {
-    /// Routes to write.
+    /// Formats to write.
     pub mode: SignMode,
     /// Claims from input (validated).
     pub annotations: Entries,
@@ -80,19 +90,21 @@ pub struct SignOptions {
     pub top_only: bool,
     /// Bounds on the image ([`crate::selection`]).
     pub limits: Limits,
+    /// When, RFC 3339 (the bundle referrers' `org.opencontainers.image.created`).
+    pub created: String,
 }
 
-/// What happened on one route.
+/// What happened in one format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteOutcome {
     /// A signature was written.
     Written,
-    /// Our signature over this payload was already there.
+    /// Our signature over this statement or payload was already there.
     Present,
     /// Not asked for.
     NotRequested,
-    /// The registry refused (405 on an index subject); the tag route was used instead.
+    /// The registry refused (405 on an index subject); the legacy tag was used instead.
     Refused,
 }
 
@@ -103,13 +115,13 @@ pub struct SignedDigest {
     pub platform: String,
     /// The signed digest.
     pub digest: Digest,
-    /// The referrer route.
-    pub referrer: RouteOutcome,
-    /// The `.sig` tag route.
-    pub tag: RouteOutcome,
-    /// Digest of the referrer manifest, when one holds the signature.
+    /// The bundle referrer.
+    pub bundle: RouteOutcome,
+    /// The legacy `.sig` tag.
+    pub legacy: RouteOutcome,
+    /// Digest of the bundle referrer manifest, when one holds the signature.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub referrer_digest: Option<Digest>,
+    pub bundle_referrer: Option<Digest>,
 }
 
 /// The result of signing.
@@ -127,7 +139,7 @@ pub struct SignReport {
     pub signed: Vec<SignedDigest>,
     /// Signatures created (0 on a re-run).
     pub signatures_created: u64,
-    /// Claims signed into the top digest's payload.
+    /// Claims signed for the top digest.
     pub claims: BTreeMap<String, String>,
     /// Anything an operator should know (fallbacks).
     pub warnings: Vec<String>,
@@ -136,7 +148,7 @@ pub struct SignReport {
 /// Where a signature was found (the routes of [`referrers`]).
 pub use crate::referrers::Route;
 
-/// A signature read back from the registry (not yet verified).
+/// A legacy signature read back from the registry (not yet verified).
 #[derive(Debug, Clone)]
 pub struct FoundSignature {
     /// Where.
@@ -147,6 +159,19 @@ pub struct FoundSignature {
     pub payload: Bytes,
     /// Signature bytes (decoded from base64).
     pub signature: Vec<u8>,
+}
+
+/// The cosign v3 signature statement for `digest` in repository `name` with `claims`.
+pub fn signature_statement(
+    name: &str,
+    digest: &Digest,
+    claims: &BTreeMap<String, String>,
+) -> Statement {
+    Statement::new(
+        vec![Subject::new(name, digest, claims)],
+        COSIGN_SIGN_PREDICATE,
+        serde_json::json!({}),
+    )
 }
 
 /// Sign `image` (its top digest and, for an index, each platform manifest) with `signer`.
@@ -207,9 +232,8 @@ pub async fn sign_image<R: Registry + ?Sized>(
         if i == 0 {
             report.claims = c.clone();
         }
-        let p = payload(&image.repo_path(), &raw.digest, &c);
         let kind = if i == 0 { kind } else { Kind::Manifest };
-        let signed = sign_one(reg, image, signer, opts.mode, raw, kind, &p, &mut report).await?;
+        let signed = sign_one(reg, image, signer, opts, raw, kind, &c, &mut report).await?;
         report.signed.push(SignedDigest {
             platform: platform.clone(),
             ..signed
@@ -223,126 +247,85 @@ async fn sign_one<R: Registry + ?Sized>(
     reg: &R,
     repo: &ImageRef,
     signer: &dyn Signer,
-    mode: SignMode,
+    opts: &SignOptions,
     subject: &RawManifest,
     kind: Kind,
-    payload: &[u8],
+    claims: &BTreeMap<String, String>,
     report: &mut SignReport,
 ) -> Result<SignedDigest, SignError> {
     let key = signer.public_key();
-    let found = find_signatures(reg, repo, &subject.digest).await?;
-    let ours = |f: &&FoundSignature| f.payload == payload && key.verify(payload, &f.signature);
-    let have_ref = found
-        .iter()
-        .filter(|f| f.route != Route::SigTag)
-        .find(ours)
-        .cloned();
-    let have_tag = found
-        .iter()
-        .filter(|f| f.route == Route::SigTag)
-        .find(ours)
-        .cloned();
-
-    let want_ref = mode != SignMode::Tag;
-    let mut want_tag = mode != SignMode::Referrer;
+    let name = repo.repo_path();
+    let mut want_legacy = opts.mode != SignMode::Bundle;
     let mut out = SignedDigest {
         platform: String::new(),
         digest: subject.digest.clone(),
-        referrer: if want_ref {
-            RouteOutcome::Present
-        } else {
-            RouteOutcome::NotRequested
-        },
-        tag: if want_tag {
-            RouteOutcome::Present
-        } else {
-            RouteOutcome::NotRequested
-        },
-        referrer_digest: have_ref.as_ref().map(|f| f.manifest.clone()),
+        bundle: RouteOutcome::NotRequested,
+        legacy: RouteOutcome::NotRequested,
+        bundle_referrer: None,
     };
-    if (!want_ref || have_ref.is_some()) && (!want_tag || have_tag.is_some()) {
-        return Ok(out);
+
+    if opts.mode != SignMode::Legacy {
+        let statement = signature_statement(&name, &subject.digest, claims);
+        let found = bundle::find(reg, repo, &subject.digest).await?;
+        let present = found
+            .found
+            .iter()
+            .find(|b| b.open(key, &subject.digest).is_ok_and(|st| st == statement));
+        if let Some(b) = present {
+            out.bundle = RouteOutcome::Present;
+            out.bundle_referrer = Some(b.manifest.clone());
+        } else {
+            let envelope = dsse::seal(&statement, signer).await?;
+            report.signatures_created += 1;
+            let b = Bundle::new(envelope, key)?;
+            match bundle::push(reg, repo, subject, &b, COSIGN_SIGN_PREDICATE, &opts.created).await {
+                Ok(d) => {
+                    out.bundle = RouteOutcome::Written;
+                    out.bundle_referrer = Some(d);
+                }
+                Err(SignError::Registry(RegistryError::Protocol { detail, .. }))
+                    if kind == Kind::Index && detail.starts_with("HTTP 405") =>
+                {
+                    let w = format!(
+                        "the registry refused a referrer whose subject is the index {} (HTTP 405, as ECR does); \
+                         its signature is stored under the legacy {} tag instead",
+                        subject.digest,
+                        CosignTag::Sig.tag(&subject.digest)
+                    );
+                    tracing::warn!(digest = %subject.digest, "{w}");
+                    report.warnings.push(w);
+                    out.bundle = RouteOutcome::Refused;
+                    want_legacy = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
-    // One signature serves both routes; reuse one that is already stored when there is one.
-    let signature = match have_ref.as_ref().or(have_tag.as_ref()) {
-        Some(f) => f.signature.clone(),
-        None => {
-            let sig = signer.sign(payload).await?;
+    if want_legacy {
+        let payload = payload(&name, &subject.digest, claims);
+        let found = find_signatures(reg, repo, &subject.digest).await?;
+        let present = found.iter().any(|f| {
+            f.route == Route::SigTag && f.payload == payload && key.verify(&payload, &f.signature)
+        });
+        if present {
+            out.legacy = RouteOutcome::Present;
+        } else {
+            let sig = signer.sign(&payload).await?;
             // Never store a signature that does not verify (a misconfigured KMS message mode,
             // a key whose algorithm we misread).
-            if !key.verify(payload, &sig) {
+            if !key.verify(&payload, &sig) {
                 return Err(SignError::Invalid(format!(
                     "{} returned a signature that does not verify with its public key",
                     signer.describe()
                 )));
             }
             report.signatures_created += 1;
-            sig
+            append_sig_tag(reg, repo, &subject.digest, &payload, &B64.encode(&sig)).await?;
+            out.legacy = RouteOutcome::Written;
         }
-    };
-    let sig_b64 = B64.encode(&signature);
-
-    if want_ref && have_ref.is_none() {
-        match push_referrer(reg, repo, subject, payload, &sig_b64).await {
-            Ok(d) => {
-                out.referrer = RouteOutcome::Written;
-                out.referrer_digest = Some(d);
-            }
-            Err(SignError::Registry(RegistryError::Protocol { detail, .. }))
-                if kind == Kind::Index && detail.starts_with("HTTP 405") =>
-            {
-                let w = format!(
-                    "the registry refused a referrer whose subject is the index {} (HTTP 405, as ECR does); \
-                     the signature was stored under the {} tag instead",
-                    subject.digest,
-                    CosignTag::Sig.tag(&subject.digest)
-                );
-                tracing::warn!(digest = %subject.digest, "{w}");
-                report.warnings.push(w);
-                out.referrer = RouteOutcome::Refused;
-                want_tag = true;
-                if have_tag.is_some() {
-                    out.tag = RouteOutcome::Present;
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if want_tag && have_tag.is_none() {
-        append_sig_tag(reg, repo, &subject.digest, payload, &sig_b64).await?;
-        out.tag = RouteOutcome::Written;
     }
     Ok(out)
-}
-
-async fn push_referrer<R: Registry + ?Sized>(
-    reg: &R,
-    repo: &ImageRef,
-    subject: &RawManifest,
-    payload: &[u8],
-    sig_b64: &str,
-) -> Result<Digest, SignError> {
-    let payload = Bytes::copy_from_slice(payload);
-    let empty = Bytes::from_static(b"{}");
-    let (pd, _) = put_small_blob(reg, repo, &payload).await?;
-    let (ed, _) = put_small_blob(reg, repo, &empty).await?;
-    let mut layer = descriptor_json(SIMPLESIGNING, &pd, payload.len());
-    layer["annotations"] = serde_json::json!({ SIGNATURE_ANNOTATION: sig_b64 });
-    let m = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": COSIGN_SIG_ARTIFACT,
-        "config": descriptor_json(OCI_EMPTY, &ed, 2),
-        "layers": [layer],
-        "subject": descriptor_json(&subject.media_type, &subject.digest, subject.bytes.len()),
-    });
-    let raw = RawManifest::new(
-        Bytes::from(serde_json::to_vec(&m).map_err(|e| SignError::Input(e.to_string()))?),
-        OCI_MANIFEST.to_owned(),
-    );
-    referrers::attach(reg, repo, &subject.digest, &raw, COSIGN_SIG_ARTIFACT).await?;
-    Ok(raw.digest)
 }
 
 /// Append a layer to cosign's `sha256-<hex>.sig` manifest (created when absent).
@@ -461,8 +444,9 @@ mod tests {
     use super::*;
     use crate::error::{Classify, ErrorType};
     use crate::registry::memory::{Behaviour, MemoryRegistry};
+    use crate::sign::bundle::{BUNDLE_MEDIA_TYPE, find};
     use crate::sign::local::LocalSigner;
-    use crate::sign::verify::verify_image;
+    use crate::sign::verify::{Format, Require, VerifyOptions, verify_image};
 
     fn r(s: &str) -> ImageRef {
         s.parse().unwrap()
@@ -476,12 +460,29 @@ mod tests {
         SignOptions {
             mode,
             annotations: Entries::parse_kv("annotation", &["team=core"]).unwrap(),
+            created: "2026-12-04T00:00:00Z".into(),
             ..SignOptions::default()
         }
     }
 
+    fn require(require: Require) -> VerifyOptions {
+        VerifyOptions {
+            require,
+            identity: None,
+        }
+    }
+
+    async fn verify(
+        reg: &MemoryRegistry,
+        img: &ImageRef,
+        key: &LocalSigner,
+        req: Require,
+    ) -> Result<crate::sign::verify::VerifyReport, SignError> {
+        verify_image(reg, img, key.public_key(), &require(req)).await
+    }
+
     #[tokio::test]
-    async fn signs_index_and_platforms_by_both_routes_and_a_rerun_adds_nothing() {
+    async fn signs_index_and_platforms_in_both_formats_and_a_rerun_adds_nothing() {
         let reg = MemoryRegistry::new();
         let img = r("reg.example/trusted/app:1");
         let idx = index(&reg, &img);
@@ -490,25 +491,59 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rep.signed.len(), 3);
-        assert_eq!(rep.signatures_created, 3);
+        assert_eq!(
+            rep.signatures_created, 6,
+            "a bundle and a legacy signature each"
+        );
         assert!(
             rep.signed
                 .iter()
-                .all(|s| s.referrer == RouteOutcome::Written && s.tag == RouteOutcome::Written)
+                .all(|s| s.bundle == RouteOutcome::Written && s.legacy == RouteOutcome::Written)
         );
-        // No referrers API: the fallback index lists the referrer.
+        // No referrers API: the fallback index lists the bundle referrer, with its annotations.
         let fb = reg.tag(&img, &idx.digest.fallback_tag()).unwrap();
         let (doc, _, _) =
             ManifestDoc::parse(&reg.manifest(&img, &fb).unwrap().bytes, None).unwrap();
         assert_eq!(doc.manifests.len(), 1);
         assert_eq!(
             doc.manifests[0].artifact_type.as_deref(),
-            Some(COSIGN_SIG_ARTIFACT)
+            Some(BUNDLE_MEDIA_TYPE)
+        );
+        // The referrer is cosign v3's shape.
+        let m = reg.manifest(&img, &doc.manifests[0].digest).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+        assert_eq!(m["artifactType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(m["config"]["mediaType"], crate::manifest::OCI_EMPTY);
+        assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+        assert_eq!(m["layers"][0]["mediaType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(m["subject"]["digest"], idx.digest.as_str());
+        assert_eq!(
+            m["annotations"]["dev.sigstore.bundle.content"],
+            "dsse-envelope"
+        );
+        assert_eq!(
+            m["annotations"]["dev.sigstore.bundle.predicateType"],
+            COSIGN_SIGN_PREDICATE
         );
 
-        let v = verify_image(&reg, &img, key.public_key()).await.unwrap();
-        assert_eq!(v.claims["team"], "core");
-        assert_eq!(v.valid.len(), 2, "referrer and .sig tag");
+        for req in [
+            Require::Any,
+            Require::Bundle,
+            Require::Legacy,
+            Require::Both,
+        ] {
+            let v = verify(&reg, &img, &key, req).await.unwrap();
+            assert_eq!(v.claims["team"], "core");
+            assert_eq!(v.identity, "reg.example/trusted/app");
+        }
+        let v = verify(&reg, &img, &key, Require::Any).await.unwrap();
+        assert_eq!(
+            v.verified,
+            vec![Format::Bundle],
+            "bundles first, as cosign v3"
+        );
+        let v = verify(&reg, &img, &key, Require::Both).await.unwrap();
+        assert_eq!(v.verified, vec![Format::Bundle, Format::Legacy]);
 
         let puts = reg.calls().manifest_puts;
         let again = sign_image(&reg, &img, &key, &opts(SignMode::Both))
@@ -519,7 +554,7 @@ mod tests {
             again
                 .signed
                 .iter()
-                .all(|s| s.referrer == RouteOutcome::Present && s.tag == RouteOutcome::Present)
+                .all(|s| s.bundle == RouteOutcome::Present && s.legacy == RouteOutcome::Present)
         );
         assert_eq!(
             reg.calls().manifest_puts,
@@ -527,10 +562,10 @@ mod tests {
             "nothing written on a re-run"
         );
 
-        // Other claims: a second signature, appended (the .sig manifest gets a second layer).
+        // Other claims: a second signature in each format (the .sig manifest gets a layer).
         let more = SignOptions {
             annotations: Entries::parse_kv("annotation", &["team=other"]).unwrap(),
-            ..opts(SignMode::Tag)
+            ..opts(SignMode::Both)
         };
         sign_image(&reg, &img, &key, &more).await.unwrap();
         let sig = reg
@@ -539,6 +574,7 @@ mod tests {
         let (doc, _, _) =
             ManifestDoc::parse(&reg.manifest(&img, &sig).unwrap().bytes, None).unwrap();
         assert_eq!(doc.layers.len(), 2);
+        assert_eq!(find(&reg, &img, &idx.digest).await.unwrap().found.len(), 2);
     }
 
     #[tokio::test]
@@ -551,14 +587,17 @@ mod tests {
         let img = r("reg.example/trusted/app:1");
         let idx = index(&reg, &img);
         let key = LocalSigner::generate_p256();
-        sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+        sign_image(&reg, &img, &key, &opts(SignMode::Bundle))
             .await
             .unwrap();
         assert_eq!(reg.tags(&img), vec!["1".to_owned()]);
-        let v = verify_image(&reg, &img, key.public_key()).await.unwrap();
+        let v = verify(&reg, &img, &key, Require::Any).await.unwrap();
         assert_eq!(v.valid[0].route, Route::ReferrersApi);
+        assert_eq!(v.verified, vec![Format::Bundle]);
         assert_eq!(v.digest, idx.digest);
-        let again = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+        let e = verify(&reg, &img, &key, Require::Legacy).await.unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Bundle))
             .await
             .unwrap();
         assert_eq!(again.signatures_created, 0);
@@ -570,18 +609,14 @@ mod tests {
         let img = r("reg.example/trusted/app:1");
         let idx = index(&reg, &img);
         let key = LocalSigner::generate_p256();
-        let e = verify_image(&reg, &img, key.public_key())
-            .await
-            .unwrap_err();
+        let e = verify(&reg, &img, &key, Require::Any).await.unwrap_err();
         assert_eq!(e.error_type(), ErrorType::SignatureMissing);
 
-        sign_image(&reg, &img, &key, &opts(SignMode::Tag))
+        sign_image(&reg, &img, &key, &opts(SignMode::Legacy))
             .await
             .unwrap();
         let other = LocalSigner::generate_p256();
-        let e = verify_image(&reg, &img, other.public_key())
-            .await
-            .unwrap_err();
+        let e = verify(&reg, &img, &other, Require::Any).await.unwrap_err();
         assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
 
         // Tamper with the .sig manifest: a payload for the same digest with other claims, and
@@ -602,9 +637,7 @@ mod tests {
             OCI_MANIFEST.into(),
         );
         reg.put_manifest_bytes(&img, Some(&tag), tampered);
-        let e = verify_image(&reg, &img, key.public_key())
-            .await
-            .unwrap_err();
+        let e = verify(&reg, &img, &key, Require::Any).await.unwrap_err();
         assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
 
         // Tampered signature bytes over the genuine payload.
@@ -622,9 +655,7 @@ mod tests {
             OCI_MANIFEST.into(),
         );
         reg.put_manifest_bytes(&img, Some(&tag), tampered);
-        let e = verify_image(&reg, &img, key.public_key())
-            .await
-            .unwrap_err();
+        let e = verify(&reg, &img, &key, Require::Any).await.unwrap_err();
         assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
 
         // A valid signature over another digest's payload does not count either.
@@ -640,14 +671,118 @@ mod tests {
             OCI_MANIFEST.into(),
         );
         reg.put_manifest_bytes(&img, Some(&tag), tampered);
-        let e = verify_image(&reg, &img, key.public_key())
-            .await
-            .unwrap_err();
+        let e = verify(&reg, &img, &key, Require::Any).await.unwrap_err();
         assert!(e.to_string().contains("not the image's digest"), "{e}");
     }
 
+    /// A registry holding only the image and `bundle` as its referrer.
+    async fn with_only(bundle: &Bundle) -> (MemoryRegistry, ImageRef) {
+        let reg = MemoryRegistry::new();
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        bundle::push(&reg, &img, &idx, bundle, COSIGN_SIGN_PREDICATE, "t")
+            .await
+            .unwrap();
+        (reg, img)
+    }
+
     #[tokio::test]
-    async fn an_ecr_405_on_an_index_subject_falls_back_to_the_tag_with_a_warning() {
+    async fn tampered_foreign_and_misdirected_bundles_are_refused() {
+        let reg = MemoryRegistry::new();
+        let img = r("reg.example/trusted/app:1");
+        let idx = index(&reg, &img);
+        let key = LocalSigner::generate_p256();
+        sign_image(&reg, &img, &key, &opts(SignMode::Bundle))
+            .await
+            .unwrap();
+        let genuine = find(&reg, &img, &idx.digest).await.unwrap().found[0]
+            .bundle
+            .clone();
+        let (r0, i0) = with_only(&genuine).await;
+        verify(&r0, &i0, &key, Require::Bundle).await.unwrap();
+
+        // Another key.
+        let other = LocalSigner::generate_p256();
+        let e = verify(&r0, &i0, &other, Require::Any).await.unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+        assert!(e.to_string().contains("verifies with the key"), "{e}");
+
+        // The statement changed (other claims), the signature kept.
+        let mut st = crate::sign::dsse::open(&genuine.dsse_envelope, key.public_key()).unwrap();
+        st.subject[0]
+            .annotations
+            .insert("team".into(), "evil".into());
+        let mut forged = genuine.clone();
+        forged.dsse_envelope.payload = B64.encode(serde_json::to_vec(&st).unwrap());
+        let (r1, i1) = with_only(&forged).await;
+        let e = verify(&r1, &i1, &key, Require::Any).await.unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::SignatureInvalid, "{e}");
+
+        // Another digest, validly signed: not this image's signature.
+        let elsewhere = signature_statement(&img.repo_path(), &Digest::of(b"x"), &BTreeMap::new());
+        let b = Bundle::new(
+            dsse::seal(&elsewhere, &key).await.unwrap(),
+            key.public_key(),
+        )
+        .unwrap();
+        let (r2, i2) = with_only(&b).await;
+        let e = verify(&r2, &i2, &key, Require::Any).await.unwrap_err();
+        assert!(e.to_string().contains("not sha256:"), "{e}");
+
+        // The same digest signed for another repository: the identity does not match.
+        let moved = signature_statement("reg.example/other/app", &idx.digest, &BTreeMap::new());
+        let b = Bundle::new(dsse::seal(&moved, &key).await.unwrap(), key.public_key()).unwrap();
+        let (r3, i3) = with_only(&b).await;
+        let e = verify(&r3, &i3, &key, Require::Any).await.unwrap_err();
+        assert!(e.to_string().contains("reg.example/other/app"), "{e}");
+        // ... unless that repository is the identity asked for.
+        let o = VerifyOptions {
+            require: Require::Any,
+            identity: Some("reg.example/other/app".into()),
+        };
+        verify_image(&r3, &i3, key.public_key(), &o).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_foreign_bundle_does_not_hide_ours_and_bundles_hide_legacy_as_in_cosign_v3() {
+        let reg = MemoryRegistry::new();
+        let img = r("reg.example/trusted/app:1");
+        index(&reg, &img);
+        let upstream = LocalSigner::generate_p256();
+        sign_image(&reg, &img, &upstream, &opts(SignMode::Bundle))
+            .await
+            .unwrap();
+        let key = LocalSigner::generate_p256();
+
+        // Our legacy signature only: cosign v3 sees a bundle and reads nothing else.
+        sign_image(&reg, &img, &key, &opts(SignMode::Legacy))
+            .await
+            .unwrap();
+        let e = verify(&reg, &img, &key, Require::Any).await.unwrap_err();
+        assert!(
+            e.to_string().contains("legacy signatures are not read"),
+            "{e}"
+        );
+        verify(&reg, &img, &key, Require::Legacy).await.unwrap();
+
+        // With our bundle beside the foreign one, every route verifies.
+        sign_image(&reg, &img, &key, &opts(SignMode::Both))
+            .await
+            .unwrap();
+        for req in [
+            Require::Any,
+            Require::Bundle,
+            Require::Legacy,
+            Require::Both,
+        ] {
+            verify(&reg, &img, &key, req).await.unwrap();
+        }
+        let v = verify(&reg, &img, &key, Require::Both).await.unwrap();
+        assert_eq!(v.invalid, 1, "the upstream bundle of the index: {v:?}");
+    }
+
+    #[tokio::test]
+    async fn an_ecr_405_on_an_index_subject_falls_back_to_the_legacy_tag_with_a_warning() {
         let reg = MemoryRegistry::new();
         reg.set_behaviour(Behaviour {
             referrers_api: true,
@@ -657,30 +792,35 @@ mod tests {
         let img = r("reg.example/trusted/app:1");
         let idx = index(&reg, &img);
         let key = LocalSigner::generate_p256();
-        let rep = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+        let rep = sign_image(&reg, &img, &key, &opts(SignMode::Bundle))
             .await
             .unwrap();
-        assert_eq!(rep.signed[0].referrer, RouteOutcome::Refused);
-        assert_eq!(rep.signed[0].tag, RouteOutcome::Written);
+        assert_eq!(rep.signed[0].bundle, RouteOutcome::Refused);
+        assert_eq!(rep.signed[0].legacy, RouteOutcome::Written);
         assert_eq!(rep.warnings.len(), 1);
         assert!(rep.warnings[0].contains("405"), "{:?}", rep.warnings);
-        // Platform manifests are not indexes: they get referrers as asked, and no tag.
-        assert!(rep.signed[1..]
-            .iter()
-            .all(|s| s.referrer == RouteOutcome::Written && s.tag == RouteOutcome::NotRequested));
+        // Platform manifests are not indexes: they get bundles as asked, and no tag.
+        assert!(
+            rep.signed[1..].iter().all(
+                |s| s.bundle == RouteOutcome::Written && s.legacy == RouteOutcome::NotRequested
+            )
+        );
         assert!(
             reg.tag(&img, &format!("{}.sig", idx.digest.fallback_tag()))
                 .is_some()
         );
-        verify_image(&reg, &img, key.public_key()).await.unwrap();
+        verify(&reg, &img, &key, Require::Any).await.unwrap();
 
-        // A re-run finds the tag signature and writes nothing.
-        let puts = reg.calls().manifest_puts;
-        let again = sign_image(&reg, &img, &key, &opts(SignMode::Referrer))
+        // A re-run finds the legacy signature and writes nothing more than the refused try.
+        let again = sign_image(&reg, &img, &key, &opts(SignMode::Bundle))
             .await
             .unwrap();
-        assert_eq!(again.signatures_created, 0);
-        assert_eq!(reg.calls().manifest_puts, puts);
+        assert_eq!(again.signed[0].legacy, RouteOutcome::Present);
+        assert!(
+            again.signed[1..]
+                .iter()
+                .all(|s| s.bundle == RouteOutcome::Present)
+        );
     }
 
     #[tokio::test]
