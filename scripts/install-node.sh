@@ -4,7 +4,11 @@
 #   - Node 22 itself, from npm's `node` package (aws-local-stepfunctions 3 needs Node >= 22; the
 #     binary lands at .work/node/node_modules/.bin/node, whatever the system's node is);
 #   - `aws-local-stepfunctions` (runs the real ASL locally), resolvable from .work/node/node_modules;
-#   - `asl-validator` (.work/node/node_modules/.bin/asl-validator).
+#   - `asl-validator` (.work/node/node_modules/.bin/asl-validator);
+#   - `@sigstore/verify` and `@sigstore/bundle` (with their `@sigstore/core` and
+#     `@sigstore/protobuf-specs`), resolvable from .work/node/node_modules: the independent verifier
+#     of the pipeline's Sigstore bundles, scripts/node/verify-bundle.mjs (self-test:
+#     scripts/node/verify-bundle.selftest.mjs).
 # Needs `npm` on PATH (scripts/setup.sh node installs Debian's when missing). The lock file has no
 # `resolved` URLs, so npm uses whatever registry it is configured with. Idempotent: does nothing
 # when the installed lock file matches the committed one and the programs answer.
@@ -21,11 +25,13 @@ installed() {
   cmp -s "${SRC}/package-lock.json" "${DEST}/package-lock.json" \
     && cmp -s "${SRC}/package.json" "${DEST}/package.json" \
     && [[ -x "${BIN}/asl-validator" && -d "${DEST}/node_modules/aws-local-stepfunctions" ]] \
+    && [[ -f "${DEST}/node_modules/@sigstore/verify/package.json" \
+          && -f "${DEST}/node_modules/@sigstore/bundle/package.json" ]] \
     && [[ "$("${BIN}/node" --version 2>/dev/null)" == v22.* ]]
 }
 
 if installed; then
-  echo "install-node: $("${BIN}/node" --version), asl-validator and aws-local-stepfunctions already in ${DEST}"
+  echo "install-node: $("${BIN}/node" --version), asl-validator, aws-local-stepfunctions and @sigstore/verify already in ${DEST}"
   exit 0
 fi
 
@@ -35,4 +41,4 @@ cp "${SRC}/package.json" "${SRC}/package-lock.json" "${DEST}/"
 # `npm ci` installs exactly the lock file (and removes a stale node_modules first).
 (cd "${DEST}" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
 installed || { echo "install-node: ${BIN}/node is not Node 22 or a tool is missing after npm ci" >&2; exit 1; }
-echo "install-node: installed $("${BIN}/node" --version), asl-validator and aws-local-stepfunctions into ${DEST}"
+echo "install-node: installed $("${BIN}/node" --version), asl-validator, aws-local-stepfunctions and @sigstore/verify into ${DEST}"

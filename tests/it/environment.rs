@@ -4,7 +4,7 @@
 //! environment's policy (docs/DESIGN.md invariants 6 and 7; issue "retag-for-environment").
 
 use crate::support::cli::{Promote, Run, str_field};
-use crate::support::images::{Format, Pushed, RegistryClient, push_index};
+use crate::support::images::{Format, Pushed, RegistryClient, push_index, push_index_with};
 use crate::support::registry::TestRegistry;
 use crate::support::sigstore::generate_key;
 use serde_json::{Value, json};
@@ -20,10 +20,12 @@ fn promote(reg: &TestRegistry) -> Promote {
         .arg("--json")
 }
 
+/// Signs `image` and attests its promotion (what the sign step does).
 fn sign(reg: &TestRegistry, image: &str, key: &Path) {
     promote(reg)
         .arg("sign")
         .arg(image)
+        .arg("--attest")
         .arg("--key")
         .arg(key.display().to_string())
         .env("COSIGN_PASSWORD", PASSWORD)
@@ -85,13 +87,22 @@ struct Fixture {
 fn fixture() -> Fixture {
     let reg = TestRegistry::start();
     let c = RegistryClient::new(&reg);
-    let image = push_index(
+    // An image as promote-and-annotate leaves it: it records its source, a passing gate and
+    // the policy's digest (what the promotion attestation is made of).
+    let record = json!({
+        "io.ecr-promotion.source.name": "upstream.example/app:1.4.2",
+        "io.ecr-promotion.source.digest": crate::support::sha256_digest(b"upstream"),
+        "io.ecr-promotion.gate": "PASSED CRITICAL=0 HIGH=0 MEDIUM=0 LOW=0 UNTRIAGED=0 suppressed=0",
+        "io.ecr-promotion.policy.digest": crate::support::sha256_digest(b"policy"),
+    });
+    let image = push_index_with(
         &c,
         "trusted/app",
         "1.4.2",
         Format::Oci,
         PLATFORMS,
         &[64 * 1024],
+        &record,
     );
     let tagged = format!("{}/trusted/app:1.4.2", reg.host());
     let keys = tempfile::tempdir().expect("tempdir");
@@ -204,8 +215,42 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     );
     assert_eq!(env_tags(&f.c), ["1.4.2"]);
 
+    // Signed by the pipeline's key but not attested: refused, nothing tagged.
+    promote(&f.reg)
+        .arg("sign")
+        .arg(&f.tagged)
+        .arg("--key")
+        .arg(f.private.display().to_string())
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run()
+        .assert_ok();
+    let line = assert_exit(
+        &retag("dev").arg("--build").arg("77").run(),
+        1,
+        "Signature.Missing",
+    );
+    assert!(line.contains("promotion attestation"), "{line}");
+    assert_eq!(env_tags(&f.c), ["1.4.2"]);
+
     sign(&f.reg, &f.tagged, &f.private);
     let v = retag("dev").arg("--build").arg("77").run().assert_ok();
+    // The attestation verifies and is printed by `verify --attestation`.
+    let att = promote(&f.reg)
+        .arg("verify")
+        .arg(&f.tagged)
+        .arg("--key")
+        .arg(&public)
+        .arg("--attestation")
+        .run()
+        .assert_ok();
+    assert_eq!(
+        att["attestation"]["predicate"]["verificationResult"], "PASSED",
+        "{att:#}"
+    );
+    assert_eq!(
+        att["attestation"]["predicate"]["promotion"]["source"], "upstream.example/app:1.4.2",
+        "{att:#}"
+    );
     assert_eq!(v["operation"], "promote-environment");
     assert_eq!(v["retag"]["tags"][0]["tag"], "dev-77");
 

@@ -5,8 +5,9 @@
 //!
 //! Run with `cargo build --workspace --bins && cargo test -p integration-tests`. The tests need
 //! `docker-registry`, `htpasswd` and `skopeo` on PATH, `moto_server` and `cargo-lambda` in
-//! `.work/venv`, trixie's skopeo 1.18 (`.work/skopeo-trixie/`) as the independent cosign
-//! verifier, Node 22 with aws-local-stepfunctions and asl-validator (`.work/node`), and cfn-lint
+//! `.work/venv`, trixie's skopeo 1.18 (`.work/skopeo-trixie/`) as the independent verifier of
+//! legacy cosign signatures, Node 22 with aws-local-stepfunctions, asl-validator and
+//! `@sigstore/verify` (the independent verifier of Sigstore bundles) in `.work/node`, and cfn-lint
 //! with the SAM CLI (`.work/sam-venv`); `scripts/test.sh` installs all of them
 //! (`scripts/setup.sh`). Tests fail, never skip, without them, naming what is missing.
 

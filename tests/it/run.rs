@@ -107,7 +107,9 @@ fn run_promotes_signs_and_tags_in_process_and_a_rerun_adds_nothing() {
     );
 
     let again = run(&reg, &src, &private, &medium).assert_ok();
+    assert_eq!(v["sign"]["attestationCreated"], true, "{v:#}");
     assert_eq!(again["sign"]["signaturesCreated"], 0, "{again:#}");
+    assert_eq!(again["sign"]["attestationCreated"], false, "{again:#}");
     assert_eq!(again["retag"]["changed"], false);
     assert_eq!(again["promote"]["trusted"], trusted.as_str());
 }

@@ -1,11 +1,14 @@
-//! `promote annotate`, `sign`, `verify` and `discover` against real loopback registries, with
-//! trixie's skopeo 1.18 as the independent cosign verifier (docs/DESIGN.md: signatures in a format
-//! `cosign` verifies; invariant 6: no duplicate signatures on a re-run).
+//! `promote annotate`, `sign`, `verify` and `discover` against real loopback registries, with two
+//! independent verifiers: trixie's skopeo 1.18 for the legacy `.sig` signatures and sigstore-js
+//! (`@sigstore/verify`) for the Sigstore bundles (docs/DESIGN.md: signatures in the formats cosign
+//! v3 and today's admission controllers verify; invariant 6: no duplicate signatures on a
+//! re-run).
 
 use crate::support::cli::{Promote, num, str_field};
 use crate::support::images::{Format, Pushed, RegistryClient, push_index};
 use crate::support::registry::TestRegistry;
 use crate::support::sigstore::{generate_key, verify_with_skopeo};
+use crate::support::sigstore_js::verify_bundle_with_sigstore_js;
 use crate::support::{require_program, run_checked};
 use serde_json::Value;
 use std::path::Path;
@@ -14,6 +17,18 @@ use std::process::Command;
 const LAYERS: &[usize] = &[200 * 1024, 300 * 1024];
 const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64/v8"];
 const PASSWORD: &str = "correct horse battery staple";
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64")
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
 
 fn promote(reg: &TestRegistry) -> Promote {
     Promote::default()
@@ -180,6 +195,47 @@ fn sign_with_file(reg: &TestRegistry, image: &str, key: &Path, extra: &[&str]) -
     p.env("COSIGN_PASSWORD", PASSWORD).run().assert_ok()
 }
 
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// The Sigstore bundles among the referrers of `digest` in `repo` (the registry has no referrers
+/// API: the `sha256-<hex>` fallback index lists them), as raw JSON bytes.
+fn bundles_of(c: &RegistryClient, repo: &str, digest: &str) -> Vec<Vec<u8>> {
+    let tag = format!("sha256-{}", crate::support::digest_hex(digest));
+    let Some((bytes, _)) = c.get_manifest(repo, &tag) else {
+        return Vec::new();
+    };
+    let index: Value = serde_json::from_slice(&bytes).expect("fallback index JSON");
+    let mut out = Vec::new();
+    for entry in index["manifests"].as_array().expect("manifests") {
+        if entry["artifactType"] != BUNDLE {
+            continue;
+        }
+        let (m, _) = c.manifest(repo, entry["digest"].as_str().expect("digest"));
+        let m: Value = serde_json::from_slice(&m).expect("referrer JSON");
+        assert_eq!(m["artifactType"], BUNDLE, "{m:#}");
+        assert_eq!(m["layers"].as_array().map(Vec::len), Some(1), "{m:#}");
+        out.push(c.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer")));
+    }
+    out
+}
+
+/// Whether sigstore-js verifies one of `bundles` for `digest` with `pem` (and says why not).
+fn sigstore_js_accepts(bundles: &[Vec<u8>], pem: &str, digest: &str) -> Result<(), String> {
+    let mut why = Vec::new();
+    for b in bundles {
+        let out = verify_bundle_with_sigstore_js(b, pem, digest, Some(COSIGN_SIGN));
+        if out.status.success() {
+            return Ok(());
+        }
+        why.push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Err(format!(
+        "{} bundle(s), none verified: {why:?}",
+        bundles.len()
+    ))
+}
+
 fn layers_at(c: &RegistryClient, repo: &str, tag: &str) -> usize {
     let (bytes, _) = c.manifest(repo, tag);
     let v: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
@@ -215,8 +271,8 @@ fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
     let v = sign_with_file(&reg, &image, &private, &[]);
     assert_eq!(
         num(&v, "signatures_created"),
-        1 + PLATFORMS.len() as u64,
-        "{v:#}"
+        2 * (1 + PLATFORMS.len() as u64),
+        "a bundle and a legacy signature per digest: {v:#}"
     );
     assert_eq!(str_field(&v, "digest"), digest);
     // The source digest recorded by annotate becomes a claim.
@@ -225,16 +281,55 @@ fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
         src.digest.as_str()
     );
 
-    // The independent verifier accepts the index and each platform by digest…
-    for target in [image.clone(), format!("{scope}@{child}")] {
+    // The independent verifiers accept the index and each platform by digest: skopeo the
+    // legacy signature, sigstore-js the bundle…
+    let pem = std::fs::read_to_string(&public).unwrap();
+    let other_pem = std::fs::read_to_string(&other_public).unwrap();
+    let mut digests = vec![digest.clone()];
+    digests.extend(
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap().to_owned()),
+    );
+    for d in &digests {
+        let target = format!("{scope}@{d}");
         let out = verify_with_skopeo(&target, &scope, &public);
         assert!(
             out.status.success(),
             "skopeo rejected {target}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let bundles = bundles_of(&c, "trusted/app", d);
+        assert_eq!(bundles.len(), 1, "{d}");
+        sigstore_js_accepts(&bundles, &pem, d).unwrap_or_else(|e| panic!("{d}: {e}"));
+        // …and refuse another key and another digest.
+        assert!(sigstore_js_accepts(&bundles, &other_pem, d).is_err());
+        let wrong = if d == &digest { &digests[1] } else { &digest };
+        assert!(sigstore_js_accepts(&bundles, &pem, wrong).is_err());
     }
-    // …and refuses another key.
+    // A tampered payload (the statement names another digest, the signature kept) is refused.
+    let bundle: Value = serde_json::from_slice(&bundles_of(&c, "trusted/app", &digest)[0]).unwrap();
+    let mut forged = bundle.clone();
+    let payload = base64_decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap());
+    let statement = String::from_utf8(payload).unwrap().replace(
+        crate::support::digest_hex(&digest),
+        crate::support::digest_hex(&child),
+    );
+    forged["dsseEnvelope"]["payload"] = base64_encode(statement.as_bytes()).into();
+    let out = verify_bundle_with_sigstore_js(
+        &serde_json::to_vec(&forged).unwrap(),
+        &pem,
+        &child,
+        Some(COSIGN_SIGN),
+    );
+    assert_eq!(out.status.code(), Some(1), "tampered bundle accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = verify_with_skopeo(&image, &scope, &other_public);
     assert!(
         !out.status.success(),
@@ -256,10 +351,37 @@ fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
         .assert_ok();
     assert_eq!(ok["claims"]["org.example.approved-by"], "ci", "{ok:#}");
     assert_eq!(
-        ok["valid"].as_array().unwrap().len(),
-        2,
-        "referrer (fallback tag) and .sig: {ok:#}"
+        ok["verified"],
+        serde_json::json!(["bundle"]),
+        "bundles first: {ok:#}"
     );
+    assert_eq!(ok["identity"], scope.as_str(), "{ok:#}");
+    for (require, formats) in [
+        ("bundle", serde_json::json!(["bundle"])),
+        ("legacy", serde_json::json!(["legacy"])),
+        ("both", serde_json::json!(["bundle", "legacy"])),
+    ] {
+        let ok = promote(&reg)
+            .arg("verify")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(public.display().to_string())
+            .arg("--require")
+            .arg(require)
+            .run()
+            .assert_ok();
+        assert_eq!(ok["verified"], formats, "--require {require}: {ok:#}");
+    }
+    // The identity: the signatures name trusted/app, not another repository.
+    promote(&reg)
+        .arg("verify")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(public.display().to_string())
+        .arg("--identity")
+        .arg(format!("{}/trusted/other", reg.host()))
+        .run()
+        .assert_failed("Signature.Invalid");
     promote(&reg)
         .arg("verify")
         .arg(image.clone())
@@ -293,10 +415,7 @@ fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
         .run()
         .assert_ok();
     let text = tree.to_string();
-    assert!(
-        text.contains("application/vnd.dev.cosign.artifact.sig.v1+json"),
-        "{tree:#}"
-    );
+    assert!(text.contains(BUNDLE), "{tree:#}");
     assert!(text.contains(".sig"), "{tree:#}");
     let plain = Promote::default()
         .arg("--insecure-registry")
@@ -306,6 +425,72 @@ fn cosign_key_file_signatures_verify_with_skopeo_and_a_rerun_adds_nothing() {
         .run();
     assert_eq!(plain.code, 0, "{}", plain.describe());
     assert!(plain.stdout.contains("└── "), "{}", plain.stdout);
+}
+
+#[test]
+fn with_an_upstream_bundle_attached_our_signature_still_verifies_by_both_routes() {
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    let pushed = push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[1024]);
+    let image = format!("{}/trusted/app:1", reg.host());
+    let scope = format!("{}/trusted/app", reg.host());
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = generate_key(keys.path(), "cosign", PASSWORD);
+    let (upstream, _) = generate_key(keys.path(), "upstream", PASSWORD);
+    let pem = std::fs::read_to_string(&public).unwrap();
+
+    // An upstream signature in cosign v3's format, by another key, already on the digest.
+    sign_with_file(&reg, &image, &upstream, &["--mode", "bundle", "--top-only"]);
+    // cosign v3 reads only bundles when there are any: our legacy signature alone is not
+    // enough for `verify` (its default is cosign v3's rule)…
+    sign_with_file(&reg, &image, &private, &["--mode", "legacy"]);
+    let run = promote(&reg)
+        .arg("verify")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(public.display().to_string())
+        .run();
+    run.assert_failed("Signature.Invalid");
+    assert!(
+        run.error_line().contains("legacy signatures are not read"),
+        "{}",
+        run.describe()
+    );
+
+    // …so the pipeline writes both: then every route verifies.
+    let v = sign_with_file(&reg, &image, &private, &[]);
+    assert_eq!(
+        num(&v, "signatures_created"),
+        1 + PLATFORMS.len() as u64,
+        "only the bundles were missing: {v:#}"
+    );
+    for require in ["any", "bundle", "legacy", "both"] {
+        promote(&reg)
+            .arg("verify")
+            .arg(image.clone())
+            .arg("--key")
+            .arg(public.display().to_string())
+            .arg("--require")
+            .arg(require)
+            .run()
+            .assert_ok();
+    }
+    let bundles = bundles_of(&c, "trusted/app", &pushed.digest);
+    assert_eq!(bundles.len(), 2, "upstream's and ours");
+    sigstore_js_accepts(&bundles, &pem, &pushed.digest).unwrap();
+    let out = verify_with_skopeo(&image, &scope, &public);
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A re-sign adds no referrer and no .sig layer.
+    let sig_tag = format!("sha256-{}.sig", crate::support::digest_hex(&pushed.digest));
+    let again = sign_with_file(&reg, &image, &private, &[]);
+    assert_eq!(num(&again, "signatures_created"), 0, "{again:#}");
+    assert_eq!(bundles_of(&c, "trusted/app", &pushed.digest).len(), 2);
+    assert_eq!(layers_at(&c, "trusted/app", &sig_tag), 1);
 }
 
 #[test]
@@ -390,7 +575,7 @@ fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
             .assert_ok();
         assert_eq!(
             num(&v, "signatures_created"),
-            1 + PLATFORMS.len() as u64,
+            2 * (1 + PLATFORMS.len() as u64),
             "{spec}: {v:#}"
         );
 
@@ -483,5 +668,28 @@ fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
         c.list_tags("trusted/app"),
         vec!["1".to_owned()],
         "nothing written"
+    );
+}
+
+/// The independent bundle verifier is no rubber stamp: its self-test builds bundles with
+/// node:crypto alone and shows tampered payloads and types, other keys, other digests, other
+/// predicate types, RSA-PSS and malformed bundles refused.
+#[test]
+fn the_sigstore_js_verifier_refuses_what_it_must() {
+    let node = crate::support::sigstore_js::node();
+    let out = Command::new(node)
+        .arg(crate::support::pipeline::root().join("scripts/node/verify-bundle.selftest.mjs"))
+        .output()
+        .expect("run the self-test");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cases as expected"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

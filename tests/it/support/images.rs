@@ -510,6 +510,20 @@ pub fn push_index(
     platforms: &[&str],
     layer_sizes: &[usize],
 ) -> Pushed {
+    push_index_with(c, repo, tag, format, platforms, layer_sizes, &json!({}))
+}
+
+/// As [`push_index`], with `annotations` (an object) added to the index (OCI only), e.g. the
+/// record promote-and-annotate writes into an image it promotes.
+pub fn push_index_with(
+    c: &RegistryClient,
+    repo: &str,
+    tag: &str,
+    format: Format,
+    platforms: &[&str],
+    layer_sizes: &[usize],
+    annotations: &Value,
+) -> Pushed {
     let index_type = match format {
         Format::Oci => OCI_INDEX,
         Format::Docker => DOCKER_LIST,
@@ -531,7 +545,11 @@ pub fn push_index(
         .collect();
     let mut index = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": entries});
     if format == Format::Oci {
-        index["annotations"] = json!({"org.example.fixture": nonce()});
+        let mut a = json!({"org.example.fixture": nonce()});
+        for (k, v) in annotations.as_object().into_iter().flatten() {
+            a[k] = v.clone();
+        }
+        index["annotations"] = a;
     }
     let bytes = to_manifest_bytes(&index);
     let digest = c.push_manifest(repo, tag, index_type, &bytes);

@@ -10,6 +10,7 @@ pub mod moto;
 pub mod pipeline;
 pub mod registry;
 pub mod sigstore;
+pub mod sigstore_js;
 
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
