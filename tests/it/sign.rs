@@ -8,7 +8,9 @@ use crate::support::cli::{Promote, num, str_field};
 use crate::support::images::{Format, Pushed, RegistryClient, push_index};
 use crate::support::registry::TestRegistry;
 use crate::support::sigstore::{generate_key, verify_with_skopeo};
-use crate::support::sigstore_js::verify_bundle_with_sigstore_js;
+use crate::support::sigstore_js::{
+    BUNDLE, COSIGN_SIGN, bundles_of, sigstore_js_accepts, verify_bundle_with_sigstore_js,
+};
 use crate::support::{require_program, run_checked};
 use serde_json::Value;
 use std::path::Path;
@@ -193,47 +195,6 @@ fn sign_with_file(reg: &TestRegistry, image: &str, key: &Path, extra: &[&str]) -
         p = p.arg(*e);
     }
     p.env("COSIGN_PASSWORD", PASSWORD).run().assert_ok()
-}
-
-const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
-
-/// The Sigstore bundles among the referrers of `digest` in `repo` (the registry has no referrers
-/// API: the `sha256-<hex>` fallback index lists them), as raw JSON bytes.
-fn bundles_of(c: &RegistryClient, repo: &str, digest: &str) -> Vec<Vec<u8>> {
-    let tag = format!("sha256-{}", crate::support::digest_hex(digest));
-    let Some((bytes, _)) = c.get_manifest(repo, &tag) else {
-        return Vec::new();
-    };
-    let index: Value = serde_json::from_slice(&bytes).expect("fallback index JSON");
-    let mut out = Vec::new();
-    for entry in index["manifests"].as_array().expect("manifests") {
-        if entry["artifactType"] != BUNDLE {
-            continue;
-        }
-        let (m, _) = c.manifest(repo, entry["digest"].as_str().expect("digest"));
-        let m: Value = serde_json::from_slice(&m).expect("referrer JSON");
-        assert_eq!(m["artifactType"], BUNDLE, "{m:#}");
-        assert_eq!(m["layers"].as_array().map(Vec::len), Some(1), "{m:#}");
-        out.push(c.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer")));
-    }
-    out
-}
-
-/// Whether sigstore-js verifies one of `bundles` for `digest` with `pem` (and says why not).
-fn sigstore_js_accepts(bundles: &[Vec<u8>], pem: &str, digest: &str) -> Result<(), String> {
-    let mut why = Vec::new();
-    for b in bundles {
-        let out = verify_bundle_with_sigstore_js(b, pem, digest, Some(COSIGN_SIGN));
-        if out.status.success() {
-            return Ok(());
-        }
-        why.push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-    }
-    Err(format!(
-        "{} bundle(s), none verified: {why:?}",
-        bundles.len()
-    ))
 }
 
 fn layers_at(c: &RegistryClient, repo: &str, tag: &str) -> usize {

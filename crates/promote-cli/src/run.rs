@@ -61,6 +61,14 @@ pub struct RunArgs {
     /// Signature formats: Sigstore bundle (cosign v3), legacy `.sig` tag, or both.
     #[arg(long, default_value = "both", value_name = "bundle|legacy|both")]
     sign_mode: SignMode,
+    /// Promote without mutation: the trusted digest is the upstream one, upstream signatures,
+    /// SBOMs and attestations (inert referrers) come along, and the annotations and labels
+    /// become claims of the signature and the attestation. Implies --referrers.
+    #[arg(long)]
+    preserve_digest: bool,
+    /// Copy the source's inert referrers (signatures, SBOMs, attestations) into quarantine.
+    #[arg(long)]
+    referrers: bool,
     /// Gate policy file (JSON or YAML); default: block CRITICAL and HIGH.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -139,7 +147,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             ..CopyRequest::default()
         },
         &CopySettings {
-            copy: promotion_core::CopyOptions::default(),
+            copy: promotion_core::CopyOptions {
+                referrers: args.referrers || args.preserve_digest,
+                inert_referrers_only: true,
+                ..promotion_core::CopyOptions::default()
+            },
             limits: policy.limits(),
             environments: &envs,
         },
@@ -209,6 +221,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             labels: &labels,
             clock: &SystemClock,
             copy: promotion_core::CopyOptions::default(),
+            preserve_digest: args.preserve_digest,
         },
         &PromoteRequest {
             quarantine: copy.quarantine.clone(),
@@ -234,6 +247,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             image: promoted.trusted.clone(),
             quarantine: Some(copy.quarantine.clone()),
             gate: Some(promoted.gate_record.clone()),
+            claims: promoted.claims.clone(),
         },
     )
     .await?;

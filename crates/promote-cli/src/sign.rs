@@ -9,7 +9,7 @@ use crate::output::{Failure, done, failed, parse_ref, print_json, to_json};
 use clap::Args;
 use promotion_aws::kms::KmsMessageMode;
 use promotion_core::gate::time::rfc3339;
-use promotion_core::sign::attest::attest_image;
+use promotion_core::sign::attest::{AttestInput, attest_image};
 use promotion_core::sign::store::{SignMode, SignOptions, sign_image};
 use std::ffi::OsString;
 use std::time::SystemTime;
@@ -72,9 +72,7 @@ pub async fn run(cli: &Cli, args: &SignArgs) -> Result<(), Failure> {
                 &registry,
                 &image,
                 signer.as_ref(),
-                None,
-                None,
-                None,
+                &AttestInput::default(),
                 &opts.created,
             )
             .await

@@ -43,6 +43,9 @@ pub struct CopyOptions {
     pub platforms: Vec<Platform>,
     /// Also copy the referrers of every copied digest.
     pub referrers: bool,
+    /// Copy only inert referrers ([`crate::selection::is_inert_artifact`]: signatures, SBOMs,
+    /// attestations), skipping any that is an image or an index (the pipeline's setting).
+    pub inert_referrers_only: bool,
     /// Blobs transferred at once.
     pub concurrency: usize,
     /// Retries of a whole blob transfer (the registry client retries single requests).
@@ -54,6 +57,7 @@ impl Default for CopyOptions {
         CopyOptions {
             platforms: Vec::new(),
             referrers: false,
+            inert_referrers_only: false,
             concurrency: 4,
             retry: RetryPolicy::default(),
         }
@@ -116,6 +120,8 @@ pub struct CopyReport {
     pub counts: TransferCounts,
     /// Referrer manifests copied (signatures, SBOMs, attestations).
     pub referrers_copied: u64,
+    /// Referrers left behind because they were images or indexes (`inert_referrers_only`).
+    pub referrers_skipped: u64,
     /// Wall time.
     pub duration_ms: u64,
 }
@@ -176,6 +182,7 @@ pub(crate) struct Stats {
     pub(crate) manifests_pushed: AtomicU64,
     pub(crate) manifests_skipped: AtomicU64,
     pub(crate) referrers_copied: AtomicU64,
+    pub(crate) referrers_skipped: AtomicU64,
 }
 
 impl Stats {
@@ -265,7 +272,7 @@ pub(crate) fn check_destination(
 
 /// Copy an image's [`Selection`] (read and checked once, [`crate::selection`]) byte for byte to
 /// `dst`: copy-to-quarantine writes exactly the tree the gate will judge, and nothing when the
-/// selection refused it.
+/// selection refused it. With `opts.referrers`, the referrers of every member come along.
 pub async fn copy_selection<R: Registry + ?Sized>(
     reg: &R,
     selection: &Selection,
@@ -288,6 +295,10 @@ pub async fn copy_selection<R: Registry + ?Sized>(
         })
         .collect();
     engine.write_nodes(nodes, dst.tag()).await?;
+    if opts.referrers {
+        let subjects = selection.members.iter().map(|m| m.raw.digest.clone());
+        engine.copy_referrers(subjects.collect()).await?;
+    }
     let platforms = selection
         .images()
         .filter(|m| m.platform.is_some())
@@ -338,6 +349,7 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
             platforms,
             counts: self.stats.counts(),
             referrers_copied: self.stats.referrers_copied.load(Ordering::Relaxed),
+            referrers_skipped: self.stats.referrers_skipped.load(Ordering::Relaxed),
             duration_ms: started.elapsed().as_millis() as u64,
         }
     }
@@ -606,15 +618,28 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
     async fn copy_referrers(&self, subjects: Vec<Digest>) -> Result<(), CopyError> {
         let mut walk = referrers::Walk::new(subjects);
         while let Some((depth, subject)) = walk.next() {
-            let listing = referrers::list(self.reg, &self.src, &subject).await?;
+            let mut listing = referrers::list(self.reg, &self.src, &subject).await?;
+            let mut kept = Vec::with_capacity(listing.descriptors.len());
             for d in &listing.descriptors {
                 let raw = self.reg.get_manifest(&self.src, d.digest.as_str()).await?;
+                if self.opts.inert_referrers_only && !crate::selection::is_inert_artifact(&raw) {
+                    tracing::warn!(subject = %subject, referrer = %d.digest,
+                        "a referrer that is an image or an index was not copied");
+                    self.stats.referrers_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                kept.push(d.clone());
                 let nodes = self.copy_tree(raw, None).await?;
                 self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
                 for n in nodes {
                     walk.push(depth, n.raw.digest);
                 }
             }
+            // Only what was copied is listed; a source index listing more is not kept verbatim.
+            if kept.len() != listing.descriptors.len() {
+                listing.fallback_index = None;
+            }
+            listing.descriptors = kept;
             // A registry with the referrers API indexes `subject` itself; one without needs
             // the fallback tag maintained by the client.
             if !listing.descriptors.is_empty()
@@ -631,6 +656,10 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
                 self.stats.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             }
             for (_, tag, raw) in referrers::cosign_tags(self.reg, &self.src, &subject).await? {
+                if self.opts.inert_referrers_only && !crate::selection::is_inert_artifact(&raw) {
+                    self.stats.referrers_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let nodes = self.copy_tree(raw, Some(&tag)).await?;
                 self.stats.referrers_copied.fetch_add(1, Ordering::Relaxed);
                 for n in nodes {

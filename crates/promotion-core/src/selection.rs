@@ -56,6 +56,20 @@ pub const NON_DISTRIBUTABLE: [&str; 4] = [
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 ];
 
+/// Whether `raw` is an inert artifact: a single manifest none of whose layers is a filesystem
+/// layer (`…tar…`, Docker's `rootfs.diff`). Signatures, bundles, SBOMs and attestations are;
+/// an image or an index is not. The pipeline copies only inert referrers alongside an image, so
+/// a "referrer" cannot carry a runnable, ungated image into trusted by digest.
+pub fn is_inert_artifact(raw: &RawManifest) -> bool {
+    match ManifestDoc::parse(&raw.bytes, Some(&raw.media_type)) {
+        Ok((doc, Kind::Manifest, _)) => !doc
+            .layers
+            .iter()
+            .any(|l| l.media_type.contains(".tar") || l.media_type.contains("rootfs.diff")),
+        _ => false,
+    }
+}
+
 /// Bounds on one image. Part of the gate policy (`limits:`), so every step that selects applies
 /// the same numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,8 @@ use promotion_lambda::config::{self, ConfigError, Deployment, Vars};
 pub struct Config {
     /// The repositories and registry settings.
     pub deployment: Deployment,
-    /// `COPY_CONCURRENCY`.
+    /// `COPY_CONCURRENCY`; `COPY_REFERRERS` (default false): also copy the source's inert
+    /// referrers (signatures, SBOMs, attestations; never images) into quarantine.
     pub copy: CopyOptions,
     /// `GATE_POLICY` (required): its `limits` bound the source image.
     pub limits: Limits,
@@ -24,7 +25,11 @@ impl Config {
     pub fn parse(v: &Vars) -> Result<Config, ConfigError> {
         Ok(Config {
             deployment: config::deployment(v)?,
-            copy: config::copy_options(v)?,
+            copy: CopyOptions {
+                referrers: v.flag("COPY_REFERRERS")?,
+                inert_referrers_only: true,
+                ..config::copy_options(v)?
+            },
             limits: config::policy(v)?.limits(),
             environments: config::environments(v)?,
         })

@@ -20,6 +20,9 @@ pub struct Config {
     pub environments: Environments,
     /// `COPY_CONCURRENCY`.
     pub copy: CopyOptions,
+    /// `PRESERVE_DIGEST` (default false): promote without mutation unless a request says
+    /// otherwise.
+    pub preserve_digest: bool,
 }
 
 promotion_lambda::reads_findings!(Config);
@@ -33,6 +36,7 @@ impl Config {
             labels: v.entries("LABELS", "label")?,
             environments: config::environments(v)?,
             copy: config::copy_options(v)?,
+            preserve_digest: v.flag("PRESERVE_DIGEST")?,
         })
     }
 
@@ -45,6 +49,7 @@ impl Config {
             labels: &self.labels,
             clock,
             copy: self.copy.clone(),
+            preserve_digest: self.preserve_digest,
         }
     }
 }

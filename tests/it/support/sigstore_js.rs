@@ -2,6 +2,8 @@
 //! on Node 22, driven by `scripts/node/verify-bundle.mjs`. Node and the packages live in
 //! `.work/node`, installed by `scripts/install-node.sh` from the committed lock file.
 
+use super::images::RegistryClient;
+use serde_json::Value;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -53,4 +55,47 @@ pub fn verify_bundle_with_sigstore_js(
         cmd.arg("--predicate-type").arg(predicate_type);
     }
     cmd.output().expect("run scripts/node/verify-bundle.mjs")
+}
+
+/// The Sigstore bundle v0.3 media type.
+pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// cosign v3's signature predicate type.
+pub const COSIGN_SIGN: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// The Sigstore bundles among the referrers of `digest` in `repo` (the registry has no referrers
+/// API: the `sha256-<hex>` fallback index lists them), as raw JSON bytes.
+pub fn bundles_of(c: &RegistryClient, repo: &str, digest: &str) -> Vec<Vec<u8>> {
+    let tag = format!("sha256-{}", crate::support::digest_hex(digest));
+    let Some((bytes, _)) = c.get_manifest(repo, &tag) else {
+        return Vec::new();
+    };
+    let index: Value = serde_json::from_slice(&bytes).expect("fallback index JSON");
+    let mut out = Vec::new();
+    for entry in index["manifests"].as_array().expect("manifests") {
+        if entry["artifactType"] != BUNDLE {
+            continue;
+        }
+        let (m, _) = c.manifest(repo, entry["digest"].as_str().expect("digest"));
+        let m: Value = serde_json::from_slice(&m).expect("referrer JSON");
+        assert_eq!(m["artifactType"], BUNDLE, "{m:#}");
+        assert_eq!(m["layers"].as_array().map(Vec::len), Some(1), "{m:#}");
+        out.push(c.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer")));
+    }
+    out
+}
+
+/// Whether sigstore-js verifies one of `bundles` for `digest` with `pem` (and says why not).
+pub fn sigstore_js_accepts(bundles: &[Vec<u8>], pem: &str, digest: &str) -> Result<(), String> {
+    let mut why = Vec::new();
+    for b in bundles {
+        let out = verify_bundle_with_sigstore_js(b, pem, digest, Some(COSIGN_SIGN));
+        if out.status.success() {
+            return Ok(());
+        }
+        why.push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Err(format!(
+        "{} bundle(s), none verified: {why:?}",
+        bundles.len()
+    ))
 }

@@ -217,9 +217,15 @@ mod tests {
             ..SignOptions::default()
         };
         sign_image(reg, &img, key, &opts).await.unwrap();
-        crate::sign::attest::attest_image(reg, &img, key, None, None, None, "2026-12-04T00:00:00Z")
-            .await
-            .unwrap();
+        crate::sign::attest::attest_image(
+            reg,
+            &img,
+            key,
+            &Default::default(),
+            "2026-12-04T00:00:00Z",
+        )
+        .await
+        .unwrap();
         let envs = Environments::default();
         let o = RetagOptions {
             build: Some("5".into()),

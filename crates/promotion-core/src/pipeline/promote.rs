@@ -1,7 +1,8 @@
 //! promote-and-annotate: select the quarantined image's tree once, re-check the gate on exactly
 //! that selection, check that the first environment's tags are free for the digest it will make,
 //! then write exactly that selection to the trusted repository with the mandatory annotations
-//! and labels, recording the original source.
+//! and labels, recording the original source — or, digest-preserving, copy it unchanged with its
+//! inert referrers and hand those annotations to sign as claims.
 
 use super::{PipelineError, Repositories, account_of, build_from_source_tag, pinned};
 use crate::annotate::{self, AnnotateOptions};
@@ -15,7 +16,7 @@ use crate::mutate::Entries;
 use crate::reference::ImageRef;
 use crate::registry::Registry;
 use crate::selection::select;
-use crate::sign::{CLAIM_GATE, CLAIM_POLICY_DIGEST};
+use crate::sign::{CLAIM_GATE, CLAIM_POLICY_DIGEST, CLAIM_SOURCE_DIGEST};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +49,11 @@ pub struct PromoteRequest {
     /// The source tag (the build id when `build` is absent, as for retag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_tag: Option<String>,
+    /// Promote without mutation, so the trusted digest is the upstream one and upstream
+    /// signatures, SBOMs and provenance stay valid; the annotations and labels become claims of
+    /// the signature and the attestation. Absent: the deployment's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_digest: Option<bool>,
 }
 
 /// Result of promote-and-annotate.
@@ -66,6 +72,12 @@ pub struct PromoteResult {
     pub gate: String,
     /// The gate re-check as the promotion attestation records it (sign's `gate`).
     pub gate_record: crate::sign::attest::GateRecord,
+    /// Whether the digest was preserved (no mutation).
+    pub preserved: bool,
+    /// For a preserved digest: what the image would have recorded (the annotations and labels,
+    /// the source, the gate summary, the policy digest), for sign to put in the signature and
+    /// the attestation. Empty otherwise (the image records them itself).
+    pub claims: BTreeMap<String, String>,
     /// Manifests written (0 on a repeat).
     pub manifests_pushed: u64,
     /// Layer bytes streamed (0 within one registry: blobs are mounted).
@@ -90,6 +102,8 @@ pub struct PromoteSettings<'a> {
     pub clock: &'a dyn Clock,
     /// Transfer settings.
     pub copy: CopyOptions,
+    /// Preserve digests unless the request says otherwise (`PRESERVE_DIGEST`).
+    pub preserve_digest: bool,
 }
 
 /// Re-check the gate on the selection (PASSED now, or nothing is written), check the first
@@ -132,6 +146,19 @@ pub async fn promote_and_annotate(
     let annotations = annotations
         .with_reserved(CLAIM_GATE, &verdict.compact())
         .with_reserved(CLAIM_POLICY_DIGEST, settings.policy.digest().as_str());
+    if req.preserve_digest.unwrap_or(settings.preserve_digest) {
+        return promote_preserving(
+            reg,
+            settings,
+            &selection,
+            (&src, &trusted),
+            (env, build.as_deref()),
+            &annotations,
+            source_name,
+            &verdict,
+        )
+        .await;
+    }
 
     let opts = AnnotateOptions {
         annotations,
@@ -170,9 +197,73 @@ pub async fn promote_and_annotate(
         source_name,
         gate: verdict.compact(),
         gate_record: crate::sign::attest::GateRecord::from(&verdict),
+        preserved: false,
+        claims: BTreeMap::new(),
         manifests_pushed: report.counts.manifests_pushed,
         bytes_streamed: report.counts.bytes_streamed,
         reserved_removed: removed,
+    })
+}
+
+/// Digest-preserving promotion: the gated selection copied byte for byte (with its inert
+/// referrers: upstream signatures, SBOMs, attestations) into trusted; what annotate would have
+/// written is returned as claims instead. An upstream document carrying the pipeline's reserved
+/// keys is refused: they cannot be removed without changing the digest, and a reader of the
+/// trusted image must not mistake them for the pipeline's record.
+#[allow(clippy::too_many_arguments)]
+async fn promote_preserving(
+    reg: &dyn Registry,
+    settings: &PromoteSettings<'_>,
+    selection: &crate::selection::Selection,
+    (src, trusted): (&ImageRef, &ImageRef),
+    (env, build): (&Environment, Option<&str>),
+    annotations: &Entries,
+    source_name: String,
+    verdict: &crate::gate::Verdict,
+) -> Result<PromoteResult, PipelineError> {
+    for m in &selection.members {
+        if let Some(k) = m
+            .doc
+            .annotations
+            .keys()
+            .find(|k| k.starts_with(crate::mutate::RESERVED_PREFIX))
+        {
+            return Err(PipelineError::Input(format!(
+                "{src}: {} carries the reserved annotation {k:?}; a digest-preserving promotion \
+                 cannot remove it (promote with annotations instead)",
+                m.raw.digest
+            )));
+        }
+    }
+    let digest = selection.top().raw.digest.clone();
+    tags_free(reg, trusted, env, build, &digest).await?;
+    let copy = CopyOptions {
+        referrers: true,
+        inert_referrers_only: true,
+        ..settings.copy.clone()
+    };
+    let dst = trusted.pinned(digest.clone());
+    let report =
+        crate::copy::copy_selection(reg, selection, src, &dst, &copy, Arc::new(NoProgress)).await?;
+    let mut claims = settings.labels.as_map().clone();
+    claims.extend(annotations.as_map().clone());
+    claims.insert(
+        crate::sign::CLAIM_SOURCE_NAME.to_owned(),
+        source_name.clone(),
+    );
+    claims.insert(CLAIM_SOURCE_DIGEST.to_owned(), digest.to_string());
+    Ok(PromoteResult {
+        trusted: dst.to_string(),
+        digest: digest.clone(),
+        source_digest: digest,
+        source_name,
+        gate: verdict.compact(),
+        gate_record: crate::sign::attest::GateRecord::from(verdict),
+        preserved: true,
+        claims,
+        manifests_pushed: report.counts.manifests_pushed,
+        bytes_streamed: report.counts.bytes_streamed,
+        reserved_removed: Vec::new(),
     })
 }
 

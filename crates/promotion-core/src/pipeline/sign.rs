@@ -4,12 +4,15 @@
 use super::{PipelineError, Repositories, pinned};
 use crate::clock::Clock;
 use crate::gate::time::rfc3339;
+use crate::mutate::Entries;
 use crate::registry::Registry;
 use crate::selection::Limits;
+use crate::sign::CLAIM_SOURCE_DIGEST;
 use crate::sign::Signer;
-use crate::sign::attest::{GateRecord, attest_image};
+use crate::sign::attest::{AttestInput, GateRecord, attest_image};
 use crate::sign::store::{RouteOutcome, SignMode, SignOptions, sign_image};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Input of sign.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -24,6 +27,11 @@ pub struct SignRequest {
     /// the one the image records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateRecord>,
+    /// promote-and-annotate's `claims`: for a digest-preserving promotion, what the image would
+    /// have recorded, signed as claims instead (its source digest must be the image's digest);
+    /// empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// Result of sign.
@@ -70,25 +78,40 @@ pub async fn sign(
         None => None,
     };
     let created = rfc3339(clock.now());
+    // Claims from the request only for a preserved digest, whose documents cannot record them:
+    // the record must name this very digest as its source.
+    let preserved = !req.claims.is_empty();
+    if preserved
+        && req.claims.get(CLAIM_SOURCE_DIGEST).map(String::as_str)
+            != image.digest().map(|d| d.as_str())
+    {
+        return Err(PipelineError::Input(format!(
+            "claims: they are taken only for a digest-preserving promotion, whose \
+             {CLAIM_SOURCE_DIGEST} is the image's digest ({image})"
+        )));
+    }
+    let annotations = req
+        .claims
+        .iter()
+        .fold(Entries::default(), |e, (k, v)| e.with_reserved(k, v));
     // The trusted digest passed promote-and-annotate's selection under the policy's limits;
     // sign reads manifests only and is not the place to refuse it afresh.
     let opts = SignOptions {
         mode,
         limits: Limits::UNBOUNDED,
         created: created.clone(),
+        annotations,
+        preserved,
         ..SignOptions::default()
     };
     let report = sign_image(reg, &image, signer, &opts).await?;
-    let attested = attest_image(
-        reg,
-        &image,
-        signer,
-        req.gate.as_ref(),
-        quarantine.as_deref(),
-        None,
-        &created,
-    )
-    .await?;
+    let input = AttestInput {
+        gate: req.gate.as_ref(),
+        quarantine: quarantine.as_deref(),
+        environment: None,
+        preserved: preserved.then_some(&req.claims),
+    };
+    let attested = attest_image(reg, &image, signer, &input, &created).await?;
     let mut warnings = report.warnings;
     warnings.extend(attested.warnings);
     Ok(SignResult {

@@ -146,6 +146,7 @@ async fn promote_rechecks_the_gate_and_writes_nothing_on_a_denial() {
         labels: &Entries::default(),
         clock: &SystemClock,
         copy: CopyOptions::default(),
+        preserve_digest: false,
     };
     let req = PromoteRequest {
         quarantine: q.clone(),
@@ -234,6 +235,7 @@ fn promote_settings<'a>(
         labels: &EMPTY,
         clock: &SystemClock,
         copy: CopyOptions::default(),
+        preserve_digest: false,
     }
 }
 

@@ -140,22 +140,44 @@ pub fn statement(
     Statement::new(subject, VSA_PREDICATE, predicate)
 }
 
+/// What [`attest_image`] records besides what the image itself says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttestInput<'a> {
+    /// The promote step's gate record; its summary must be the one the image records.
+    pub gate: Option<&'a GateRecord>,
+    /// The quarantined image, pinned.
+    pub quarantine: Option<&'a str>,
+    /// The environment.
+    pub environment: Option<&'a str>,
+    /// For a preserved digest: the record the image would have carried (source, source digest,
+    /// gate summary, policy digest), used instead of its (upstream) annotations. Its source
+    /// digest must be the attested digest.
+    pub preserved: Option<&'a BTreeMap<String, String>>,
+}
+
 /// Attest the promoted `image` (pinned or tagged; its digest is attested) with `signer`.
-/// `gate` (the promote step's record) must agree with the summary the image records; without
-/// it the record holds that summary alone. Idempotent: a valid attestation by this key for this
-/// digest is left alone.
+/// Without a gate record the attestation holds the summary alone. Idempotent: a valid
+/// attestation by this key for this digest is left alone.
 pub async fn attest_image<R: Registry + ?Sized>(
     reg: &R,
     image: &ImageRef,
     signer: &dyn Signer,
-    gate: Option<&GateRecord>,
-    quarantine: Option<&str>,
-    environment: Option<&str>,
+    input: &AttestInput<'_>,
     created: &str,
 ) -> Result<AttestReport, SignError> {
+    let (gate, quarantine, environment) = (input.gate, input.quarantine, input.environment);
     let selection = select(reg, image, &Limits::UNBOUNDED).await?;
     let top = selection.top();
-    let recorded = &top.doc.annotations;
+    let recorded = input.preserved.unwrap_or(&top.doc.annotations);
+    if input.preserved.is_some()
+        && recorded.get(CLAIM_SOURCE_DIGEST).map(String::as_str) != Some(top.raw.digest.as_str())
+    {
+        return Err(SignError::Input(format!(
+            "the preserved record names the source digest {:?}, not {}",
+            recorded.get(CLAIM_SOURCE_DIGEST),
+            top.raw.digest
+        )));
+    }
     let name = image.repo_path();
     let refuse = |why: String| {
         SignError::Input(format!(
@@ -325,6 +347,19 @@ mod tests {
         "reg.example/trusted/app:1".parse().unwrap()
     }
 
+    fn input<'a>(
+        gate: Option<&'a GateRecord>,
+        quarantine: Option<&'a str>,
+        environment: Option<&'a str>,
+    ) -> AttestInput<'a> {
+        AttestInput {
+            gate,
+            quarantine,
+            environment,
+            preserved: None,
+        }
+    }
+
     fn record() -> GateRecord {
         GateRecord {
             summary: "PASSED CRITICAL=0 HIGH=0 MEDIUM=1 LOW=0 UNTRIAGED=0 suppressed=0".into(),
@@ -345,9 +380,7 @@ mod tests {
             &reg,
             &img(),
             &key,
-            Some(&record()),
-            Some(&q),
-            Some("dev"),
+            &input(Some(&record()), Some(&q), Some("dev")),
             T,
         )
         .await
@@ -379,9 +412,15 @@ mod tests {
 
         // A re-run writes nothing.
         let puts = reg.calls().manifest_puts;
-        let again = attest_image(&reg, &img(), &key, Some(&record()), Some(&q), None, "later")
-            .await
-            .unwrap();
+        let again = attest_image(
+            &reg,
+            &img(),
+            &key,
+            &input(Some(&record()), Some(&q), None),
+            "later",
+        )
+        .await
+        .unwrap();
         assert_eq!(again.outcome, RouteOutcome::Present);
         assert_eq!(reg.calls().manifest_puts, puts);
 
@@ -398,7 +437,7 @@ mod tests {
         let reg = MemoryRegistry::new();
         let key = LocalSigner::generate_p256();
         crate::annotate::tests::index(&reg, &img());
-        let e = attest_image(&reg, &img(), &key, None, None, None, T)
+        let e = attest_image(&reg, &img(), &key, &AttestInput::default(), T)
             .await
             .unwrap_err();
         assert_eq!(e.error_type(), ErrorType::InputInvalid);
@@ -410,7 +449,7 @@ mod tests {
             summary: "PASSED CRITICAL=0 HIGH=0 MEDIUM=0 LOW=0 UNTRIAGED=0 suppressed=0".into(),
             ..record()
         };
-        let e = attest_image(&reg, &img(), &key, Some(&lie), None, None, T)
+        let e = attest_image(&reg, &img(), &key, &input(Some(&lie), None, None), T)
             .await
             .unwrap_err();
         assert!(

@@ -92,6 +92,9 @@ pub struct SignOptions {
     pub limits: Limits,
     /// When, RFC 3339 (the bundle referrers' `org.opencontainers.image.created`).
     pub created: String,
+    /// The digest was preserved: the documents' annotations are upstream's, not the pipeline's
+    /// record, and no claim is taken from them (the record comes in `annotations`).
+    pub preserved: bool,
 }
 
 /// What happened in one format.
@@ -224,9 +227,15 @@ pub async fn sign_image<R: Registry + ?Sized>(
     for (i, (platform, raw, doc)) in targets.iter().enumerate() {
         // The recorded claims (source, gate summary, policy) come from the document itself;
         // a gate summary given for signing wins.
+        let none = BTreeMap::new();
+        let recorded = if opts.preserved {
+            &none
+        } else {
+            &doc.annotations
+        };
         let c = claims(
             opts.annotations.as_map(),
-            &doc.annotations,
+            recorded,
             opts.gate_summary.as_deref(),
         );
         if i == 0 {
