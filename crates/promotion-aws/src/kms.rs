@@ -12,12 +12,22 @@
 //! payload with many claims can exceed. KMS then signs that digest exactly as it would have
 //! signed the hash of the raw message, so the signature verifies over the payload.
 //!
-//! moto (the local KMS stand-in) implements `DIGEST` wrongly: it hashes the digest again, so its
-//! signatures do not verify over the payload (../shared/reference/test-infra.md §3). Rather than a test-only
-//! code path, the message type is configuration ([`KmsMessageMode`]): `Digest` (the default) for
-//! AWS, `Raw` for stand-ins. Both are exercised against moto: `Raw` signs and verifies; `Digest`
-//! is refused by the check every signature passes before it is stored (it must verify with the
-//! key's public key), which is exactly the guard that keeps a broken KMS from writing garbage.
+//! That is the default and what the template deploys, and it is proven against a KMS stand-in:
+//! moto_server started through `scripts/moto_server_kms_digest.py`, a hand-written correction of
+//! moto's DIGEST path (moto 5.2.5, the newest release, hashes the digest again, so its signatures
+//! do not verify over the payload; ../shared/reference/test-infra.md §3). The adapter tests below
+//! and the end-to-end state machine run sign in DIGEST mode there and verify the result over the
+//! payload.
+//!
+//! The message type stays configuration ([`KmsMessageMode`]): `Raw` sends the payload itself, for
+//! KMS stand-ins without that fix (plain moto_server). Whatever the mode, every signature must
+//! verify with the key's public key before it is stored, the guard that keeps a KMS signing the
+//! wrong bytes from writing garbage (tests/it/sign.rs runs plain moto in DIGEST mode against it).
+//!
+//! P-256 (`ECDSA_SHA_256`) is the recommended key. RSA works, with the caveat above: a PSS
+//! signature (chosen only for a key that offers no PKCS#1 v1.5) is not accepted by every
+//! verifier, and cosign itself signs with whichever algorithm the key lists first
+//! (infra/README.md, "Signing key").
 
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
@@ -35,8 +45,8 @@ pub enum KmsMessageMode {
     /// `MessageType=DIGEST` with SHA-256(payload): what cosign does; correct on AWS.
     #[default]
     Digest,
-    /// `MessageType=RAW` with the payload (at most 4096 bytes): for stand-ins such as moto,
-    /// whose `DIGEST` mode is wrong.
+    /// `MessageType=RAW` with the payload (at most 4096 bytes): for KMS stand-ins whose `DIGEST`
+    /// mode is wrong, such as moto_server without `scripts/moto_server_kms_digest.py`.
     Raw,
 }
 
@@ -228,8 +238,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Moto;
+    use aws_sdk_kms::config::retry::RetryConfig;
+    use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_kms::error::ErrorMetadata;
     use aws_sdk_kms::operation::sign::SignError as SdkSignError;
+    use aws_sdk_kms::types::KeySpec;
     use promotion_core::error::{Classify as _, ErrorType};
 
     fn service(code: &str) -> SignError {
@@ -269,5 +283,110 @@ mod tests {
         assert_eq!(parse_kms_uri("awskms:///"), None);
         assert_eq!("raw".parse(), Ok(KmsMessageMode::Raw));
         assert!("x".parse::<KmsMessageMode>().is_err());
+    }
+
+    /// A KMS client for moto, with the SDK's own retries off.
+    fn moto_client(moto: &Moto) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .endpoint_url(&moto.url)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    /// A SIGN_VERIFY key, created with a plain SDK call (not with the code under test).
+    async fn signing_key(client: &aws_sdk_kms::Client, spec: KeySpec) -> String {
+        let out = client
+            .create_key()
+            .key_spec(spec)
+            .key_usage(KeyUsageType::SignVerify)
+            .send()
+            .await
+            .unwrap();
+        out.key_metadata().unwrap().key_id().to_owned()
+    }
+
+    /// DIGEST (the default, what the template deploys) against moto with DIGEST corrected: the
+    /// signature verifies over the payload with the key's public key (GetPublicKey), for the
+    /// recommended P-256 key and for RSA, where the signer picks PKCS#1 v1.5.
+    #[tokio::test]
+    async fn digest_signatures_verify_over_the_payload_for_p256_and_rsa() {
+        let moto = Moto::start();
+        let client = moto_client(&moto);
+        // Longer than RAW allows: DIGEST signs payloads of any size.
+        let payload = br#"{"critical":{"type":"cosign container image signature"}}"#.repeat(100);
+        assert!(payload.len() > MAX_RAW_MESSAGE);
+        for (spec, algorithm) in [
+            (KeySpec::EccNistP256, SigningAlgorithmSpec::EcdsaSha256),
+            (KeySpec::Rsa3072, SigningAlgorithmSpec::RsassaPkcs1V15Sha256),
+        ] {
+            let key_id = signing_key(&client, spec.clone()).await;
+            let signer = KmsSigner::connect(client.clone(), &key_id, KmsMessageMode::default())
+                .await
+                .unwrap();
+            assert_eq!(signer.algorithm, algorithm, "{spec:?}");
+            let sig = signer.sign(&payload).await.unwrap();
+
+            let public = public_key(&client, &key_id).await.unwrap();
+            assert!(public.verify(&payload, &sig), "{spec:?}: {}", public.kind());
+            assert!(!public.verify(b"another payload", &sig), "{spec:?}");
+            // Not a signature of the digest taken as a message (moto's uncorrected DIGEST).
+            assert!(
+                !public.verify(&sha2::Sha256::digest(&payload), &sig),
+                "{spec:?}"
+            );
+        }
+    }
+
+    /// What the corrected stand-in does beyond the signer's path: RSASSA-PSS in DIGEST mode (a
+    /// salt as long as the hash, as KMS) verifies with our verifier; a digest of the wrong length
+    /// is refused as AWS refuses it; RAW, for stand-ins without the fix, still signs.
+    #[tokio::test]
+    async fn the_stand_in_signs_pss_refuses_short_digests_and_still_signs_raw() {
+        let moto = Moto::start();
+        let client = moto_client(&moto);
+        let payload = b"payload".to_vec();
+        let digest = sha2::Sha256::digest(&payload).to_vec();
+
+        let rsa = signing_key(&client, KeySpec::Rsa2048).await;
+        let out = client
+            .sign()
+            .key_id(&rsa)
+            .message(Blob::new(digest.clone()))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+            .send()
+            .await
+            .unwrap();
+        let public = public_key(&client, &rsa).await.unwrap();
+        assert!(public.verify(&payload, out.signature().unwrap().as_ref()));
+
+        let p256 = signing_key(&client, KeySpec::EccNistP256).await;
+        let err = client
+            .sign()
+            .key_id(&p256)
+            .message(Blob::new(digest[..20].to_vec()))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.as_service_error().and_then(|e| e.code()),
+            Some("ValidationException"),
+            "{err:?}"
+        );
+
+        let signer = KmsSigner::connect(client.clone(), &p256, KmsMessageMode::Raw)
+            .await
+            .unwrap();
+        let sig = signer.sign(&payload).await.unwrap();
+        assert!(signer.public_key().verify(&payload, &sig));
+        let too_long = vec![b'x'; MAX_RAW_MESSAGE + 1];
+        let e = signer.sign(&too_long).await.unwrap_err();
+        assert_eq!(e.error_type(), ErrorType::InputInvalid, "{e}");
     }
 }

@@ -1,11 +1,15 @@
-//! Test support: a loopback stub of an AWS JSON-protocol API (Inspector2, ECR).
+//! Test support: a loopback stub of an AWS JSON-protocol API (Inspector2, ECR), and moto_server
+//! as the KMS stand-in.
 //!
-//! Hand-written because the tests must see exactly what the SDK sent (filters, pages, the
-//! signing region), which moto neither checks nor records.
+//! The stub is hand-written because the tests must see exactly what the SDK sent (filters,
+//! pages, the signing region), which moto neither checks nor records.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -121,5 +125,80 @@ async fn serve(mut sock: TcpStream, handler: Handler, requests: Arc<Mutex<Vec<Re
         if sock.write_all(response.as_bytes()).await.is_err() {
             return;
         }
+    }
+}
+
+/// moto_server on a random loopback port, started as the integration tests start it: the venv's
+/// python (`.work/venv`, installed by `scripts/install-moto.sh`) running
+/// `scripts/moto_server_kms_digest.py`, moto with KMS `MessageType=DIGEST` corrected. Killed and
+/// reaped on drop.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`, the endpoint URL to give the SDK client.
+    pub url: String,
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    /// Starts moto and waits until it listens; panics naming the install script when moto is
+    /// not installed, and with moto's output when it does not start.
+    pub fn start() -> Moto {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".work/venv/bin/python");
+        let launcher = root.join("scripts/moto_server_kms_digest.py");
+        assert!(
+            python.is_file() && root.join(".work/venv/bin/moto_server").is_file(),
+            "moto is not installed in {}; the KMS adapter tests need it. Run `scripts/test.sh` \
+             (or `scripts/install-moto.sh`), which installs PyPI `moto[server]` there.",
+            root.join(".work/venv").display()
+        );
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .port();
+            let log = tempfile::NamedTempFile::new().unwrap();
+            let child = Command::new(&python)
+                .arg(&launcher)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(log.reopen().unwrap())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+            let mut moto = Moto {
+                url: format!("http://127.0.0.1:{port}"),
+                child,
+                log,
+            };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    last = format!("exited with {status}");
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return moto;
+                }
+                if Instant::now() > deadline {
+                    last = "did not listen within 60 s".into();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last = format!(
+                "{last}\n--- moto log ---\n{}",
+                std::fs::read_to_string(moto.log.path()).unwrap_or_default()
+            );
+        }
+        panic!("moto did not start: {last}");
     }
 }
