@@ -278,6 +278,47 @@ fn functions_follow_the_functions_readme_contract() {
     assert_eq!(subs, want, "DefinitionSubstitutions vs functions/README.md");
 }
 
+/// The end-to-end run (tests/it/support/pipeline.rs) sets no `KMS_MESSAGE_MODE`: the Sign
+/// function signs in its default mode, DIGEST, against moto with DIGEST corrected
+/// (scripts/moto_server_kms_digest.py). That proves the deployed mode only while the template
+/// deploys the same: no function (nor `Globals`) may set `raw`, or anything but `digest`.
+#[test]
+fn the_template_signs_in_the_kms_message_mode_the_end_to_end_run_uses() {
+    let t = template();
+    let mut set = vec![(
+        "Globals".to_owned(),
+        &t["Globals"]["Function"]["Environment"]["Variables"]["KMS_MESSAGE_MODE"],
+    )];
+    set.extend(
+        resources(&t)
+            .filter(|(_, r)| {
+                r["Type"] == "AWS::Serverless::Function" || r["Type"] == "AWS::Lambda::Function"
+            })
+            .map(|(id, r)| {
+                (
+                    id.clone(),
+                    &r["Properties"]["Environment"]["Variables"]["KMS_MESSAGE_MODE"],
+                )
+            }),
+    );
+    for (id, mode) in &set {
+        assert!(
+            mode.is_null() || *mode == "digest",
+            "{id}: KMS_MESSAGE_MODE is {mode}; the template must deploy digest (the default), \
+             the mode the end-to-end tests sign in (raw is for KMS stand-ins only)"
+        );
+    }
+    assert!(
+        set.iter().any(|(id, _)| id == "SignFunction"),
+        "no SignFunction in the template"
+    );
+    let harness = include_str!("support/pipeline.rs");
+    assert!(
+        !harness.contains("\"KMS_MESSAGE_MODE\""),
+        "tests/it/support/pipeline.rs must leave KMS_MESSAGE_MODE to the function's default"
+    );
+}
+
 /// `| `VAR` (, `VAR`) | user, user | meaning |` rows of the README's configuration table.
 fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
     let name = Regex::new(r"`([A-Z][A-Z0-9_]+)`").expect("regex");

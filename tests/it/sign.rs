@@ -500,7 +500,7 @@ fn bad_keys_and_missing_images_fail_with_one_line_and_write_nothing() {
         .assert_failed("Signature.Missing");
 }
 
-/// `promote sign` with a KMS key on moto (RAW message mode: moto's DIGEST mode is wrong).
+/// `promote` pointed at moto (KMS `MessageType=DIGEST` corrected, the CLI's default mode).
 fn kms_promote(reg: &TestRegistry, moto: &crate::support::moto::Moto) -> Promote {
     promote(reg)
         .arg("--aws-endpoint-url")
@@ -511,10 +511,11 @@ fn kms_promote(reg: &TestRegistry, moto: &crate::support::moto::Moto) -> Promote
         .env("AWS_SECRET_ACCESS_KEY", "test")
 }
 
+/// DIGEST, the default message mode (and the one the template deploys), against KMS.
 #[test]
 fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
     let moto = crate::support::moto::Moto::start();
-    for spec in ["ECC_NIST_P256", "RSA_2048"] {
+    for spec in ["ECC_NIST_P256", "RSA_3072"] {
         let reg = TestRegistry::start();
         let c = RegistryClient::new(&reg);
         push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
@@ -528,8 +529,6 @@ fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
             .arg(image.clone())
             .arg("--key")
             .arg(uri.clone())
-            .arg("--kms-message-mode")
-            .arg("raw")
             .arg("--annotation")
             .arg("org.example.env=dev")
             .run()
@@ -567,7 +566,7 @@ fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
             .arg("--key")
             .arg(uri.clone())
             .arg("--kms-message-mode")
-            .arg("raw")
+            .arg("digest")
             .arg("--annotation")
             .arg("org.example.env=dev")
             .run()
@@ -576,29 +575,34 @@ fn kms_signatures_on_moto_verify_with_promote_and_skopeo_for_p256_and_rsa() {
     }
 }
 
+/// RAW stays a configuration for KMS stand-ins without the DIGEST fix; it still signs.
 #[test]
-fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
+fn kms_raw_message_mode_still_signs_and_unusable_keys_are_refused() {
     let moto = crate::support::moto::Moto::start();
     let reg = TestRegistry::start();
     let c = RegistryClient::new(&reg);
     push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
     let image = format!("{}/trusted/app:1", reg.host());
     let key_id = moto.create_signing_key("ECC_NIST_P256");
+    let uri = format!("awskms:///{key_id}");
 
-    // moto hashes a DIGEST message again, so its signature does not verify over the payload:
-    // the signer's own check refuses to store it (on AWS the same mode is correct).
-    let run = kms_promote(&reg, &moto)
+    let v = kms_promote(&reg, &moto)
         .arg("sign")
         .arg(image.clone())
         .arg("--key")
-        .arg(format!("awskms:///{key_id}"))
-        .run();
-    run.assert_failed("Signature.Invalid");
-    assert_eq!(
-        c.list_tags("trusted/app"),
-        vec!["1".to_owned()],
-        "nothing written"
-    );
+        .arg(uri.clone())
+        .arg("--kms-message-mode")
+        .arg("raw")
+        .run()
+        .assert_ok();
+    assert_eq!(num(&v, "signatures_created"), 1 + PLATFORMS.len() as u64);
+    kms_promote(&reg, &moto)
+        .arg("verify")
+        .arg(image.clone())
+        .arg("--key")
+        .arg(uri)
+        .run()
+        .assert_ok();
 
     let enc = moto.create_encryption_key();
     let run = kms_promote(&reg, &moto)
@@ -606,8 +610,6 @@ fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
         .arg(image.clone())
         .arg("--key")
         .arg(format!("awskms:///{enc}"))
-        .arg("--kms-message-mode")
-        .arg("raw")
         .run();
     run.assert_failed("Key.Invalid");
     assert!(
@@ -616,15 +618,36 @@ fn kms_digest_mode_on_moto_is_caught_and_unusable_keys_are_refused() {
         run.describe()
     );
 
+    let before = c.list_tags("trusted/app");
     let run = kms_promote(&reg, &moto)
         .arg("sign")
         .arg(image)
         .arg("--key")
         .arg("awskms:///00000000-0000-0000-0000-000000000000")
-        .arg("--kms-message-mode")
-        .arg("raw")
         .run();
     run.assert_failed("Kms.Failed");
+    assert_eq!(c.list_tags("trusted/app"), before, "nothing written");
+}
+
+/// A KMS that signs the wrong bytes: moto as installed signs SHA-256(digest) in DIGEST mode. The
+/// signer checks every signature with the key's public key before storing it, so nothing is
+/// written.
+#[test]
+fn a_kms_signature_that_does_not_verify_is_never_stored() {
+    let moto = crate::support::moto::Moto::start_uncorrected();
+    let reg = TestRegistry::start();
+    let c = RegistryClient::new(&reg);
+    push_index(&c, "trusted/app", "1", Format::Oci, PLATFORMS, &[2048]);
+    let image = format!("{}/trusted/app:1", reg.host());
+    let key_id = moto.create_signing_key("ECC_NIST_P256");
+
+    let run = kms_promote(&reg, &moto)
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg(format!("awskms:///{key_id}"))
+        .run();
+    run.assert_failed("Signature.Invalid");
     assert_eq!(
         c.list_tags("trusted/app"),
         vec!["1".to_owned()],

@@ -3,6 +3,10 @@
 //! ignores filters and pagination and has no ListCoverage. Also KMS for the signing tests: keys
 //! are created with plain KMS JSON calls, not with the code under test. And EventBridge with SQS
 //! targets: the real event-pattern matcher for the template's rules (tests/it/infra.rs).
+//!
+//! moto is started through `scripts/moto_server_kms_digest.py`: moto_server with KMS
+//! `MessageType=DIGEST` corrected (moto 5.2.5 signs SHA-256 of the digest), so the signing tests
+//! run in the mode the template deploys.
 
 use super::registry::free_port;
 use base64::Engine as _;
@@ -26,46 +30,67 @@ pub struct Moto {
     log: tempfile::NamedTempFile,
 }
 
-/// `.work/venv/bin/moto_server` (what `scripts/install-moto.sh` installs), else `moto_server` on
-/// PATH; panics naming the program and the install script when neither exists.
-pub fn moto_program() -> PathBuf {
+/// What starts moto: the venv's python (`.work/venv`, where `scripts/install-moto.sh` installs
+/// PyPI `moto[server]`) running `scripts/moto_server_kms_digest.py`, which is `moto_server` with
+/// KMS `MessageType=DIGEST` corrected (moto hashes the digest again) and the same arguments.
+/// Panics naming what is missing and the install script.
+pub fn moto_program() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    let venv = root.join(".work/venv/bin/moto_server");
-    if venv.is_file() {
-        return venv;
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("moto_server"))
-            .find(|p| p.is_file())
-    });
-    on_path.unwrap_or_else(|| {
-        panic!(
-            "`moto_server` is neither at {} nor on PATH; the Inspector integration tests need it. \
-             Run `scripts/test.sh` (or `scripts/install-moto.sh`), which installs PyPI \
-             `moto[server]` into .work/venv.",
-            venv.display()
-        )
-    })
+    let launcher = root.join("scripts/moto_server_kms_digest.py");
+    assert!(launcher.is_file(), "{} is missing", launcher.display());
+    let venv = root.join(".work/venv/bin");
+    let (python, moto_server) = (venv.join("python"), venv.join("moto_server"));
+    assert!(
+        python.is_file() && moto_server.is_file(),
+        "`moto_server` is not installed in {}; the Inspector, KMS and EventBridge integration \
+         tests need it. Run `scripts/test.sh` (or `scripts/install-moto.sh`), which installs PyPI \
+         `moto[server]` into .work/venv.",
+        venv.display()
+    );
+    (python, launcher)
+}
+
+/// The `moto_server` script itself (no DIGEST correction): only for showing what a KMS that signs
+/// the wrong bytes leads to.
+fn uncorrected_moto_program() -> PathBuf {
+    let (python, _) = moto_program();
+    python.with_file_name("moto_server")
 }
 
 impl Moto {
-    /// Starts moto_server and waits until it answers.
+    /// Starts moto_server (KMS DIGEST corrected, see [`moto_program`]) and waits until it
+    /// answers.
     pub fn start() -> Moto {
-        let program = moto_program();
+        let (python, launcher) = moto_program();
+        Moto::start_with(|| {
+            let mut cmd = Command::new(&python);
+            cmd.arg(&launcher);
+            cmd
+        })
+    }
+
+    /// Starts moto_server as installed, whose KMS signs SHA-256(digest) for `MessageType=DIGEST`:
+    /// a KMS whose signatures do not verify over the payload.
+    pub fn start_uncorrected() -> Moto {
+        let program = uncorrected_moto_program();
+        Moto::start_with(|| Command::new(&program))
+    }
+
+    fn start_with(command: impl Fn() -> Command) -> Moto {
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
             let log = tempfile::NamedTempFile::new().expect("moto log file");
-            let child = Command::new(&program)
+            let mut cmd = command();
+            let child = cmd
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(log.reopen().expect("log handle"))
                 .stderr(log.reopen().expect("log handle"))
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
             let mut moto = Moto { child, port, log };
             match moto.wait_ready() {
                 Ok(()) => return moto,

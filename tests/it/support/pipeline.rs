@@ -2,7 +2,8 @@
 //! - one `docker-registry` holding the ingress, quarantine and trusted repositories, with basic
 //!   auth whose password is the token moto's ECR `GetAuthorizationToken` hands out, so the
 //!   Lambdas authenticate exactly as on AWS (`ECR_REGISTRY_ALIASES` names the host as ECR);
-//! - `moto_server` for KMS (signing key), Inspector2 (seeded findings) and ECR (tokens);
+//! - `moto_server` for KMS (signing key; `MessageType=DIGEST` corrected, so the Sign function
+//!   runs in its default DIGEST mode, as deployed), Inspector2 (seeded findings) and ECR (tokens);
 //! - `cargo lambda watch` (PyPI `cargo-lambda`) serving the five real Lambda binaries;
 //! - `aws-local-stepfunctions` on Node 22 running the real `statemachine/promotion.asl.json`
 //!   (`tests/sfn/run.mjs`).
@@ -152,8 +153,8 @@ impl Stack {
             .env("SCAN_POLL_SECONDS", config.poll_seconds.to_string())
             .env("SCAN_MAX_WAIT_SECONDS", config.max_wait_seconds.to_string())
             .env("KMS_KEY_ID", &key_id)
-            // moto's DIGEST mode signs the wrong bytes (../shared/reference/test-infra.md §3).
-            .env("KMS_MESSAGE_MODE", "raw")
+            // No KMS_MESSAGE_MODE: the function's default, DIGEST, which the template deploys
+            // (tests/it/infra.rs checks it) and moto signs correctly through the launcher.
             .env("SIGN_MODE", "both")
             .env("APPROVAL_ARTIFACT_TYPE", APPROVAL_TYPE)
             .env(
