@@ -315,7 +315,6 @@ def main() -> int:
                 env.update(
                     AWS_ENDPOINT_URL=args.aws_endpoint,
                     KMS_KEY_ID=args.kms_key_id,
-                    KMS_MESSAGE_MODE="raw",
                 )
             return env
 

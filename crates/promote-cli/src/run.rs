@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// Signing key: `awskms:///KEY` or a private key file (cosign's, or PEM PKCS#8).
     #[arg(long, value_name = "awskms:///KEY | FILE")]
     key: String,
-    /// KMS message mode (`digest`, or `raw` for moto).
+    /// KMS message mode (`digest`, or `raw` for stand-ins whose DIGEST mode is wrong).
     #[arg(long, default_value = "digest", value_name = "digest|raw")]
     kms_message_mode: KmsMessageMode,
     /// Signature formats: Sigstore bundle (cosign v3), legacy `.sig` tag, or both.

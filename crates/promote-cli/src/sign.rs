@@ -34,7 +34,8 @@ pub struct SignArgs {
     #[arg(long)]
     attest: bool,
     /// How the payload goes to KMS: `digest` (cosign's way, correct on AWS) or `raw` (for
-    /// stand-ins such as moto, whose DIGEST mode is wrong; payloads up to 4096 bytes).
+    /// stand-ins whose DIGEST mode is wrong, such as moto as released; payloads up to 4096
+    /// bytes).
     #[arg(long, default_value = "digest", value_name = "digest|raw")]
     kms_message_mode: KmsMessageMode,
     /// Sign only the top digest, not each platform manifest of an index.

@@ -10,7 +10,7 @@ pub struct Config {
     pub deployment: Deployment,
     /// `KMS_KEY_ID` (required).
     pub kms_key_id: String,
-    /// `KMS_MESSAGE_MODE` (`digest`, default, or `raw` for moto).
+    /// `KMS_MESSAGE_MODE` (`digest`, default, or `raw` for KMS stand-ins whose DIGEST is wrong).
     pub kms_message_mode: KmsMessageMode,
     /// `SIGN_MODE` (`bundle`, `legacy`, `both`; default `both`).
     pub sign_mode: SignMode,
