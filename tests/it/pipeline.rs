@@ -123,9 +123,45 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         .arg(&trusted)
         .arg("--key")
         .arg(format!("awskms:///{}", stack.key_id))
+        .arg("--require")
+        .arg("both")
+        .arg("--attestation")
         .run()
         .assert_ok();
     assert_eq!(verified["digest"], digest.as_str());
+    // Signed (KMS, DIGEST mode) in both formats, and attested: the attestation records the
+    // quarantined digest and the gate the promote step ran.
+    assert_eq!(
+        verified["verified"],
+        json!(["bundle", "legacy"]),
+        "{verified:#}"
+    );
+    let promotion = &verified["attestation"]["predicate"]["promotion"];
+    assert_eq!(
+        promotion["sourceDigest"],
+        app.digest.as_str(),
+        "{verified:#}"
+    );
+    assert!(
+        promotion["quarantine"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("{QUARANTINE}@{}", app.digest)),
+        "{verified:#}"
+    );
+    assert!(
+        promotion["gate"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("PASSED"),
+        "{verified:#}"
+    );
+    let referrers_before = c
+        .manifest(
+            TRUSTED,
+            &format!("sha256-{}", crate::support::digest_hex(&digest)),
+        )
+        .0;
     let promoted = x.events("Image Promoted");
     assert_eq!(promoted.len(), 1, "{}", x.describe());
     assert_eq!(promoted[0]["Detail"]["trusted"], trusted.as_str());
@@ -154,6 +190,19 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         trusted.as_str()
     );
     assert_eq!(again.state_output("Sign")["sign"]["signaturesCreated"], 0);
+    assert_eq!(
+        again.state_output("Sign")["sign"]["attestationCreated"],
+        false
+    );
+    assert_eq!(
+        c.manifest(
+            TRUSTED,
+            &format!("sha256-{}", crate::support::digest_hex(&digest))
+        )
+        .0,
+        referrers_before,
+        "no referrer added by the repeat"
+    );
     assert_eq!(again.state_output("Retag")["retag"]["changed"], false);
     assert_eq!(
         c.list_tags(TRUSTED),

@@ -56,4 +56,29 @@ mod tests {
             .expect("refused");
         assert!(e.0.contains("PIPELINE_REGISTRY is not set"), "{e}");
     }
+
+    #[test]
+    fn copy_referrers_defaults_to_false_and_is_checked() {
+        let with = |value: Option<&'static str>| {
+            move |k: &str| match k {
+                "PIPELINE_REGISTRY" => Some("reg.test".to_owned()),
+                "INGRESS_PREFIX" => Some("incoming/".to_owned()),
+                "QUARANTINE_PREFIX" => Some("quarantine/".to_owned()),
+                "TRUSTED_PREFIX" => Some("trusted/".to_owned()),
+                "GATE_POLICY" => Some("{}".to_owned()),
+                "COPY_REFERRERS" => value.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let parse = |v: Option<&'static str>| Config::parse(&Vars(&with(v)));
+        assert!(!parse(None).unwrap_or_else(|e| panic!("{e}")).copy.referrers);
+        assert!(
+            parse(Some("true"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .copy
+                .referrers
+        );
+        let e = parse(Some("yes")).err().expect("refused");
+        assert!(e.0.contains("COPY_REFERRERS"), "{e}");
+    }
 }

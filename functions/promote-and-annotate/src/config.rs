@@ -70,4 +70,32 @@ mod tests {
         let e = Config::parse(&Vars(&vars)).err().expect("refused");
         assert!(e.0.contains("GATE_POLICY is not set"), "{e}");
     }
+
+    #[test]
+    fn preserve_digest_defaults_to_false_and_is_checked() {
+        let with = |value: Option<&'static str>| {
+            move |k: &str| match k {
+                "PIPELINE_REGISTRY" => Some("reg.test".to_owned()),
+                "INGRESS_PREFIX" => Some("incoming/".to_owned()),
+                "QUARANTINE_PREFIX" => Some("quarantine/".to_owned()),
+                "TRUSTED_PREFIX" => Some("trusted/".to_owned()),
+                "GATE_POLICY" => Some("{}".to_owned()),
+                "PRESERVE_DIGEST" => value.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let parse = |v: Option<&'static str>| Config::parse(&Vars(&with(v)));
+        assert!(
+            !parse(None)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .preserve_digest
+        );
+        assert!(
+            parse(Some("true"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .preserve_digest
+        );
+        let e = parse(Some("yes")).err().expect("refused");
+        assert!(e.0.contains("PRESERVE_DIGEST"), "{e}");
+    }
 }

@@ -104,7 +104,8 @@ pub async fn sign(
         preserved,
         ..SignOptions::default()
     };
-    let report = sign_image(reg, &image, signer, &opts).await?;
+    // The attestation first: it checks the record against the image before writing anything,
+    // so a request that disagrees with what promote recorded leaves no signature behind.
     let input = AttestInput {
         gate: req.gate.as_ref(),
         quarantine: quarantine.as_deref(),
@@ -112,6 +113,7 @@ pub async fn sign(
         preserved: preserved.then_some(&req.claims),
     };
     let attested = attest_image(reg, &image, signer, &input, &created).await?;
+    let report = sign_image(reg, &image, signer, &opts).await?;
     let mut warnings = report.warnings;
     warnings.extend(attested.warnings);
     Ok(SignResult {

@@ -516,3 +516,98 @@ async fn the_gate_refuses_images_and_approvals_outside_the_pipelines_repositorie
     }
     // The registry is empty: had the gate read it, the answer would be Registry.NotFound.
 }
+
+#[tokio::test]
+async fn sign_attests_what_promote_recorded_and_refuses_forged_claims_and_records_before_writing() {
+    let reg = MemoryRegistry::new();
+    let (quarantine, _) = quarantined(&reg);
+    let policy = Policy::default();
+    let envs = Environments::default();
+    let done = promote_and_annotate(
+        &reg,
+        &repos(),
+        &FileSource::from_json(r#"{"findings":[]}"#).unwrap(),
+        &promote_settings(&policy, &envs, &Entries::default()),
+        &PromoteRequest {
+            quarantine: quarantine.clone(),
+            ..PromoteRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    let key = crate::sign::local::LocalSigner::generate_p256();
+    let sign_with = |req: SignRequest| {
+        let (reg, key) = (&reg, &key);
+        async move {
+            sign(
+                reg,
+                &repos(),
+                key,
+                crate::sign::store::SignMode::Both,
+                &SystemClock,
+                &req,
+            )
+            .await
+        }
+    };
+
+    // Claims are taken only for a preserved digest: here the image records its own.
+    let forged = SignRequest {
+        image: done.trusted.clone(),
+        claims: std::collections::BTreeMap::from([
+            (
+                crate::sign::CLAIM_GATE.to_owned(),
+                "PASSED forged".to_owned(),
+            ),
+            (
+                crate::sign::CLAIM_SOURCE_DIGEST.to_owned(),
+                done.source_digest.to_string(),
+            ),
+        ]),
+        ..SignRequest::default()
+    };
+    let e = sign_with(forged).await.unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::InputInvalid, "{e}");
+    // A gate record that is not what the image records.
+    let lie = SignRequest {
+        image: done.trusted.clone(),
+        gate: Some(crate::sign::attest::GateRecord {
+            summary: "PASSED but not this one".into(),
+            ..done.gate_record.clone()
+        }),
+        ..SignRequest::default()
+    };
+    let puts = reg.calls().manifest_puts;
+    let e = sign_with(lie).await.unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::InputInvalid, "{e}");
+    assert_eq!(reg.calls().manifest_puts, puts, "nothing written");
+
+    // The genuine request: signed and attested, with the record promote returned.
+    let ok = SignRequest {
+        image: done.trusted.clone(),
+        quarantine: Some(quarantine.clone()),
+        gate: Some(done.gate_record.clone()),
+        ..SignRequest::default()
+    };
+    let r = sign_with(ok.clone()).await.unwrap();
+    assert!(r.attestation_created);
+    let image: ImageRef = done.trusted.parse().unwrap();
+    let v = crate::sign::attest::verify(
+        &reg,
+        &image,
+        crate::sign::Signer::public_key(&key),
+        &done.digest,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.predicate["promotion"]["quarantine"], quarantine.as_str());
+    assert_eq!(
+        v.predicate["promotion"]["gate"]["summary"],
+        done.gate.as_str()
+    );
+    let again = sign_with(ok).await.unwrap();
+    assert_eq!(
+        (again.signatures_created, again.attestation_created),
+        (0, false)
+    );
+}
