@@ -3,7 +3,10 @@
 //! moto_server (issue "The five Lambdas and the state machine", cases a–h). Wait states and
 //! retry pauses are shortened through the interpreter's overrides, never in the definition.
 
-use crate::support::images::{Format, Pushed, RegistryClient, push_disguised_index, push_index};
+use crate::support::images::{
+    Format, Pushed, RegistryClient, push_disguised_index, push_index, push_referrer,
+    write_referrers_fallback,
+};
 use crate::support::pipeline::{
     APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, Stack, StackConfig,
 };
@@ -618,4 +621,62 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
         app.bytes
     );
     assert_eq!(x.0["output"]["tags"], json!(["dev-5.0"]));
+}
+
+/// A manual request with `preserveDigest`: the trusted digest is the upstream one, the upstream
+/// SBOM comes along (quarantine, then trusted), and the pipeline's signatures (KMS, DIGEST) and
+/// attestation carry the mandatory annotation as a claim instead of the image.
+#[test]
+fn a_manual_request_preserving_the_digest_keeps_it_and_its_referrers_and_is_signed_and_attested() {
+    let stack = Stack::start(&StackConfig::default(), &[]);
+    let c = RegistryClient::new(&stack.registry);
+    stack.seed_findings(&[]);
+    let app = push_app(&c, "upstream/keep", "3.1.0");
+    let sbom = push_referrer(
+        &c,
+        "upstream/keep",
+        &app,
+        "application/spdx+json",
+        "application/spdx+json",
+        br#"{"spdxVersion":"SPDX-2.3"}"#,
+    );
+    write_referrers_fallback(&c, "upstream/keep", &app, &[&sbom]);
+    let x = stack.execute(
+        &json!({"source": format!("{}/upstream/keep:3.1.0", stack.host()),
+            "application": "keep", "preserveDigest": true}),
+        &[],
+        &[],
+    );
+    assert_succeeded(&x);
+    let trusted = format!("{}/trusted/keep@{}", stack.host(), app.digest);
+    assert_eq!(
+        x.0["output"]["trusted"],
+        trusted.as_str(),
+        "{}",
+        x.describe()
+    );
+    assert_eq!(c.manifest("trusted/keep", &app.digest).0, app.bytes);
+    assert_eq!(c.manifest("trusted/keep", "dev-3.1.0").0, app.bytes);
+    assert_eq!(c.manifest("quarantine/keep", &sbom.digest).0, sbom.bytes);
+    assert_eq!(c.manifest("trusted/keep", &sbom.digest).0, sbom.bytes);
+
+    let verified = stack
+        .promote()
+        .arg("verify")
+        .arg(&trusted)
+        .arg("--key")
+        .arg(format!("awskms:///{}", stack.key_id))
+        .arg("--require")
+        .arg("both")
+        .arg("--attestation")
+        .run()
+        .assert_ok();
+    assert_eq!(
+        verified["claims"][MANDATORY_ANNOTATION.0], MANDATORY_ANNOTATION.1,
+        "{verified:#}"
+    );
+    assert_eq!(
+        verified["attestation"]["predicate"]["promotion"]["sourceDigest"],
+        app.digest.as_str()
+    );
 }

@@ -40,6 +40,10 @@ pub struct CopyRequest {
     /// default: derived from the source repository (`Repositories::application_of_source`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application: Option<String>,
+    /// The promotion will preserve the digest: the source's inert referrers come along into
+    /// quarantine whatever the deployment's `COPY_REFERRERS` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_digest: Option<bool>,
 }
 
 /// Result of copy-to-quarantine.
@@ -196,7 +200,11 @@ pub async fn copy_to_quarantine(
         &selection,
         &src,
         &dst,
-        &settings.copy,
+        &crate::copy::CopyOptions {
+            referrers: settings.copy.referrers || req.preserve_digest == Some(true),
+            inert_referrers_only: true,
+            ..settings.copy.clone()
+        },
         Arc::new(NoProgress),
     )
     .await?;
