@@ -31,7 +31,18 @@ fn findings(dir: &Path, digest: &str, severity: &str) -> String {
 }
 
 fn run(reg: &TestRegistry, src: &str, key: &Path, findings: &str) -> crate::support::cli::Run {
-    Promote::default()
+    run_with(reg, src, key, findings, &[])
+}
+
+/// `promote --json run` as [`run`] does, with `extra` arguments.
+fn run_with(
+    reg: &TestRegistry,
+    src: &str,
+    key: &Path,
+    findings: &str,
+    extra: &[&str],
+) -> crate::support::cli::Run {
+    let mut p = Promote::default()
         .arg("--insecure-registry")
         .arg(reg.host())
         .arg("--json")
@@ -47,8 +58,11 @@ fn run(reg: &TestRegistry, src: &str, key: &Path, findings: &str) -> crate::supp
         .arg(findings)
         .arg("--annotation")
         .arg("org.example.team=payments")
-        .env("COSIGN_PASSWORD", PASSWORD)
-        .run()
+        .env("COSIGN_PASSWORD", PASSWORD);
+    for e in extra {
+        p = p.arg(*e);
+    }
+    p.run()
 }
 
 #[test]
@@ -246,27 +260,7 @@ fn run_preserving_the_digest_keeps_upstream_referrers_and_adds_our_signatures_an
         .assert_ok();
 
     let medium = findings(dir.path(), &app.child("linux/amd64").digest, "MEDIUM");
-    let preserve = |key: &Path| {
-        Promote::default()
-            .arg("--insecure-registry")
-            .arg(reg.host())
-            .arg("--json")
-            .arg("run")
-            .arg(&src)
-            .arg("--quarantine")
-            .arg(format!("{}/q/app", reg.host()))
-            .arg("--trusted")
-            .arg(format!("{}/t/app", reg.host()))
-            .arg("--key")
-            .arg(key.display().to_string())
-            .arg("--findings")
-            .arg(&medium)
-            .arg("--annotation")
-            .arg("org.example.team=payments")
-            .arg("--preserve-digest")
-            .env("COSIGN_PASSWORD", PASSWORD)
-            .run()
-    };
+    let preserve = |key: &Path| run_with(&reg, &src, key, &medium, &["--preserve-digest"]);
     let v = preserve(&private).assert_ok();
     assert_eq!(str_field(&v, "outcome"), "PROMOTED", "{v:#}");
     // The same digest in trusted, byte for byte, tagged for dev.

@@ -26,7 +26,8 @@ pub struct VerifyArgs {
     /// The repository (`registry/repository`) the signatures must name; default: the image's.
     #[arg(long, value_name = "REPOSITORY")]
     identity: Option<String>,
-    /// Also require the promotion attestation (SLSA VSA) by the key, and print it.
+    /// Also require the promotion attestation (SLSA VSA) by the key, naming the same
+    /// repository, and print it.
     #[arg(long)]
     attestation: bool,
     #[command(flatten)]
@@ -46,7 +47,10 @@ pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<(), Failure> {
     let attestation = match args.attestation {
         true => {
             let pinned = image.pinned(report.digest.clone());
-            Some(attest::verify(&registry, &pinned, &key, &report.digest).await?)
+            Some(
+                attest::verify_naming(&registry, &pinned, &key, &report.digest, &report.identity)
+                    .await?,
+            )
         }
         false => None,
     };

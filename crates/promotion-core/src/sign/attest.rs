@@ -286,7 +286,19 @@ pub async fn verify<R: Registry + ?Sized>(
     key: &PublicKey,
     digest: &Digest,
 ) -> Result<VerifiedAttestation, SignError> {
-    let name = image.repo_path();
+    verify_naming(reg, image, key, digest, &image.repo_path()).await
+}
+
+/// As [`verify`], for an attestation that must name repository `name` (a replica checked
+/// against the repository it was promoted into).
+pub async fn verify_naming<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+    key: &PublicKey,
+    digest: &Digest,
+    name: &str,
+) -> Result<VerifiedAttestation, SignError> {
+    let name = name.to_owned();
     let found = bundle::find(reg, image, digest).await?;
     let mut reasons = Vec::new();
     let mut candidates = 0;
