@@ -47,8 +47,14 @@ fn detail(state: &Value) -> String {
             o["promote"]["bytesStreamed"]
         ),
         "Sign" => format!(
-            "{} digests signed, {} new signatures",
-            o["sign"]["digestsSigned"], o["sign"]["signaturesCreated"]
+            "{} digests signed, {} new signatures (bundle + legacy), attestation {}",
+            o["sign"]["digestsSigned"],
+            o["sign"]["signaturesCreated"],
+            if o["sign"]["attestationCreated"] == true {
+                "written"
+            } else {
+                "already there"
+            }
         ),
         "Retag" => format!(
             "{} (changed: {})",
@@ -153,7 +159,7 @@ fn main() {
         );
     }
     println!(
-        "  + {} signature and referrer-fallback tags (sha256-<hex> and sha256-<hex>.sig for the index and each platform)",
+        "  + {} referrer-fallback and signature tags (sha256-<hex>: bundles and the attestation; sha256-<hex>.sig: legacy signatures; for the index and each platform)",
         tags.iter().filter(|t| t.starts_with("sha256-")).count()
     );
     if let Some(trusted) = first.0["output"]["trusted"].as_str() {
@@ -170,15 +176,25 @@ fn main() {
             .arg(trusted)
             .arg("--key")
             .arg(format!("awskms:///{}", stack.key_id))
+            .arg("--require")
+            .arg("both")
+            .arg("--attestation")
             .run();
         let verified = verify.code == 0;
         ok &= verified;
         println!(
             "  signature: {}",
             if verified {
+                let v = verify.json();
+                let gate = &v["attestation"]["predicate"]["promotion"]["gate"]["summary"];
                 format!(
-                    "verified with the KMS key ({} valid)",
-                    verify.json()["valid"].as_array().map_or(0, Vec::len)
+                    "verified with the KMS key: {} valid (Sigstore bundle and legacy .sig); \
+                     promotion attestation (SLSA VSA) {}: {}",
+                    v["valid"].as_array().map_or(0, Vec::len),
+                    v["attestation"]["predicate"]["verificationResult"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    gate.as_str().unwrap_or_default()
                 )
             } else {
                 format!("NOT verified: {}", verify.stderr.trim())

@@ -876,6 +876,20 @@ fn creation_template_policy(t: &Value, id: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{id}: RepositoryPolicy JSON: {e}"))
 }
 
+/// What a repository policy must keep from everyone but the break-glass role (issue "the
+/// perimeter"): a principal with `ecr:*` could otherwise remove the policy and push anything,
+/// or delete an environment tag's image and have the pipeline re-create it on another digest.
+const SELF_PROTECTED: [&str; 8] = [
+    "ecr:SetRepositoryPolicy",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:BatchDeleteImage",
+    "ecr:DeleteRepository",
+];
+
 #[test]
 fn iam_repository_access_is_limited_to_the_pipeline_roles() {
     let t = template();
@@ -946,12 +960,19 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
     // Repository policies (the creation templates', applied to every repository ECR creates
     // under the prefix) deny everyone else, so an over-broad IAM policy elsewhere in the account
     // cannot reach quarantine or write to trusted.
-    let deny = |id: &str| -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let deny = |id: &str, sid: &str| -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
         let policy = creation_template_policy(&t, id);
         assert_eq!(policy["Version"], "2012-10-17", "{id}");
         let statements = list(&policy["Statement"]);
-        assert_eq!(statements.len(), 1, "{id}");
-        let s = &statements[0];
+        assert_eq!(
+            statements.len(),
+            2,
+            "{id}: the access rule and the self-protection"
+        );
+        let s = statements
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap_or_else(|| panic!("{id}: no statement {sid}"));
         assert_eq!(s["Effect"], "Deny", "{id}");
         assert_eq!(s["Principal"], "*", "{id}");
         assert!(
@@ -981,7 +1002,10 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         }
         (strings(&s["Action"]).into_iter().collect(), roles, others)
     };
-    let (actions, exempt, others) = deny("QuarantineRepositoryTemplate");
+    let (actions, exempt, others) = deny(
+        "QuarantineRepositoryTemplate",
+        "OnlyThePipelineReadsOrWritesQuarantine",
+    );
     for a in ECR_PULL.iter().chain(&ECR_PUSH) {
         assert!(actions.contains(*a), "quarantine policy does not deny {a}");
     }
@@ -993,10 +1017,28 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
             "arn:aws:iam::{ACCOUNT}:role/aws-service-role/inspector2.amazonaws.com/AWSServiceRoleForAmazonInspector2"
         )])
     );
-    let (actions, exempt, others) = deny("TrustedRepositoryTemplate");
+    let (actions, exempt, others) =
+        deny("TrustedRepositoryTemplate", "OnlyThePipelineWritesTrusted");
     assert_eq!(actions, ECR_PUSH.iter().map(|s| (*s).to_owned()).collect());
     assert_eq!(exempt, set(&[promote, sign, retag]));
     assert_eq!(others, set(&[]));
+    // The policies protect themselves: replacing or deleting them, changing tag mutability,
+    // the lifecycle or scanning, deleting images or the repository are denied to everyone but
+    // the break-glass role; no pipeline role is exempt (none needs them).
+    for id in ["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"] {
+        let (actions, exempt, others) = deny(id, "TheRepositoryProtectsItself");
+        for a in SELF_PROTECTED {
+            assert!(actions.contains(a), "{id}: {a} is not denied");
+        }
+        assert_eq!(exempt, set(&[]), "{id}");
+        assert_eq!(
+            others,
+            set(&[&format!(
+                "arn:aws:iam::{ACCOUNT}:role/ecr-promotion-break-glass"
+            )]),
+            "{id}: only the break-glass role (parameter BreakGlassRoleName)"
+        );
+    }
     // Every repository policy the stack sets is one of these two.
     let holders: BTreeSet<&str> = all
         .iter()
