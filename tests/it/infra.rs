@@ -1164,8 +1164,8 @@ fn iam_state_machine_role_invokes_only_the_five_functions() {
     assert_eq!(targets, FUNCTIONS.iter().map(|f| f.0.to_owned()).collect());
     assert!(
         sm.iter().any(|g| g.actions() == ["events:PutEvents"]
-            && g.resources_text()[0].ends_with(":event-bus/${EventBusName}")),
-        "the state machine emits its events on the configured bus only"
+            && g.statement["Resource"] == json!({"Fn::GetAtt": ["PromotionEventBus", "Arn"]})),
+        "the state machine emits its events on the pipeline's own bus only"
     );
     // Nothing else may invoke or start anything.
     for g in &all {
@@ -1439,9 +1439,14 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
         ("ApprovalArtifactType", "application/json; charset=utf-8"),
         ("ApprovalArtifactType", "approval"),
         (
-            "EventBusName",
-            "arn:aws:events:us-east-1:123456789012:event-bus/x",
+            "PromotionRequesters",
+            "arn:aws:iam::123456789012:user/alice",
         ),
+        (
+            "PromotionRequesters",
+            "arn:aws:iam::123456789012:role/a, arn:aws:iam::123456789012:role/b",
+        ),
+        ("PromotionRequesters", "*"),
         ("GatePolicy", "block_severities: [CRITICAL]"),
         ("Environments", "[1,2]"),
         ("Annotations", "a=b"),
@@ -1787,4 +1792,63 @@ fn the_default_lifecycle_policy_is_the_generated_one() {
             .run();
     assert_eq!(run.code, 0, "{}", run.describe());
     assert_eq!(run.json(), parse(default));
+}
+
+/// Requests and outcomes go through the pipeline's own bus, whose policy denies `PutEvents` to
+/// every principal but the state machine and the `PromotionRequesters` roles; the "Promotion
+/// Requested" rule lives there, the ECR rules on the default bus (AWS events arrive only there).
+#[test]
+fn requests_and_outcomes_use_the_pipelines_own_bus_and_only_named_principals_put_events() {
+    let t = template();
+    let r = &t["Resources"];
+    assert_eq!(r["PromotionEventBus"]["Type"], "AWS::Events::EventBus");
+    let bus = json!({"Ref": "PromotionEventBus"});
+    assert_eq!(
+        r["PromotionRequestedRule"]["Properties"]["EventBusName"], bus,
+        "the Promotion Requested rule listens on the pipeline's bus, not the default one"
+    );
+    assert_eq!(
+        r["PromotionStateMachine"]["Properties"]["DefinitionSubstitutions"]["EventBusName"], bus,
+        "outcomes are emitted on the pipeline's bus"
+    );
+    for (id, rule) in r.as_object().expect("Resources") {
+        if rule["Type"] == "AWS::Events::Rule" && id != "PromotionRequestedRule" {
+            assert_eq!(rule["Properties"]["EventBusName"], "default", "{id}");
+        }
+    }
+
+    let policy = &r["PromotionEventBusPolicy"];
+    assert_eq!(policy["Type"], "AWS::Events::EventBusPolicy");
+    assert_eq!(policy["Properties"]["EventBusName"], bus);
+    let s = &policy["Properties"]["Statement"];
+    assert_eq!(s["Effect"], "Deny", "{s}");
+    assert_eq!(s["Principal"], "*", "{s}");
+    assert_eq!(s["Action"], "events:PutEvents", "{s}");
+    assert_eq!(
+        s["Resource"],
+        json!({"Fn::GetAtt": ["PromotionEventBus", "Arn"]})
+    );
+    let exempt = &s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::If"];
+    assert_eq!(exempt[0], "HasPromotionRequesters", "{s}");
+    // With requesters: the state machine role and exactly the parameter's roles.
+    assert_eq!(
+        exempt[1]["Fn::Split"],
+        json!([",", {"Fn::Sub": "${StateMachineRole.Arn},${PromotionRequesters}"}]),
+        "{s}"
+    );
+    // Without (the default): the state machine role alone.
+    assert_eq!(
+        exempt[2],
+        json!([{"Fn::GetAtt": ["StateMachineRole", "Arn"]}]),
+        "{s}"
+    );
+    assert_eq!(t["Parameters"]["PromotionRequesters"]["Default"], "");
+    for ok in [
+        "",
+        "arn:aws:iam::123456789012:role/release-bot",
+        "arn:aws:iam::123456789012:role/release-bot,arn:aws:iam::123456789012:role/ci/deployer",
+    ] {
+        check_parameter(&t["Parameters"]["PromotionRequesters"], ok)
+            .unwrap_or_else(|e| panic!("PromotionRequesters refuses {ok:?}: {e}"));
+    }
 }
