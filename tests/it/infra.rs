@@ -347,9 +347,12 @@ fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
 /// Which rules (logical ids) receive each fixture event under the parameter defaults (prefixes
 /// `incoming/`, `quarantine/`, `trusted/`: application `app` is `incoming/app` → `quarantine/app`
 /// → `trusted/app`).
-const ROUTING: [(&str, &[&str]); 22] = [
+const ROUTING: [(&str, &[&str]); 23] = [
     ("ecr-push-tagged", &["IngressPushRule"]),
-    ("ecr-push-digest-only", &["IngressPushRule"]),
+    // One execution per pushed tag: the untagged platform manifests of the same multi-arch
+    // push, and a digest-only push, start nothing.
+    ("ecr-push-platform-manifest", &[]),
+    ("ecr-push-digest-only", &[]),
     ("ecr-push-failed", &[]),
     ("ecr-delete", &[]),
     ("ecr-push-non-ingress", &[]),
@@ -1851,4 +1854,37 @@ fn requests_and_outcomes_use_the_pipelines_own_bus_and_only_named_principals_put
         check_parameter(&t["Parameters"]["PromotionRequesters"], ok)
             .unwrap_or_else(|e| panic!("PromotionRequesters refuses {ok:?}: {e}"));
     }
+}
+
+/// A deployment whose ingress prefix equals the quarantine or trusted one would feed the
+/// pipeline's own pushes back into it: the template's `Rules` refuse equal prefixes at deploy
+/// time (CloudFormation cannot test "is a prefix of"; the functions refuse that at start-up).
+#[test]
+fn equal_repository_prefixes_are_refused_at_deploy_time() {
+    let t = template();
+    let assertions = list(&t["Rules"]["RepositoryPrefixesDiffer"]["Assertions"]);
+    let mut pairs = BTreeSet::new();
+    for a in &assertions {
+        let equals = &a["Assert"]["Fn::Not"][0]["Fn::Equals"];
+        let refs: Vec<&str> = list(equals)
+            .iter()
+            .map(|v| {
+                let r = v["Ref"].as_str().expect("a Ref");
+                PREFIXES.into_iter().find(|p| *p == r).expect("a prefix")
+            })
+            .collect();
+        assert_eq!(refs.len(), 2, "{a}");
+        assert!(
+            a["AssertDescription"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{a}"
+        );
+        pairs.insert((refs[0].min(refs[1]), refs[0].max(refs[1])));
+    }
+    assert_eq!(
+        pairs.len(),
+        3,
+        "every pair of the three prefixes: {pairs:?}"
+    );
 }
