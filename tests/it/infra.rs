@@ -1888,3 +1888,46 @@ fn equal_repository_prefixes_are_refused_at_deploy_time() {
         "every pair of the three prefixes: {pairs:?}"
     );
 }
+
+/// Load: every function's reserved concurrency comes from one parameter (none by default), and
+/// every dead-letter queue the rules use has an alarm on its visible messages.
+#[test]
+fn functions_reserve_concurrency_by_parameter_and_dead_letters_raise_an_alarm() {
+    let t = template();
+    assert_eq!(
+        t["Globals"]["Function"]["ReservedConcurrentExecutions"],
+        json!({"Fn::If": ["ReservesConcurrency", {"Ref": "FunctionReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
+    );
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::Serverless::Function" {
+            assert!(
+                r["Properties"]["ReservedConcurrentExecutions"].is_null(),
+                "{id} overrides the reserved concurrency"
+            );
+        }
+    }
+    assert_eq!(t["Parameters"]["FunctionReservedConcurrency"]["Default"], 0);
+
+    let mut queues = BTreeSet::new();
+    for (_, r) in resources(&t) {
+        if r["Type"] == "AWS::Events::Rule" {
+            for target in list(&r["Properties"]["Targets"]) {
+                let arn = &target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"];
+                queues.insert(arn[0].as_str().expect("a queue").to_owned());
+            }
+        }
+    }
+    assert!(!queues.is_empty());
+    for q in &queues {
+        let alarmed = resources(&t).any(|(_, r)| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["Namespace"] == "AWS/SQS"
+                && r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && r["Properties"]["Threshold"] == 0
+                && r["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+                && r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"]
+                    == json!([q, "QueueName"])
+        });
+        assert!(alarmed, "no alarm on the dead-letter queue {q}");
+    }
+}
