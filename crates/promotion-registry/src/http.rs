@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
@@ -246,17 +246,7 @@ impl HttpRegistry {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
-        // Read with a cap: a hostile registry must not make us buffer gigabytes.
-        let mut body = BytesMut::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| transport(what, e))?;
-            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                return Err(too_large(what, body.len() + chunk.len()));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let bytes = body.freeze();
+        let bytes = read_capped(resp, MAX_MANIFEST_BYTES, what).await?;
         let (_, _, media_type) =
             ManifestDoc::parse(&bytes, content_type.as_deref()).map_err(|source| {
                 RegistryError::Manifest {
@@ -296,13 +286,42 @@ fn too_large(what: &str, n: usize) -> RegistryError {
     }
 }
 
+/// Registry-supplied text as it may enter an error, a log line or an event: control characters
+/// (newlines, escape sequences) become spaces, and at most 300 bytes are kept.
 fn truncate(s: &str) -> String {
     const MAX: usize = 300;
-    if s.len() <= MAX {
-        s.to_owned()
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.len() <= MAX {
+        clean
     } else {
-        format!("{}…", &s[..s.floor_char_boundary(MAX)])
+        format!("{}…", &clean[..clean.floor_char_boundary(MAX)])
     }
+}
+
+/// Largest error body read (only its first OCI error is reported, bounded by [`truncate`]).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Read a body of at most `max` bytes: a hostile registry must not make us buffer gigabytes.
+async fn read_capped(resp: Response, max: usize, what: &str) -> Result<Bytes, RegistryError> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(too_large(
+            what,
+            resp.content_length().unwrap_or_default() as usize,
+        ));
+    }
+    let mut body = BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transport(what, e))?;
+        if body.len() + chunk.len() > max {
+            return Err(too_large(what, body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.
@@ -344,7 +363,11 @@ async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
         return Ok(resp);
     }
     let retry_after = retry_after(resp.headers());
-    let body = resp.text().await.unwrap_or_default();
+    // An error body larger than the bound is not read at all: the status alone is reported.
+    let body = read_capped(resp, MAX_ERROR_BODY, what)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     Err(status_error(status, what, &body, retry_after))
 }
 
@@ -692,7 +715,7 @@ impl Registry for HttpRegistry {
                         .get(header::LINK)
                         .and_then(|v| v.to_str().ok())
                         .and_then(next_link);
-                    let bytes = resp.bytes().await.map_err(|e| transport(&what, e))?;
+                    let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
                     let page: Page =
                         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
                             what: what.clone(),
@@ -734,10 +757,7 @@ impl Registry for HttpRegistry {
                     return Ok(None);
                 }
                 let resp = check(resp, &what).await?;
-                let bytes = resp.bytes().await.map_err(|e| transport(&what, e))?;
-                if bytes.len() > MAX_MANIFEST_BYTES {
-                    return Err(too_large(&what, bytes.len()));
-                }
+                let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
                 let doc: ManifestDoc =
                     serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
                         what: what.clone(),
@@ -1057,6 +1077,37 @@ mod tests {
             promotion_core::error::ErrorType::ImageInvalid
         );
         assert!(err.to_string().contains("4 MiB"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn oversized_referrer_and_tag_answers_are_refused_before_reading_them() {
+        let srv = FaultServer::start(|_, _| {
+            answer(
+                "200 OK",
+                &["Content-Length: 5000000", "Content-Type: application/json"],
+            )
+        })
+        .await;
+        let reg = srv.registry(StaticCredentials::default());
+        let err = reg
+            .referrers(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("4 MiB"), "{err}");
+        let err = reg.list_tags(&srv.repo()).await.unwrap_err();
+        assert!(err.to_string().contains("4 MiB"), "{err}");
+    }
+
+    #[test]
+    fn registry_text_in_errors_has_no_control_characters_and_is_bounded() {
+        let hostile = format!(
+            r#"{{"errors":[{{"code":"DENIED","message":"nope\n\u001b[2Jforged line\r{}"}}]}}"#,
+            "x".repeat(5000)
+        );
+        let e = status_error(StatusCode::BAD_REQUEST, "op", &hostile, None).to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("DENIED nope"), "{e}");
+        assert!(e.len() < 400, "{} bytes", e.len());
     }
 
     #[test]
