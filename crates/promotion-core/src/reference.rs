@@ -133,6 +133,15 @@ impl FromStr for ImageRef {
         if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
             return Err(invalid("the repository name must be lowercase"));
         }
+        // A port the grammar accepts but no socket has (`host:99999`, `host:0`) is bad input, not
+        // an outage to retry.
+        let registry = parsed.registry();
+        if !registry.ends_with(']')
+            && let Some((_, port)) = registry.rsplit_once(':')
+            && !port.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(invalid("the registry port must be 1 to 65535"));
+        }
         let digest = parsed.digest().map(str::parse).transpose()?;
         let tag = match (parsed.tag(), &digest) {
             (Some(t), _) => Some(t.to_owned()),
@@ -287,6 +296,7 @@ mod tests {
         assert_eq!(p.tag(), None);
         assert_eq!(p.to_string(), format!("ghcr.io/org/app@{d}"));
         assert_eq!(parse("localhost:5000/app").tag(), Some("latest"));
+        assert_eq!(parse("localhost:65535/app").registry(), "localhost:65535");
     }
 
     #[test]
@@ -302,6 +312,8 @@ mod tests {
             ("https://ghcr.io/org/app", "scheme"),
             ("app@sha256:1234", "digest"),
             ("app@md5:d41d8cd98f00b204e9800998ecf8427e", "digest"),
+            ("127.0.0.1:99999/x:y", "port must be 1 to 65535"),
+            ("localhost:0/x", "port must be 1 to 65535"),
         ];
         for (input, needle) in cases {
             let msg = input.parse::<ImageRef>().unwrap_err().to_string();
