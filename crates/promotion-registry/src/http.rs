@@ -379,18 +379,31 @@ fn status_error(
 ) -> RegistryError {
     let what = what.to_owned();
     // The OCI error envelope: {"errors":[{"code":"MANIFEST_UNKNOWN","message":"…"}]}.
-    let detail = serde_json::from_str::<serde_json::Value>(body)
+    let first = serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| {
-            let e = v.get("errors")?.get(0)?.clone();
-            Some(format!(
-                "{} {}",
-                e.get("code").and_then(|c| c.as_str()).unwrap_or(""),
+        .and_then(|v| v.get("errors")?.get(0).cloned());
+    let code = first
+        .as_ref()
+        .and_then(|e| e.get("code")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let detail = first
+        .map(|e| {
+            format!(
+                "{code} {}",
                 e.get("message").and_then(|c| c.as_str()).unwrap_or("")
-            ))
+            )
         })
         .map(|d| format!("HTTP {}: {}", status.as_u16(), truncate(d.trim())))
         .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    // The registry hashed what arrived and it did not match: the digest mismatch it is, not a
+    // protocol failure (distribution-spec: DIGEST_INVALID on a blob or manifest upload).
+    if status == StatusCode::BAD_REQUEST && code == "DIGEST_INVALID" {
+        return RegistryError::DigestMismatch {
+            what,
+            expected: "the digest given".into(),
+            actual: format!("something else, says the registry ({detail})"),
+        };
+    }
     match status.as_u16() {
         401 | 403 => RegistryError::Unauthorized { what, detail },
         404 => RegistryError::NotFound { what },
@@ -1129,6 +1142,11 @@ mod tests {
         }
         let e = status_error(StatusCode::BAD_REQUEST, "op", env, None);
         assert!(e.to_string().contains("DENIED nope"), "{e}");
+        // DIGEST_INVALID after an upload is the digest mismatch it is.
+        let bad = r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}"#;
+        let e = status_error(StatusCode::BAD_REQUEST, "op", bad, None);
+        assert_eq!(e.error_type(), ErrorType::ImageDigestMismatch, "{e}");
+        assert!(e.to_string().contains("DIGEST_INVALID"), "{e}");
     }
 
     #[test]
