@@ -82,8 +82,9 @@ impl HttpRegistry {
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             // Redirects to blob storage (S3 for ECR) must not carry our Authorization header;
-            // reqwest strips it on cross-host redirects.
-            .redirect(reqwest::redirect::Policy::limited(5))
+            // reqwest strips it on cross-host redirects. Where a registry may send us at all:
+            // [`redirect_policy`].
+            .redirect(redirect_policy(config.insecure_hosts.clone()))
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
         let oci = oci_client::Client::new(oci_client::client::ClientConfig {
@@ -324,8 +325,81 @@ async fn read_capped(resp: Response, max: usize, what: &str) -> Result<Bytes, Re
     Ok(body.freeze())
 }
 
+/// At most 5 redirects; never from HTTPS down to plain HTTP, and never to an internal address
+/// written as an IP literal or `localhost` (loopback, private, link-local — the instance metadata
+/// service at 169.254.169.254 —, shared, unspecified): a hostile registry must not turn the
+/// pipeline into a client of the Lambda runtime API or of the VPC. A stand-in host named in
+/// `insecure` (plain HTTP on loopback in tests) is allowed. Names that *resolve* to internal
+/// addresses are not caught here (no resolver hook covers the token client too).
+fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > 5 {
+            return attempt.error("refused to follow more than 5 redirects");
+        }
+        let url = attempt.url();
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return attempt.error("refused a redirect without a host"),
+        };
+        if insecure.iter().any(|h| *h == host) {
+            return attempt.follow();
+        }
+        if url.scheme() != "https" {
+            let why = format!("refused a redirect to plain {} at {host}", url.scheme());
+            return attempt.error(why);
+        }
+        if is_internal(url) {
+            return attempt.error(format!("refused a redirect to the internal address {host}"));
+        }
+        attempt.follow()
+    })
+}
+
+/// Whether `url` names an internal address literally.
+fn is_internal(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(|v4| {
+                    is_internal(&url::Url::parse(&format!("https://{v4}/")).expect("an IPv4 URL"))
+                })
+        }
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
 /// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.
 fn transport(what: &str, e: reqwest::Error) -> RegistryError {
+    if e.is_redirect() {
+        // Our redirect policy refused (or the registry looped): not an outage to retry.
+        let mut cause = e.to_string();
+        let mut cur = std::error::Error::source(&e);
+        while let Some(s) = cur {
+            cause = s.to_string();
+            cur = s.source();
+        }
+        return RegistryError::Protocol {
+            what: what.to_owned(),
+            detail: truncate(&cause),
+        };
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -1121,6 +1195,78 @@ mod tests {
         assert!(!e.chars().any(char::is_control), "{e:?}");
         assert!(e.contains("DENIED nope"), "{e}");
         assert!(e.len() < 400, "{} bytes", e.len());
+    }
+
+    #[tokio::test]
+    async fn redirects_to_plain_http_or_internal_addresses_are_refused_and_never_followed() {
+        let elsewhere = FaultServer::start(|_, _| answer("200 OK", &[])).await;
+        let target = elsewhere.host.clone();
+        let srv = FaultServer::start(move |_, head| {
+            let to = if head.contains("/blobs/sha256:") {
+                format!("http://{target}/steal")
+            } else {
+                format!("https://{target}/steal")
+            };
+            answer("307 Temporary Redirect", &[&format!("Location: {to}")])
+        })
+        .await;
+        let mut creds = StaticCredentials::default();
+        creds.insert(
+            &srv.host,
+            Credentials::Basic {
+                username: "u".into(),
+                password: "secret".into(),
+            },
+        );
+        let reg = srv.registry(creds);
+        // Plain HTTP elsewhere: refused at once, not retried, and the other host hears nothing.
+        let err = reg
+            .get_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryProtocol,
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("refused a redirect to plain http"),
+            "{err}"
+        );
+        // HTTPS to a loopback literal (the Lambda runtime API, the metadata service): refused.
+        let err = reg.get_manifest(&srv.repo(), "1").await.unwrap_err();
+        assert!(err.to_string().contains("internal address"), "{err}");
+        assert!(
+            elsewhere.requests().is_empty(),
+            "{:?}",
+            elsewhere.requests()
+        );
+        assert_eq!(srv.requests().len(), 2, "one request each, no retries");
+    }
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for u in [
+            "https://127.0.0.1/",
+            "https://10.1.2.3/",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://localhost:9001/",
+        ] {
+            assert!(is_internal(&url::Url::parse(u).unwrap()), "{u}");
+        }
+        for u in [
+            "https://1.2.3.4/",
+            "https://prod-us-east-1-starport-layer-bucket.s3.example/",
+        ] {
+            assert!(!is_internal(&url::Url::parse(u).unwrap()), "{u}");
+        }
     }
 
     #[test]
