@@ -342,7 +342,7 @@ fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
             (Some(h), None) => h.to_owned(),
             (None, _) => return attempt.error("refused a redirect without a host"),
         };
-        if insecure.iter().any(|h| *h == host) {
+        if insecure.contains(&host) {
             return attempt.follow();
         }
         if url.scheme() != "https" {
