@@ -1,4 +1,9 @@
 //! Retries with exponential backoff and full jitter, honouring `Retry-After`.
+//!
+//! Full jitter (each delay uniform in `[0, min(max, min * 2^n)]`) drawn from the process's
+//! OS-seeded generator: backon's own jitter only adds to each delay, and without its random
+//! source it draws the same sequence in every process, so many Lambdas failing together would
+//! retry at the same instants.
 
 use crate::registry::RegistryError;
 use backon::{ExponentialBuilder, Retryable};
@@ -46,18 +51,29 @@ impl RetryPolicy {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
-            .with_max_times(self.max_retries)
-            .with_jitter();
+            .with_max_times(self.max_retries);
         let cap = self.max_delay;
         op.retry(backoff)
             .sleep(tokio::time::sleep)
             .when(RegistryError::is_retryable)
             // A registry that says when to come back is believed (within our cap); `None`
             // means the backoff is exhausted and must stay so.
-            .adjust(move |e, delay| delay.map(|d| e.retry_after().map_or(d, |ra| ra.min(cap))))
+            .adjust(move |e, delay| {
+                delay.map(|d| {
+                    e.retry_after()
+                        .map_or_else(|| full_jitter(d), |ra| ra.min(cap))
+                })
+            })
             .notify(|e, delay| tracing::debug!(operation = what, error = %e, ?delay, "retrying"))
             .await
     }
+}
+
+/// A delay uniform in `[0, bound]`.
+fn full_jitter(bound: Duration) -> Duration {
+    use rand::Rng as _;
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
 #[cfg(test)]
@@ -87,6 +103,60 @@ mod tests {
             .await;
         assert_eq!(out.unwrap(), 7);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// The waits of one run that always fails, as the paused clock saw them.
+    async fn waits(policy: RetryPolicy) -> Vec<Duration> {
+        let last = std::sync::Mutex::new(tokio::time::Instant::now());
+        let seen = std::sync::Mutex::new(Vec::new());
+        let _: Result<(), _> = policy
+            .run("t", || async {
+                #[allow(clippy::unwrap_used)]
+                {
+                    let now = tokio::time::Instant::now();
+                    let mut l = last.lock().unwrap();
+                    seen.lock().unwrap().push(now - *l);
+                    *l = now;
+                }
+                Err(transient(None))
+            })
+            .await;
+        #[allow(clippy::unwrap_used)]
+        seen.into_inner().unwrap().into_iter().skip(1).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delays_are_full_jitter_and_differ_between_runs() {
+        let policy = RetryPolicy {
+            max_retries: 6,
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+        };
+        let a = waits(policy).await;
+        let b = waits(policy).await;
+        assert_eq!(a.len(), 6);
+        for (n, d) in a.iter().chain(&b).enumerate() {
+            let bound = Duration::from_secs(1 << (n % 6).min(3));
+            assert!(*d <= bound, "wait {n}: {d:?} over {bound:?}");
+        }
+        assert_ne!(
+            a, b,
+            "two processes failing together must not retry in lockstep"
+        );
+        // Full jitter reaches below the exponential floor (backon's jitter only adds to it):
+        // over 20 runs some first wait is under half its 1 s bound (a miss is 2^-20).
+        let mut firsts = Vec::new();
+        for _ in 0..20 {
+            let one = RetryPolicy {
+                max_retries: 1,
+                ..policy
+            };
+            firsts.push(waits(one).await[0]);
+        }
+        assert!(
+            firsts.iter().any(|d| *d < Duration::from_millis(500)),
+            "{firsts:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
