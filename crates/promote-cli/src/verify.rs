@@ -20,8 +20,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "awskms:///KEY | FILE")]
     key: String,
     /// Which formats must hold a valid signature: `any` (cosign v3's rule: bundles when the
-    /// image has any, else legacy), `bundle`, `legacy` or `both`.
-    #[arg(long, default_value = "any", value_name = "any|bundle|legacy|both")]
+    /// image has any, else legacy), `bundle`, `legacy`, `both`, or `either` (a valid signature
+    /// in either format, whatever else the image carries: the pipeline's own check).
+    #[arg(
+        long,
+        default_value = "any",
+        value_name = "any|bundle|legacy|both|either"
+    )]
     require: Require,
     /// The repository (`registry/repository`) the signatures must name; default: the image's.
     #[arg(long, value_name = "REPOSITORY")]

@@ -167,7 +167,11 @@ pub async fn promote_to_environment(
     envs.get(target)?;
     let raw = manifest_of(reg, image).await?;
     let pinned = image.pinned(raw.digest.clone());
-    let verified = verify_image(reg, &pinned, key, &VerifyOptions::default()).await?;
+    let either = VerifyOptions {
+        require: crate::sign::verify::Require::Either,
+        identity: None,
+    };
+    let verified = verify_image(reg, &pinned, key, &either).await?;
     // The promotion attestation: the signed record that this digest passed the gate.
     let attestation = crate::sign::attest::verify(reg, &pinned, key, &raw.digest).await?;
     let verdict = match gate_check {
@@ -306,6 +310,47 @@ mod tests {
             None,
             "nothing tagged on a denial"
         );
+    }
+
+    #[tokio::test]
+    async fn a_foreign_bundle_does_not_hide_the_pipelines_legacy_signature_from_it() {
+        // A preserved upstream digest: upstream's bundle, and the pipeline signing legacy only.
+        let reg = MemoryRegistry::new();
+        let raw = crate::annotate::tests::promoted_index(&reg, &repo().with_tag("1"));
+        let img = repo().pinned(raw.digest.clone());
+        let upstream = LocalSigner::generate_p256();
+        let bundle_only = SignOptions {
+            mode: SignMode::Bundle,
+            top_only: true,
+            ..SignOptions::default()
+        };
+        sign_image(&reg, &img, &upstream, &bundle_only)
+            .await
+            .unwrap();
+        let key = LocalSigner::generate_p256();
+        let legacy = SignOptions {
+            mode: SignMode::Legacy,
+            ..SignOptions::default()
+        };
+        sign_image(&reg, &img, &key, &legacy).await.unwrap();
+        crate::sign::attest::attest_image(&reg, &img, &key, &Default::default(), "t")
+            .await
+            .unwrap();
+        let done = promote_to_environment(
+            &reg,
+            &img,
+            &Environments::default(),
+            "dev",
+            &RetagOptions {
+                build: Some("7".into()),
+                ..RetagOptions::default()
+            },
+            key.public_key(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.retag.tags[0].tag, "dev-7");
     }
 
     #[tokio::test]

@@ -223,13 +223,18 @@ pub async fn attest_image<R: Registry + ?Sized>(
 
     let key = signer.public_key();
     let digest = top.raw.digest.clone();
-    if let Ok(found) = verify(reg, image, key, &digest).await {
-        return Ok(AttestReport {
-            digest,
-            outcome: RouteOutcome::Present,
-            referrer: Some(found.manifest),
-            warnings: Vec::new(),
-        });
+    match verify(reg, image, key, &digest).await {
+        Ok(found) => {
+            return Ok(AttestReport {
+                digest,
+                outcome: RouteOutcome::Present,
+                referrer: Some(found.manifest),
+                warnings: Vec::new(),
+            });
+        }
+        // None valid by this key: write one. A registry failure is not "none": no duplicate.
+        Err(SignError::Missing(_) | SignError::Invalid(_)) => {}
+        Err(e) => return Err(e),
     }
     let platforms: Vec<Digest> = selection
         .images()

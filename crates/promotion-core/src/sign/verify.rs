@@ -33,6 +33,10 @@ pub enum Require {
     Legacy,
     /// Both.
     Both,
+    /// A valid signature in either format, whatever else the image carries: the pipeline's
+    /// own check before environment promotion (a foreign bundle must not hide our legacy
+    /// signature from it, as it does from cosign v3).
+    Either,
 }
 
 impl std::str::FromStr for Require {
@@ -43,8 +47,9 @@ impl std::str::FromStr for Require {
             "bundle" => Ok(Require::Bundle),
             "legacy" => Ok(Require::Legacy),
             "both" => Ok(Require::Both),
+            "either" => Ok(Require::Either),
             _ => Err(format!(
-                "invalid requirement {s:?}: expected any, bundle, legacy or both"
+                "invalid requirement {s:?}: expected any, bundle, legacy, both or either"
             )),
         }
     }
@@ -218,7 +223,7 @@ pub async fn verify_image<R: Registry + ?Sized>(
         let mut reasons = c.reasons.clone();
         reasons.dedup();
         SignError::Invalid(format!(
-            "no valid {format} signature for {what}: {} found, none valid{}{extra}",
+            "no valid {format}signature for {what}: {} found, none valid{}{extra}",
             c.found,
             if reasons.is_empty() {
                 String::new()
@@ -233,7 +238,7 @@ pub async fn verify_image<R: Registry + ?Sized>(
         Require::Any if b.found > 0 => {
             if b.valid.is_empty() {
                 return Err(fail(
-                    "bundle",
+                    "bundle ",
                     &b,
                     "; the image has bundles, so legacy signatures are not read (cosign v3's rule; \
                      --require legacy reads them)",
@@ -243,22 +248,32 @@ pub async fn verify_image<R: Registry + ?Sized>(
         }
         Require::Any | Require::Legacy => {
             if l.valid.is_empty() {
-                return Err(fail("legacy", &l, ""));
+                return Err(fail("legacy ", &l, ""));
             }
             valid.extend(l.valid);
         }
         Require::Bundle => {
             if b.valid.is_empty() {
-                return Err(fail("bundle", &b, ""));
+                return Err(fail("bundle ", &b, ""));
             }
             valid.extend(b.valid);
         }
+        Require::Either => {
+            if b.valid.is_empty() && l.valid.is_empty() {
+                let mut all = Checked::new();
+                all.found = b.found + l.found;
+                all.reasons = b.reasons.iter().chain(&l.reasons).cloned().collect();
+                return Err(fail("", &all, ""));
+            }
+            valid.extend(b.valid);
+            valid.extend(l.valid);
+        }
         Require::Both => {
             if b.valid.is_empty() {
-                return Err(fail("bundle", &b, ""));
+                return Err(fail("bundle ", &b, ""));
             }
             if l.valid.is_empty() {
-                return Err(fail("legacy", &l, ""));
+                return Err(fail("legacy ", &l, ""));
             }
             valid.extend(b.valid);
             valid.extend(l.valid);
