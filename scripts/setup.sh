@@ -108,13 +108,14 @@ setup_moto() {
 }
 
 # Debian trixie's skopeo 1.18 (bookworm's has sigstore disabled), unpacked into .work/ without
-# touching the system's apt state: the independent verifier of our cosign signatures.
+# touching the system's apt state: the independent verifier of our legacy cosign signatures.
 setup_skopeo_sigstore() {
   bash "${ROOT}/scripts/install-skopeo-sigstore.sh"
 }
 
-# Node 22 (npm's `node` package), aws-local-stepfunctions and asl-validator, into .work/node from
-# the committed scripts/node/package-lock.json. Debian's npm only when there is no npm at all.
+# Node 22 (npm's `node` package), aws-local-stepfunctions, asl-validator and @sigstore/verify (the
+# independent verifier of our Sigstore bundles), into .work/node from the committed
+# scripts/node/package-lock.json. Debian's npm only when there is no npm at all.
 setup_node() {
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
   command -v npm >/dev/null 2>&1 || die "'npm' still missing after installing nodejs npm"
