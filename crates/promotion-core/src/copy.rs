@@ -612,6 +612,18 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
         result
     }
 
+    /// Whether the referrer `raw` of `subject` stays behind: with `inert_referrers_only`, one
+    /// that is an image or an index (counted and logged).
+    fn leaves_behind(&self, subject: &Digest, raw: &RawManifest) -> bool {
+        let skip = self.opts.inert_referrers_only && !crate::selection::is_inert_artifact(raw);
+        if skip {
+            tracing::warn!(subject = %subject, referrer = %raw.digest,
+                "a referrer that is an image or an index was not copied");
+            self.stats.referrers_skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        skip
+    }
+
     /// Copy the referrers of `subjects` (and their referrers, as far as the one bounded walk
     /// of [`referrers::Walk`] goes): each referrer's tree, the fallback index where the
     /// destination has no referrers API, and cosign's legacy tags.
@@ -622,10 +634,7 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
             let mut kept = Vec::with_capacity(listing.descriptors.len());
             for d in &listing.descriptors {
                 let raw = self.reg.get_manifest(&self.src, d.digest.as_str()).await?;
-                if self.opts.inert_referrers_only && !crate::selection::is_inert_artifact(&raw) {
-                    tracing::warn!(subject = %subject, referrer = %d.digest,
-                        "a referrer that is an image or an index was not copied");
-                    self.stats.referrers_skipped.fetch_add(1, Ordering::Relaxed);
+                if self.leaves_behind(&subject, &raw) {
                     continue;
                 }
                 kept.push(d.clone());
@@ -656,8 +665,7 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
                 self.stats.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             }
             for (_, tag, raw) in referrers::cosign_tags(self.reg, &self.src, &subject).await? {
-                if self.opts.inert_referrers_only && !crate::selection::is_inert_artifact(&raw) {
-                    self.stats.referrers_skipped.fetch_add(1, Ordering::Relaxed);
+                if self.leaves_behind(&subject, &raw) {
                     continue;
                 }
                 let nodes = self.copy_tree(raw, Some(&tag)).await?;

@@ -359,30 +359,31 @@ fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
 /// Whether `url` names an internal address literally.
 fn is_internal(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => {
-            let [a, b, ..] = ip.octets();
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || (a == 100 && (64..128).contains(&b))
-        }
+        Some(url::Host::Ipv4(ip)) => internal_v4(ip),
         Some(url::Host::Ipv6(ip)) => {
             let first = ip.segments()[0];
             ip.is_loopback()
                 || ip.is_unspecified()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some_and(|v4| {
-                    is_internal(&url::Url::parse(&format!("https://{v4}/")).expect("an IPv4 URL"))
-                })
+                || ip.to_ipv4_mapped().is_some_and(internal_v4)
         }
         Some(url::Host::Domain(d)) => {
             d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
         }
         None => true,
     }
+}
+
+/// Loopback, private, link-local, shared (100.64/10), unspecified or broadcast.
+fn internal_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || (a == 100 && (64..128).contains(&b))
 }
 
 /// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.

@@ -21,7 +21,7 @@ use crate::digest::Digest;
 use crate::manifest::{Kind, ManifestDoc, OCI_EMPTY, OCI_MANIFEST, RawManifest};
 use crate::reference::ImageRef;
 use crate::referrers::{
-    self, Route, descriptor_json, get_optional, put_small_blob, read_small_blob,
+    self, Listing, Route, descriptor_json, get_optional, put_small_blob, read_small_blob,
 };
 use crate::registry::{Registry, RegistryError};
 use bytes::Bytes;
@@ -172,8 +172,17 @@ pub async fn find<R: Registry + ?Sized>(
     digest: &Digest,
 ) -> Result<Bundles, SignError> {
     let listing = referrers::list(reg, repo, digest).await?;
+    find_in(reg, repo, &listing).await
+}
+
+/// The Sigstore bundles of a referrers `listing` already read (unverified).
+pub async fn find_in<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    listing: &Listing,
+) -> Result<Bundles, SignError> {
     let mut out = Bundles::default();
-    for d in listing.descriptors {
+    for d in &listing.descriptors {
         if d.artifact_type.as_deref() != Some(BUNDLE_MEDIA_TYPE) {
             continue;
         }

@@ -313,10 +313,11 @@ async fn sign_one<R: Registry + ?Sized>(
 
     if want_legacy {
         let payload = payload(&name, &subject.digest, claims);
-        let found = find_signatures(reg, repo, &subject.digest).await?;
-        let present = found.iter().any(|f| {
-            f.route == Route::SigTag && f.payload == payload && key.verify(&payload, &f.signature)
-        });
+        // Only the `.sig` tag is written, so only it is read.
+        let found = sig_tag_signatures(reg, repo, &subject.digest).await?;
+        let present = found
+            .iter()
+            .any(|f| f.payload == payload && key.verify(&payload, &f.signature));
         if present {
             out.legacy = RouteOutcome::Present;
         } else {
@@ -389,10 +390,19 @@ pub async fn find_signatures<R: Registry + ?Sized>(
     repo: &ImageRef,
     digest: &Digest,
 ) -> Result<Vec<FoundSignature>, SignError> {
-    let mut out = Vec::new();
     let listing = referrers::list(reg, repo, digest).await?;
-    let route = listing.route;
-    for d in listing.descriptors {
+    find_signatures_in(reg, repo, digest, &listing).await
+}
+
+/// As [`find_signatures`], with the referrers `listing` of `digest` already read.
+pub async fn find_signatures_in<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    digest: &Digest,
+    listing: &referrers::Listing,
+) -> Result<Vec<FoundSignature>, SignError> {
+    let mut out = Vec::new();
+    for d in &listing.descriptors {
         if d.artifact_type
             .as_deref()
             .is_some_and(|t| t != COSIGN_SIG_ARTIFACT)
@@ -400,9 +410,20 @@ pub async fn find_signatures<R: Registry + ?Sized>(
             continue;
         }
         if let Some(raw) = get_optional(reg, repo, d.digest.as_str()).await? {
-            collect_layers(reg, repo, route, &raw, &mut out).await?;
+            collect_layers(reg, repo, listing.route, &raw, &mut out).await?;
         }
     }
+    out.extend(sig_tag_signatures(reg, repo, digest).await?);
+    Ok(out)
+}
+
+/// The signatures in cosign's `sha256-<hex>.sig` manifest of `digest` (unverified).
+async fn sig_tag_signatures<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<Vec<FoundSignature>, SignError> {
+    let mut out = Vec::new();
     if let Some(raw) = get_optional(reg, repo, &CosignTag::Sig.tag(digest)).await? {
         collect_layers(reg, repo, Route::SigTag, &raw, &mut out).await?;
     }

@@ -11,7 +11,7 @@
 //! for one repository does not vouch for the same digest pushed into another.
 
 use super::bundle::{self, COSIGN_SIGN_PREDICATE};
-use super::store::{Route, find_signatures};
+use super::store::{Route, find_signatures_in};
 use super::{PublicKey, SignError, check_payload};
 use crate::digest::Digest;
 use crate::reference::ImageRef;
@@ -142,7 +142,9 @@ pub async fn verify_image<R: Registry + ?Sized>(
     let identity = opts.identity.clone().unwrap_or_else(|| image.repo_path());
     let what = format!("{}@{digest}", image.repo_path());
 
-    let bundles = bundle::find(reg, image, &digest).await?;
+    // One listing of the referrers serves both formats.
+    let listing = crate::referrers::list(reg, image, &digest).await?;
+    let bundles = bundle::find_in(reg, image, &listing).await?;
     let mut b = Checked::new();
     b.found = bundles.referrers;
     for f in &bundles.found {
@@ -186,7 +188,7 @@ pub async fn verify_image<R: Registry + ?Sized>(
         ));
     }
 
-    let legacy = find_signatures(reg, image, &digest).await?;
+    let legacy = find_signatures_in(reg, image, &digest, &listing).await?;
     let mut l = Checked::new();
     l.found = legacy.len();
     for f in &legacy {
