@@ -189,6 +189,19 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     let f = fixture();
     let dir = f.keys.path();
     let public = f.public.display().to_string();
+    // staging and prod need an approval signed by the approver's key (the document's PEM).
+    let (approver, approver_pub) = generate_key(dir, "approver", PASSWORD);
+    let pem = std::fs::read_to_string(&approver_pub).expect("approver public key");
+    let approvers = json!([{"name": "release-bot", "key": pem}]);
+    let envs = dir.join("environments.json");
+    std::fs::write(
+        &envs,
+        json!({"environments": [{"name": "dev"}, {"name": "staging", "approvers": approvers},
+            {"name": "prod", "approvers": approvers}]})
+        .to_string(),
+    )
+    .expect("environments");
+    let approvals = format!("{}/approvals/app", f.reg.host());
     let retag = |env: &str| {
         promote(&f.reg)
             .arg("retag")
@@ -197,6 +210,10 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
             .arg(env)
             .arg("--key")
             .arg(&public)
+            .arg("--approvals")
+            .arg(&approvals)
+            .arg("--environments-file")
+            .arg(envs.display().to_string())
     };
 
     // Unsigned: refused, nothing tagged.
@@ -254,30 +271,75 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     assert_eq!(v["operation"], "promote-environment");
     assert_eq!(v["retag"]["tags"][0]["tag"], "dev-77");
 
-    // prod before staging: refused by the order.
-    let line = assert_exit(&retag("prod").run(), 1, "Environment.OutOfOrder");
-    assert!(line.contains("before staging"), "{line}");
-
-    // Approvals: pushed (idempotently), discovered, acted on with the gate re-run.
-    let approve = |env: &str| {
+    // Approvals: signed with a key, pushed to the approvals repository.
+    let approve = |env: &str, key: &PathBuf| {
         promote(&f.reg)
             .arg("approve")
             .arg(&f.tagged)
             .arg("--environment")
             .arg(env)
+            .arg("--key")
+            .arg(key.display().to_string())
+            .arg("--to")
+            .arg(&approvals)
             .arg("--by")
             .arg("release-bot")
+            .env("COSIGN_PASSWORD", PASSWORD)
             .run()
             .assert_ok()
     };
-    let a = approve("staging");
-    assert_eq!(a["created"], true);
-    assert_eq!(a["approval"]["subject"], f.image.digest.as_str());
-    assert_eq!(
-        approve("staging")["created"],
-        false,
-        "approving twice adds nothing"
+
+    // prod before staging, with a valid prod approval: refused by the order.
+    let a = approve("prod", &approver);
+    assert_eq!(a["subject"], f.image.digest.as_str());
+    let line = assert_exit(&retag("prod").run(), 1, "Environment.OutOfOrder");
+    assert!(line.contains("before staging"), "{line}");
+
+    // staging with no approval, then with one signed by a key that approves nothing: refused.
+    let line = assert_exit(&retag("staging").run(), 1, "Approval.Missing");
+    assert!(line.contains("no approval for staging"), "{line}");
+    approve("staging", &stranger);
+    let line = assert_exit(&retag("staging").run(), 1, "Approval.Invalid");
+    assert!(
+        line.contains("any approver of staging (release-bot)"),
+        "{line}"
     );
+    assert_eq!(env_tags(&f.c), ["1.4.2", "dev-77"]);
+
+    // The approver's approval: acted on with the gate re-run. HIGH on amd64 blocks in prod only.
+    approve("staging", &approver);
+    let amd64 = &f.image.child("linux/amd64").digest;
+    let findings = high_finding(dir, amd64);
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "block_severities: [CRITICAL]\nenvironments:\n  prod: {block_severities: [CRITICAL, HIGH]}\n",
+    )
+    .expect("policy");
+    let run = promote(&f.reg)
+        .arg("retag")
+        .arg(&f.tagged)
+        .arg("--from-approvals")
+        .arg("--key")
+        .arg(&public)
+        .arg("--approvals")
+        .arg(&approvals)
+        .arg("--environments-file")
+        .arg(envs.display().to_string())
+        .arg("--policy")
+        .arg(policy.display().to_string())
+        .arg("--findings")
+        .arg(findings.display().to_string())
+        .run();
+    assert_eq!(run.code, 3, "the prod gate denies HIGH\n{}", run.describe());
+    assert!(run.stderr.contains("CVE-2026-1111"), "{}", run.describe());
+    assert_eq!(
+        env_tags(&f.c),
+        ["1.4.2", "dev-77", "staging-77"],
+        "staging entered, build id following dev; prod denied"
+    );
+    assert_eq!(f.c.manifest("trusted/app", "staging-77").0, f.image.bytes);
+    // The verified approval is recorded in trusted, beside the signatures.
     let tree = promote(&f.reg)
         .arg("discover")
         .arg(&f.tagged)
@@ -288,48 +350,6 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
         tree.contains("application/vnd.ecr-promotion.approval.v1+json"),
         "{tree}"
     );
-
-    // HIGH on amd64 blocks in prod only.
-    let amd64 = &f.image.child("linux/amd64").digest;
-    let findings = high_finding(dir, amd64);
-    let policy = dir.join("policy.yaml");
-    std::fs::write(
-        &policy,
-        "block_severities: [CRITICAL]\nenvironments:\n  prod: {block_severities: [CRITICAL, HIGH]}\n",
-    )
-    .expect("policy");
-    let from_approvals = || {
-        promote(&f.reg)
-            .arg("retag")
-            .arg(&f.tagged)
-            .arg("--from-approvals")
-            .arg("--key")
-            .arg(&public)
-            .arg("--policy")
-            .arg(policy.display().to_string())
-            .arg("--findings")
-            .arg(findings.display().to_string())
-            .run()
-    };
-    let v = from_approvals().assert_ok();
-    assert_eq!(
-        v["retag"]["tags"][0]["tag"], "staging-77",
-        "build id follows dev: {v:#}"
-    );
-    assert_eq!(v["gate"]["decision"], "PASSED", "{v:#}");
-    assert_eq!(f.c.manifest("trusted/app", "staging-77").0, f.image.bytes);
-
-    approve("prod");
-    let run = from_approvals();
-    assert_eq!(run.code, 3, "the prod gate denies HIGH\n{}", run.describe());
-    assert!(run.stderr.contains("CVE-2026-1111"), "{}", run.describe());
-    assert_eq!(
-        run.json()["error"]["type"],
-        "Gate.Denied",
-        "{}",
-        run.describe()
-    );
-    assert_eq!(env_tags(&f.c), ["1.4.2", "dev-77", "staging-77"]);
 }
 
 #[test]
@@ -367,6 +387,9 @@ fn bad_input_is_refused_with_a_clear_error_and_no_tag_is_written() {
         .arg(&f.tagged)
         .arg("--environment")
         .arg("qa")
+        .arg("--key")
+        .arg(f.private.display().to_string())
+        .env("COSIGN_PASSWORD", PASSWORD)
         .run();
     assert_exit(&run, 2, "Input.Invalid");
     assert_eq!(env_tags(&f.c), ["1.4.2"], "nothing written");

@@ -347,7 +347,7 @@ fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
 /// Which rules (logical ids) receive each fixture event under the parameter defaults (prefixes
 /// `incoming/`, `quarantine/`, `trusted/`: application `app` is `incoming/app` → `quarantine/app`
 /// → `trusted/app`).
-const ROUTING: [(&str, &[&str]); 23] = [
+const ROUTING: [(&str, &[&str]); 24] = [
     ("ecr-push-tagged", &["IngressPushRule"]),
     // One execution per pushed tag: the untagged platform manifests of the same multi-arch
     // push, and a digest-only push, start nothing.
@@ -367,7 +367,9 @@ const ROUTING: [(&str, &[&str]); 23] = [
     ("ecr-referrer-approval-delete", &[]),
     ("ecr-referrer-approval-restore", &[]),
     ("ecr-referrer-approval-other-repository", &[]),
-    // "trusted-archive/app" starts with "trusted" but not with the prefix "trusted/".
+    // The pipeline's own copy of a verified approval, in trusted/app.
+    ("ecr-referrer-approval-in-trusted", &[]),
+    // "approvals-archive/app" starts with "approvals" but not with the prefix "approvals/".
     ("ecr-referrer-approval-not-a-prefix-match", &[]),
     // The shared trusted repository of before (infra/README.md, "Migrating from one shared
     // repository").

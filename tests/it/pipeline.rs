@@ -213,25 +213,11 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         "no new tag, signature or index"
     );
 
-    // (e) environment promotion from an ECR Referrer Action event for an approval.
-    let approval = stack
-        .promote()
-        .arg("approve")
-        .arg(&trusted)
-        .arg("--environment")
-        .arg("staging")
-        .arg("--by")
-        .arg("release-manager")
-        .run()
-        .assert_ok();
-    let approval_digest = approval["approval"]["digest"].as_str().expect("digest");
-    let event = json!({"version": "0", "id": "e2e-approval", "detail-type": "ECR Referrer Action",
-        "source": "aws.ecr", "account": "123456789012", "region": "us-east-1", "resources": [],
-        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": TRUSTED,
-            "image-digest": approval_digest,
-            "manifest-media-type": "application/vnd.oci.image.manifest.v1+json",
-            "artifact-media-type": APPROVAL_TYPE}});
-    let env = stack.execute(&event, &[], &[]);
+    // (e) environment promotion from a signed approval pushed to the approvals repository,
+    // started by the ECR Referrer Action event of that push.
+    let approval = stack.approve(&trusted, "staging", &stack.approver_key);
+    let approval_digest = approval["approval"].as_str().expect("digest");
+    let env = stack.execute(&approval_event(approval_digest), &[], &[]);
     assert_succeeded(&env);
     let path = env.path();
     assert!(path.iter().any(|p| p == "ApprovalGate"), "{path:?}");
@@ -246,6 +232,19 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         c.manifest(TRUSTED, "staging-1.4.2").0,
         c.manifest(TRUSTED, &digest).0
     );
+    // The verified approval now travels with the image: a referrer of the digest in trusted.
+    let recorded = stack
+        .promote()
+        .arg("discover")
+        .arg(&trusted)
+        .run()
+        .assert_ok()
+        .to_string();
+    assert!(recorded.contains(APPROVAL_TYPE), "{recorded}");
+    assert!(recorded.contains("release-manager"), "{recorded}");
+
+    // (e') approvals that must not count: each refused with its reason, prod never tagged.
+    refused_approvals_leave_the_tags_unchanged(&stack, &c, &trusted, &digest);
 
     // (h) the ocistow payload promotes, with its annotations.
     let tool = push_app(&c, "incoming/tool", "2.0");
@@ -679,4 +678,128 @@ fn a_manual_request_preserving_the_digest_keeps_it_and_its_referrers_and_is_sign
         verified["attestation"]["predicate"]["promotion"]["sourceDigest"],
         app.digest.as_str()
     );
+}
+
+/// Application `app`'s approvals repository.
+const APPROVALS: &str = "approvals/app";
+
+/// The `ECR Referrer Action` event of a push to `approvals/app`.
+fn approval_event(digest: &str) -> Value {
+    json!({"version": "0", "id": "e2e-approval", "detail-type": "ECR Referrer Action",
+        "source": "aws.ecr", "account": "123456789012", "region": "us-east-1", "resources": [],
+        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": APPROVALS,
+            "image-digest": digest,
+            "manifest-media-type": "application/vnd.oci.image.manifest.v1+json",
+            "artifact-media-type": APPROVAL_TYPE}})
+}
+
+/// `trusted` (pinned `digest`, in staging) is offered for prod by approvals that must not count:
+/// unsigned, signed by a key that is no approver's, and the approver's statement about another
+/// digest re-wrapped as a referrer of this one; then a manual prod request and a direct retag
+/// with no approval. Each is refused with its own reason and no prod tag appears.
+fn refused_approvals_leave_the_tags_unchanged(
+    stack: &Stack,
+    c: &RegistryClient,
+    trusted: &str,
+    digest: &str,
+) {
+    let tags_before = c.list_tags(TRUSTED);
+    let (bytes, media_type) = c.manifest(TRUSTED, digest);
+    let subject = Pushed {
+        digest: digest.to_owned(),
+        media_type,
+        bytes,
+        blobs: Vec::new(),
+        children: Vec::new(),
+        artifact_type: None,
+    };
+    let index: Value = serde_json::from_slice(&subject.bytes).expect("index");
+    let child = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("child")
+        .to_owned();
+    let stranger = format!(
+        "awskms:///{}",
+        stack.moto.create_signing_key("ECC_NIST_P256")
+    );
+    let bundle_of = |approval: &Value| {
+        let a = approval["approval"].as_str().expect("approval digest");
+        let (m, _) = c.manifest(APPROVALS, a);
+        let m: Value = serde_json::from_slice(&m).expect("approval manifest");
+        c.get_blob(APPROVALS, m["layers"][0]["digest"].as_str().expect("layer"))
+    };
+
+    // Unsigned: the approval type and environment annotation, no bundle.
+    let unsigned = push_referrer(
+        c,
+        APPROVALS,
+        &subject,
+        APPROVAL_TYPE,
+        "application/vnd.oci.empty.v1+json",
+        b"{}",
+    );
+    // Signed, but by a key that approves nothing.
+    let foreign = stack.approve(trusted, "prod", &stranger);
+    // The approver's real signature, over a statement about another digest (a platform
+    // manifest), re-wrapped as a referrer of this digest.
+    let other = stack.approve(
+        &format!("{}/{TRUSTED}@{child}", stack.host()),
+        "prod",
+        &stack.approver_key,
+    );
+    let rewrapped = push_referrer(
+        c,
+        APPROVALS,
+        &subject,
+        APPROVAL_TYPE,
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        &bundle_of(&other),
+    );
+    let foreign_digest = foreign["approval"].as_str().expect("digest").to_owned();
+    for (name, artifact, why) in [
+        ("unsigned", &unsigned.digest, "unsigned"),
+        (
+            "foreign key",
+            &foreign_digest,
+            "does not verify with the key of any approver of prod",
+        ),
+        (
+            "another digest",
+            &rewrapped.digest,
+            &format!("it approves {child}") as &str,
+        ),
+    ] {
+        // The approvals of this digest are exactly the hostile one (and nothing valid).
+        let listed = Pushed {
+            digest: artifact.clone(),
+            ..unsigned.clone()
+        };
+        write_referrers_fallback(c, APPROVALS, &subject, &[&listed]);
+        let x = stack.execute(&approval_event(artifact), &[], &[]);
+        assert_eq!(x.status(), "FAILED", "{name}: {}", x.describe());
+        assert_eq!(x.error(), "Approval.Invalid", "{name}: {}", x.describe());
+        let rejected = x.events("Image Rejected");
+        assert_eq!(rejected.len(), 1, "{name}: {}", x.describe());
+        let cause = rejected[0]["Detail"]["cause"].as_str().unwrap_or_default();
+        assert!(cause.contains(why), "{name}: {cause}");
+        assert!(!x.path().iter().any(|p| p == "EnvironmentRetag"), "{name}");
+        assert_eq!(c.list_tags(TRUSTED), tags_before, "{name}: tags changed");
+    }
+
+    // A manual environment request with no approval listed: refused by retag-for-environment,
+    // in the state machine and when invoked directly, with or without `regate`.
+    write_referrers_fallback(c, APPROVALS, &subject, &[]);
+    let x = stack.execute(&json!({"image": trusted, "environment": "prod"}), &[], &[]);
+    assert_eq!(x.status(), "FAILED", "{}", x.describe());
+    assert_eq!(x.error(), "Approval.Missing", "{}", x.describe());
+    for regate in [false, true] {
+        let err = stack
+            .invoke(
+                "retag-for-environment",
+                &json!({"image": trusted, "environment": "prod", "regate": regate}),
+            )
+            .expect_err("no approval");
+        assert_eq!(err.0, "Approval.Missing", "{err:?}");
+    }
+    assert_eq!(c.list_tags(TRUSTED), tags_before, "manual: tags changed");
 }

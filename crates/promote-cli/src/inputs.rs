@@ -77,6 +77,27 @@ pub async fn signer(
     Ok(Box::new(s))
 }
 
+/// The approvers' keys of the environments document: PEM keys as given, `awskms:///` keys
+/// fetched through the CLI's KMS client (built only when a document names one).
+pub async fn approver_keys(
+    cli: &Cli,
+    envs: &promotion_core::environment::Environments,
+) -> Result<promotion_core::environment::ApproverKeys, Failure> {
+    use promotion_core::environment::{self, ApproverKey, approval::NoKms};
+    let uses_kms = envs.all().iter().any(|e| {
+        e.approvers
+            .iter()
+            .any(|a| matches!(a.key, ApproverKey::Kms(_)))
+    });
+    let keys = if uses_kms {
+        let kms = promotion_aws::kms::KmsKeys(kms_client(cli, None).await);
+        environment::approver_keys(envs, &kms).await?
+    } else {
+        environment::approver_keys(envs, &NoKms).await?
+    };
+    Ok(keys)
+}
+
 /// The verifying key `--key` names: KMS, or a public (or private) key file.
 pub async fn public_key(cli: &Cli, key: &str) -> Result<PublicKey, Failure> {
     if let Some((endpoint, id)) = parse_kms_uri(key) {

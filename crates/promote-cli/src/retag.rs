@@ -5,19 +5,24 @@
 //! environments exist, their order, tag templates and whether their tags may move; without one
 //! the built-in `dev` → `staging` → `prod` applies.
 //!
-//! With `--key` it is a full environment promotion: the pipeline's signature must verify, and
-//! with `--policy`/`--findings` (or `--gate`, for Inspector) the gate is re-run with ENV's rules
-//! against current findings first. With `--from-approvals` the environment and build id come
-//! from the approval referrers of the image that have not been acted on yet.
+//! With `--key` it is a full environment promotion: for an environment that requires one, a
+//! signed approval by one of its approvers (keys from the environments document) must verify in
+//! the approvals repository (`--approvals`, default the image's repository); the pipeline's
+//! signature must verify; with `--policy`/`--findings` (or `--gate`, for Inspector) the gate is
+//! re-run with ENV's rules against current findings first. With `--from-approvals` the
+//! environments and build ids come from the image's verified approvals.
 
 use crate::Cli;
 use crate::args::{Creds, EnvFileArg};
-use crate::inputs::{findings_source, load_policy, public_key};
+use crate::inputs::{approver_keys, findings_source, load_policy, public_key};
 use crate::output::{Failure, done, input, parse_ref, print_json, to_json};
 use clap::Args;
 use promotion_core::clock::SystemClock;
 use promotion_core::ecr::EcrRegistry;
-use promotion_core::environment::{self, GateCheck, RetagOptions, RetagReport, TagOutcome};
+use promotion_core::environment::{
+    self, ApprovalCheck, ApproverKeys, GateCheck, RetagOptions, RetagReport, TagOutcome,
+};
+use promotion_core::reference::ImageRef;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -41,9 +46,12 @@ pub struct RetagArgs {
     /// An extra tag, with the environment's rules; repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
-    /// Act on the image's approval referrers instead of --environment.
-    #[arg(long, conflicts_with = "environment")]
+    /// Act on the image's verified approvals instead of --environment.
+    #[arg(long, conflicts_with = "environment", requires = "key")]
     from_approvals: bool,
+    /// The approvals repository (default: the image's repository).
+    #[arg(long, value_name = "REPOSITORY")]
+    approvals: Option<String>,
     /// Verify the pipeline's signature with this key first (`awskms:///KEY` or a public key file).
     #[arg(long, value_name = "awskms:///KEY | FILE")]
     key: Option<String>,
@@ -72,7 +80,20 @@ pub async fn run(cli: &Cli, args: &RetagArgs) -> Result<(), Failure> {
     let image = parse_ref(&args.image)?;
     let registry = args.creds.registry(cli, &image)?;
 
-    // What to do: one environment, or every pending approval.
+    let approvals = match &args.approvals {
+        Some(a) => {
+            let a = parse_ref(a)?;
+            ImageRef::from_parts(a.registry(), a.repository(), None, None)
+        }
+        None => ImageRef::from_parts(image.registry(), image.repository(), None, None),
+    };
+    let approvers = match &args.key {
+        Some(_) => approver_keys(cli, &envs).await?,
+        None => ApproverKeys::default(),
+    };
+
+    // What to do: one environment, or every verified approval (earliest environment first, so
+    // that one run can take a digest through several).
     let targets: Vec<(String, Option<String>)> = if args.from_approvals {
         let digest = match image.digest() {
             Some(d) => d.clone(),
@@ -84,20 +105,16 @@ pub async fn run(cli: &Cli, args: &RetagArgs) -> Result<(), Failure> {
                     .ok_or_else(|| input(format!("{image} does not exist")))?
             }
         };
-        let found = environment::resolve_approvals(&registry, &image, &digest, &envs).await?;
-        if found.is_empty() {
-            return Err(input(format!(
-                "{image} has no approval ({}) among its referrers",
-                envs.approval_artifact_type
-            )));
-        }
-        // Earlier environments first, so that one run can take a digest through several.
-        let rank = |name: &str| envs.names().iter().position(|n| *n == name);
-        let mut found = found;
-        found.sort_by_key(|a| rank(&a.environment));
-        found
+        let pinned = image.pinned(digest);
+        environment::verified_approvals(&registry, &approvals, &pinned, &envs, &approvers)
+            .await?
             .into_iter()
-            .map(|a| (a.environment, a.build.or_else(|| args.build.clone())))
+            .map(|a| {
+                (
+                    a.predicate.environment,
+                    a.predicate.build.or_else(|| args.build.clone()),
+                )
+            })
             .collect()
     } else {
         let env = args.environment.clone().unwrap_or_default();
@@ -139,11 +156,31 @@ pub async fn run(cli: &Cli, args: &RetagArgs) -> Result<(), Failure> {
                     clock: &SystemClock,
                     account: ecr.as_ref().map(|e| e.account.clone()),
                     limits: policy.limits(),
+                    reuse: None,
                 });
+                let approval = ApprovalCheck {
+                    approvals: &approvals,
+                    keys: &approvers,
+                };
                 let done = environment::promote_to_environment(
-                    &registry, &image, &envs, &env, &opts, key, check,
+                    &registry,
+                    &image,
+                    &envs,
+                    &env,
+                    &opts,
+                    key,
+                    check,
+                    Some(approval),
                 )
                 .await?;
+                if !cli.json
+                    && let Some(a) = &done.approval
+                {
+                    println!(
+                        "approval by {} verified ({}), recorded as {}",
+                        a.approver, a.manifest, a.recorded
+                    );
+                }
                 if !cli.json {
                     println!(
                         "signature verified ({} valid) for {}",

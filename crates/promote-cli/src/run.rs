@@ -165,9 +165,11 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
 
     // 2. gate, polling while PENDING
     let t = Instant::now();
+    let approvers = crate::inputs::approver_keys(cli, &envs).await?;
     let settings = GateSettings {
         policy: &policy,
         environments: &envs,
+        approvers: &approvers,
         poll_seconds: rules.poll_seconds(),
         max_wait_seconds: rules.max_wait_seconds,
         clock: &SystemClock,
@@ -276,6 +278,7 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             environments: &envs,
             policy: &policy,
             key: signer.public_key(),
+            approvers: &approvers,
             clock: &SystemClock,
         },
         &RetagRequest {

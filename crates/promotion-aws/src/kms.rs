@@ -160,6 +160,26 @@ pub async fn public_key(
     PublicKey::from_spki_der(der.as_ref())
 }
 
+/// Approvers' KMS keys (`awskms:///<key>`), fetched with `GetPublicKey` through one client.
+/// A URI naming its own endpoint is refused: the pipeline talks to its configured KMS only.
+pub struct KmsKeys(pub aws_sdk_kms::Client);
+
+#[async_trait]
+impl promotion_core::environment::KeySource for KmsKeys {
+    async fn public_key(&self, uri: &str) -> Result<PublicKey, SignError> {
+        match parse_kms_uri(uri) {
+            Some((None, id)) => public_key(&self.0, &id).await,
+            Some((Some(endpoint), _)) => Err(SignError::Key(format!(
+                "{uri}: a KMS endpoint ({endpoint}) in an approver's key is not allowed; use \
+                 awskms:///<key>"
+            ))),
+            None => Err(SignError::Key(format!(
+                "{uri}: expected awskms:///<key id, ARN or alias>"
+            ))),
+        }
+    }
+}
+
 #[async_trait]
 impl Signer for KmsSigner {
     async fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignError> {

@@ -57,6 +57,12 @@ pub enum ErrorType {
     TagConflict,
     /// The target environment comes after one this digest has not been promoted to yet.
     EnvironmentOutOfOrder,
+    /// The target environment requires a signed approval and there is none for this digest
+    /// (or the environment has no approvers).
+    ApprovalMissing,
+    /// Approvals exist for this digest, but none verifies: unsigned, signed by a key that is not
+    /// an approver's, or for another digest, repository or environment.
+    ApprovalInvalid,
 }
 
 impl ErrorType {
@@ -83,6 +89,8 @@ impl ErrorType {
         ErrorType::KeyInvalid,
         ErrorType::TagConflict,
         ErrorType::EnvironmentOutOfOrder,
+        ErrorType::ApprovalMissing,
+        ErrorType::ApprovalInvalid,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -109,6 +117,8 @@ impl ErrorType {
             ErrorType::KeyInvalid => "Key.Invalid",
             ErrorType::TagConflict => "Tag.Conflict",
             ErrorType::EnvironmentOutOfOrder => "Environment.OutOfOrder",
+            ErrorType::ApprovalMissing => "Approval.Missing",
+            ErrorType::ApprovalInvalid => "Approval.Invalid",
         }
     }
 

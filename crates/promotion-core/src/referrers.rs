@@ -142,6 +142,38 @@ pub async fn list<R: Registry + ?Sized>(
     Ok(listing)
 }
 
+/// The referrers of `subject` listed by the API (when the registry has one) *and* by the
+/// fallback index, without duplicates. For artifacts a writer may have had to list in the
+/// fallback index on a registry with the API (a referrer of an index refused with 405).
+pub async fn list_every_route<R: Registry + ?Sized>(
+    reg: &R,
+    repo: &ImageRef,
+    subject: &Digest,
+) -> Result<Vec<Descriptor>, RegistryError> {
+    let first = list(reg, repo, subject).await?;
+    let mut out = first.descriptors;
+    if first.route == Route::ReferrersApi {
+        let tag = subject.fallback_tag();
+        if let Some(raw) = get_optional(reg, repo, &tag).await? {
+            for d in index_entries(repo, &tag, &raw)? {
+                if !out.iter().any(|o| o.digest == d.digest) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    if out.len() > MAX_ENTRIES {
+        return Err(RegistryError::Manifest {
+            what: format!("referrers of {}@{subject}", repo.repo_path()),
+            source: ManifestError::Malformed(format!(
+                "{} referrers, more than the {MAX_ENTRIES} allowed",
+                out.len()
+            )),
+        });
+    }
+    Ok(out)
+}
+
 /// cosign's legacy manifests of `subject` that exist, with their tags.
 pub async fn cosign_tags<R: Registry + ?Sized>(
     reg: &R,

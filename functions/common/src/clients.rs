@@ -92,6 +92,17 @@ pub async fn signer(
         .map_err(|e| ConfigError(format!("KMS_KEY_ID {id}: {e}")))
 }
 
+/// The approvers' keys of `envs`: PEM keys as given, `awskms:///` keys fetched once.
+pub async fn approver_keys(
+    sdk: &aws_config::SdkConfig,
+    envs: &promotion_core::environment::Environments,
+) -> Result<promotion_core::environment::ApproverKeys, ConfigError> {
+    let kms = promotion_aws::kms::KmsKeys(aws_sdk_kms::Client::new(sdk));
+    promotion_core::environment::approver_keys(envs, &kms)
+        .await
+        .map_err(|e| ConfigError(format!("ENVIRONMENTS: {e}")))
+}
+
 /// The public half of key `id` (retag verifies the pipeline's signature).
 pub async fn public_key(sdk: &aws_config::SdkConfig, id: &str) -> Result<PublicKey, ConfigError> {
     promotion_aws::kms::public_key(&aws_sdk_kms::Client::new(sdk), id)

@@ -96,8 +96,9 @@ impl Vars<'_> {
 }
 
 /// `PIPELINE_REGISTRY`, `INGRESS_PREFIX`, `QUARANTINE_PREFIX`, `TRUSTED_PREFIX` (required: an
-/// application's repositories are `<prefix><application>` in the pipeline's registry) and
-/// `INGRESS_REGISTRY`.
+/// application's repositories are `<prefix><application>` in the pipeline's registry),
+/// `APPROVALS_PREFIX` (without it no approval is read, so environments that require one are
+/// never entered) and `INGRESS_REGISTRY`.
 pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
     let registry = v.required("PIPELINE_REGISTRY")?;
     let (ingress, quarantine, trusted) = (
@@ -116,6 +117,12 @@ pub fn repositories(v: &Vars) -> Result<Repositories, ConfigError> {
         ConfigError(format!(
             "PIPELINE_REGISTRY, INGRESS_PREFIX, QUARANTINE_PREFIX, TRUSTED_PREFIX: {e}"
         ))
+    })
+    .and_then(|r| match v.var("APPROVALS_PREFIX") {
+        Some(a) => r
+            .with_approvals_prefix(a.trim())
+            .map_err(|e| ConfigError(format!("APPROVALS_PREFIX: {e}"))),
+        None => Ok(r),
     })
 }
 
@@ -273,8 +280,13 @@ pub(crate) mod tests {
                 .map(drop)
         };
         let key: Parse = |v| kms_key_id(v).map(drop);
-        let cases: [((&str, &str), Parse, &str); 12] = [
+        let cases: [((&str, &str), Parse, &str); 13] = [
             (("TRUSTED_PREFIX", ""), repos, "TRUSTED_PREFIX is not set"),
+            (
+                ("APPROVALS_PREFIX", "trusted/approvals/"),
+                repos,
+                "APPROVALS_PREFIX: the approvals prefix \"trusted/approvals/\" and the trusted",
+            ),
             (
                 ("TRUSTED_PREFIX", "incoming/trusted/"),
                 repos,

@@ -1,7 +1,7 @@
 //! retag-for-environment's configuration: exactly the variables it reads.
 
 use promotion_core::clock::Clock;
-use promotion_core::environment::Environments;
+use promotion_core::environment::{ApproverKeys, Environments};
 use promotion_core::pipeline::RetagSettings;
 use promotion_core::sign::PublicKey;
 use promotion_lambda::config::{self, ConfigError, Gating, Vars};
@@ -28,12 +28,18 @@ impl Config {
         })
     }
 
-    /// The retag step's settings, verifying with `key`.
-    pub fn settings<'a>(&'a self, key: &'a PublicKey, clock: &'a dyn Clock) -> RetagSettings<'a> {
+    /// The retag step's settings, verifying with `key` and `approvers`.
+    pub fn settings<'a>(
+        &'a self,
+        key: &'a PublicKey,
+        approvers: &'a ApproverKeys,
+        clock: &'a dyn Clock,
+    ) -> RetagSettings<'a> {
         RetagSettings {
             environments: &self.environments,
             policy: &self.gating.policy,
             key,
+            approvers,
             clock,
         }
     }

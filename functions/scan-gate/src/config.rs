@@ -1,7 +1,7 @@
 //! scan-gate's configuration: exactly the variables it reads.
 
 use promotion_core::clock::Clock;
-use promotion_core::environment::Environments;
+use promotion_core::environment::{ApproverKeys, Environments};
 use promotion_core::pipeline::GateSettings;
 use promotion_lambda::config::{self, ConfigError, Gating, Vars};
 
@@ -32,11 +32,16 @@ impl Config {
         })
     }
 
-    /// The gate step's settings.
-    pub fn settings<'a>(&'a self, clock: &'a dyn Clock) -> GateSettings<'a> {
+    /// The gate step's settings, verifying approvals with `approvers`.
+    pub fn settings<'a>(
+        &'a self,
+        approvers: &'a ApproverKeys,
+        clock: &'a dyn Clock,
+    ) -> GateSettings<'a> {
         GateSettings {
             policy: &self.gating.policy,
             environments: &self.environments,
+            approvers,
             poll_seconds: self.poll_seconds,
             max_wait_seconds: self.max_wait_seconds,
             clock,

@@ -84,6 +84,9 @@ pub struct Stack {
     pub moto: Moto,
     /// The signing key id in moto's KMS.
     pub key_id: String,
+    /// The staging and prod approver's key in moto's KMS (`awskms:///<id>`), named
+    /// `release-manager` in the deployment's environments document.
+    pub approver_key: String,
     /// The registry password (moto's ECR token).
     pub password: String,
     watch: Child,
@@ -121,6 +124,13 @@ impl Stack {
         let (user, password) = ecr_token(&moto);
         let registry = TestRegistry::start_with_basic_auth(&user, &password);
         let key_id = moto.create_signing_key("ECC_NIST_P256");
+        let approver_key = format!("awskms:///{}", moto.create_signing_key("ECC_NIST_P256"));
+        let approver = json!([{"name": "release-manager", "key": approver_key}]);
+        let environments = json!({"environments": [
+            {"name": "dev"},
+            {"name": "staging", "approvers": approver},
+            {"name": "prod", "approvers": approver},
+        ]});
 
         let host = registry.host();
         let mut insecure = vec![host.clone()];
@@ -149,6 +159,8 @@ impl Stack {
             .env("INGRESS_PREFIX", "incoming/")
             .env("QUARANTINE_PREFIX", "quarantine/")
             .env("TRUSTED_PREFIX", "trusted/")
+            .env("APPROVALS_PREFIX", "approvals/")
+            .env("ENVIRONMENTS", environments.to_string())
             .env("GATE_POLICY", &config.policy)
             .env("SCAN_POLL_SECONDS", config.poll_seconds.to_string())
             .env("SCAN_MAX_WAIT_SECONDS", config.max_wait_seconds.to_string())
@@ -187,6 +199,7 @@ impl Stack {
             registry,
             moto,
             key_id,
+            approver_key,
             password,
             watch,
             watch_port,
@@ -314,6 +327,24 @@ impl Stack {
     }
 
     /// The `promote` command with this stack's registry credentials, plain HTTP and moto.
+    /// `promote approve IMAGE --environment ENV --key KEY --to <registry>/approvals/app`: its
+    /// JSON report.
+    pub fn approve(&self, image: &str, environment: &str, key: &str) -> Value {
+        self.promote()
+            .arg("approve")
+            .arg(image)
+            .arg("--environment")
+            .arg(environment)
+            .arg("--key")
+            .arg(key)
+            .arg("--to")
+            .arg(format!("{}/approvals/app", self.host()))
+            .arg("--by")
+            .arg("release-manager")
+            .run()
+            .assert_ok()
+    }
+
     pub fn promote(&self) -> super::cli::Promote {
         let mut p = super::cli::Promote::default()
             .arg("--insecure-registry")

@@ -12,7 +12,17 @@
 //!     extra_tags: []               # more templates, same rules
 //!     allow_move: false            # the default: an environment tag never moves
 //!     after: [staging]             # explicit prerequisites; [] for none
+//!     approval_required: true      # default: true for every environment but the first
+//!     approvers:                   # who may approve (signed approvals, see `approval`)
+//!       - name: release-manager
+//!         key: awskms:///alias/release-approver
+//!       - name: qa-lead
+//!         key: "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n"
 //! ```
+//!
+//! Approvals fail closed: every environment but the first requires a signed approval unless
+//! the document says `approval_required: false`, and an environment that requires one but lists
+//! no approvers can never be entered (the refusal says so).
 //!
 //! Parsed once at the edge and validated whole: unknown keys, bad names, templates that make
 //! invalid tags and environments whose tag prefixes overlap (`prod-*` would also match
@@ -20,6 +30,7 @@
 
 use super::EnvError;
 use crate::reference::is_valid_tag;
+use crate::sign::PublicKey;
 use serde::Deserialize;
 
 /// The artifact type of approval referrers unless the document names another.
@@ -51,6 +62,35 @@ struct EnvDoc {
     after: Option<Vec<String>>,
     #[serde(default)]
     keep: Option<u32>,
+    #[serde(default)]
+    approval_required: Option<bool>,
+    #[serde(default)]
+    approvers: Vec<ApproverDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproverDoc {
+    name: String,
+    key: String,
+}
+
+/// Where an approver's public key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproverKey {
+    /// A PEM public key given in the document.
+    Pem(PublicKey),
+    /// An AWS KMS key (`awskms:///<key id, ARN or alias>`), resolved at start-up.
+    Kms(String),
+}
+
+/// One approver of an environment: a name (reported with every approval it signs) and a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// The name the document gives it; approvals report this, never the name they claim.
+    pub name: String,
+    /// Its key.
+    pub key: ApproverKey,
 }
 
 /// A tag template: a fixed prefix (with `{env}` already filled in) followed by the build id.
@@ -132,6 +172,10 @@ pub struct Environment {
     pub after: Vec<String>,
     /// How many images the lifecycle policy keeps for it.
     pub keep: u32,
+    /// Whether entering it needs a signed approval by one of `approvers`.
+    pub approval_required: bool,
+    /// Who may approve.
+    pub approvers: Vec<Approver>,
 }
 
 /// The validated environments document.
@@ -170,6 +214,8 @@ impl Environments {
                 allow_move: false,
                 after: None,
                 keep: Some(keep),
+                approval_required: None,
+                approvers: Vec::new(),
             })
             .collect();
         Self::build(envs, None)
@@ -189,6 +235,8 @@ impl Environments {
                 allow_move,
                 after,
                 keep,
+                approval_required,
+                approvers,
             } = doc;
             if !valid_name(&name) {
                 return Err(bad(format!(
@@ -214,6 +262,19 @@ impl Environments {
             if keep == 0 {
                 return Err(bad(format!("{name}: keep must be at least 1")));
             }
+            let approvers = approvers
+                .into_iter()
+                .map(|a| approver(&name, a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            for (j, a) in approvers.iter().enumerate() {
+                if approvers[..j].iter().any(|b| b.name == a.name) {
+                    return Err(bad(format!(
+                        "{name}: approver {:?} is listed twice",
+                        a.name
+                    )));
+                }
+            }
             list.push(Environment {
                 name,
                 template,
@@ -221,6 +282,8 @@ impl Environments {
                 allow_move,
                 after,
                 keep,
+                approval_required: approval_required.unwrap_or(i > 0),
+                approvers,
             });
         }
         for e in &list {
@@ -306,6 +369,34 @@ impl Environments {
                 .map(|b| (e, b))
         })
     }
+}
+
+/// An approver entry: a valid name and a PEM public key or an `awskms:///` URI.
+fn approver(env: &str, a: ApproverDoc) -> Result<Approver, String> {
+    if !valid_name(&a.name) {
+        return Err(format!(
+            "{env}: approver name {:?} must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,62}}",
+            a.name
+        ));
+    }
+    let key = if let Some(id) = a.key.strip_prefix("awskms:///") {
+        if id.is_empty() || id.len() > 2048 || id.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "{env}: approver {:?}: {:?} is not awskms:///<key id, ARN or alias>",
+                a.name, a.key
+            ));
+        }
+        ApproverKey::Kms(a.key.clone())
+    } else {
+        ApproverKey::Pem(PublicKey::from_pem(&a.key).map_err(|e| {
+            format!(
+                "{env}: approver {:?}: the key is neither awskms:///<key> nor a PEM public key \
+                 ({e})",
+                a.name
+            )
+        })?)
+    };
+    Ok(Approver { name: a.name, key })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -431,6 +522,57 @@ mod tests {
             err.contains("unknown environment \"qa\" (known: dev, staging, prod)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn approvals_are_required_past_the_first_environment_unless_said_and_keys_are_checked() {
+        let envs = Environments::default();
+        let required: Vec<bool> = envs.all().iter().map(|e| e.approval_required).collect();
+        assert_eq!(required, [false, true, true], "fail closed by default");
+        assert!(envs.all().iter().all(|e| e.approvers.is_empty()));
+
+        use crate::sign::Signer as _;
+        let pem = crate::sign::local::LocalSigner::generate_p256()
+            .public_key()
+            .to_pem()
+            .unwrap();
+        let doc = serde_json::json!({"environments": [
+            {"name": "dev", "approval_required": true,
+             "approvers": [{"name": "ci", "key": "awskms:///alias/dev-approver"}]},
+            {"name": "staging", "approval_required": false},
+            {"name": "prod", "approvers": [{"name": "qa-lead", "key": pem}]},
+        ]})
+        .to_string();
+        let envs = Environments::parse(&doc).unwrap();
+        let dev = envs.get("dev").unwrap();
+        assert!(dev.approval_required);
+        assert_eq!(
+            dev.approvers[0].key,
+            ApproverKey::Kms("awskms:///alias/dev-approver".into())
+        );
+        assert!(!envs.get("staging").unwrap().approval_required);
+        let prod = envs.get("prod").unwrap();
+        assert!(prod.approval_required);
+        assert!(matches!(prod.approvers[0].key, ApproverKey::Pem(_)));
+
+        for (approvers, needle) in [
+            (r#"[{"name": "a", "key": "not a key"}]"#, "neither awskms"),
+            (r#"[{"name": "a", "key": "awskms:///"}]"#, "is not awskms"),
+            (
+                r#"[{"name": "a b", "key": "awskms:///k"}]"#,
+                "approver name",
+            ),
+            (
+                r#"[{"name": "a", "key": "awskms:///k"}, {"name": "a", "key": "awskms:///j"}]"#,
+                "listed twice",
+            ),
+            (r#"[{"name": "a"}]"#, "key"),
+        ] {
+            let doc =
+                format!(r#"{{"environments": [{{"name": "dev", "approvers": {approvers}}}]}}"#);
+            let err = Environments::parse(&doc).unwrap_err().to_string();
+            assert!(err.contains(needle), "{approvers}: {err}");
+        }
     }
 
     #[test]

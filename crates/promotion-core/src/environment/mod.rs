@@ -14,8 +14,11 @@ pub mod config;
 pub mod lifecycle;
 pub mod retag;
 
-pub use approval::{Approval, ApprovalReport, push_approval, resolve_approvals};
-pub use config::{Environment, Environments, TagTemplate};
+pub use approval::{
+    ApprovalInput, ApprovalReport, ApproverKeys, KeySource, VerifiedApproval, approver_keys,
+    push_approval, record_approval, verified_approvals, verify_approval,
+};
+pub use config::{Approver, ApproverKey, Environment, Environments, TagTemplate};
 pub use retag::{RetagOptions, RetagReport, TagOutcome, retag};
 
 use crate::clock::Clock;
@@ -60,6 +63,12 @@ pub enum EnvError {
     /// The gate re-run failed or denied.
     #[error(transparent)]
     Gate(#[from] GateError),
+    /// No approval where one is required.
+    #[error("approval: {0}")]
+    ApprovalMissing(String),
+    /// Approvals exist and none verifies.
+    #[error("approval: {0}")]
+    ApprovalInvalid(String),
 }
 
 impl Classify for EnvError {
@@ -72,6 +81,8 @@ impl Classify for EnvError {
             EnvError::Registry(e) => e.error_type(),
             EnvError::Signature(e) => e.error_type(),
             EnvError::Gate(e) => e.error_type(),
+            EnvError::ApprovalMissing(_) => ErrorType::ApprovalMissing,
+            EnvError::ApprovalInvalid(_) => ErrorType::ApprovalInvalid,
         }
     }
 }
@@ -101,12 +112,33 @@ pub struct GateCheck<'a> {
     pub source: &'a dyn FindingsSource,
     /// The target environment's rules.
     pub rules: Rules,
-    /// The clock (allowlist expiry).
+    /// The clock (allowlist expiry, the attestation's age).
     pub clock: &'a dyn Clock,
     /// The registry's account, for Inspector's filters (ECR only).
     pub account: Option<String>,
     /// The policy's bounds on the image ([`crate::selection`]).
     pub limits: Limits,
+    /// When set, the re-run is skipped if the pipeline's verified promotion attestation shows
+    /// this very policy passed the digest recently enough (the tag for the first environment,
+    /// moments after the gate ran in the same execution).
+    pub reuse: Option<GateReuse>,
+}
+
+/// When a promotion attestation stands in for a gate re-run.
+#[derive(Debug, Clone)]
+pub struct GateReuse {
+    /// The current policy's digest: the attestation must record exactly this one.
+    pub policy_digest: Digest,
+    /// How old the attestation's `timeVerified` may be.
+    pub max_age: std::time::Duration,
+}
+
+/// Where approvals are looked for, and whose keys count.
+pub struct ApprovalCheck<'a> {
+    /// The application's approvals repository.
+    pub approvals: &'a ImageRef,
+    /// The approvers' keys per environment.
+    pub keys: &'a ApproverKeys,
 }
 
 /// What an environment promotion did.
@@ -114,6 +146,9 @@ pub struct GateCheck<'a> {
 pub struct EnvironmentPromotion {
     /// Always `promote-environment`.
     pub operation: &'static str,
+    /// The verified approval, when the environment requires one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSummary>,
     /// The signature check.
     pub signature: SignatureSummary,
     /// The bundle referrer holding the verified promotion attestation.
@@ -121,8 +156,25 @@ pub struct EnvironmentPromotion {
     /// The gate re-run's verdict, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<Verdict>,
+    /// Why the gate did not re-run, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_skipped: Option<String>,
     /// The retag.
     pub retag: RetagReport,
+}
+
+/// A verified approval, as reported.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSummary {
+    /// The approval artifact in the approvals repository.
+    pub manifest: Digest,
+    /// Its copy in the trusted repository.
+    pub recorded: Digest,
+    /// The configured name of the approver whose key verified.
+    pub approver: String,
+    /// When it was signed.
+    pub approved_at: String,
 }
 
 /// The part of a verification worth carrying in state.
@@ -151,9 +203,45 @@ impl From<&VerifyReport> for SignatureSummary {
     }
 }
 
-/// Promote a trusted digest to `target`: the environment must exist, the pipeline's signature
-/// must verify with `key`, the gate (when given) must pass now with the target environment's
-/// rules, the order must hold; then the digest is retagged. A tag in `image` is resolved once.
+/// Whether the verified attestation `predicate` (a VSA) records `reuse.policy_digest` and was
+/// made no longer than `reuse.max_age` before `now` (and not in the future beyond a minute of
+/// clock skew). `Err(why not)` otherwise.
+fn attestation_covers(
+    predicate: &serde_json::Value,
+    reuse: &GateReuse,
+    now: std::time::SystemTime,
+) -> Result<(), String> {
+    let recorded = predicate["policy"]["digest"]["sha256"]
+        .as_str()
+        .unwrap_or_default();
+    if recorded != reuse.policy_digest.hex() {
+        return Err("the attestation records another gate policy".into());
+    }
+    let at = predicate["timeVerified"]
+        .as_str()
+        .ok_or("the attestation has no timeVerified")
+        .and_then(|t| gate::time::parse_timestamp(t).map_err(|_| "bad timeVerified"))?;
+    let skew = std::time::Duration::from_secs(60);
+    match now.duration_since(at) {
+        Ok(age) if age <= reuse.max_age => Ok(()),
+        Ok(age) => Err(format!(
+            "the attestation is {}s old, more than {}s",
+            age.as_secs(),
+            reuse.max_age.as_secs()
+        )),
+        Err(e) if e.duration() <= skew => Ok(()),
+        Err(_) => Err("the attestation's timeVerified is in the future".into()),
+    }
+}
+
+/// Promote a trusted digest to `target`. In this order, every check before the first write:
+/// the environment exists; when it requires one, a signed approval by one of its approvers
+/// verifies for exactly this digest, repository and environment (`approval`); the pipeline's
+/// signature and promotion attestation verify with `key`; the gate (when given) passes now with
+/// the target environment's rules, unless its `reuse` condition holds; the order holds. Then the
+/// approval is recorded in the trusted repository and the digest is retagged. A tag in `image`
+/// is resolved once.
+#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all, fields(image = %image, environment = target))]
 pub async fn promote_to_environment(
     reg: &dyn Registry,
@@ -163,10 +251,34 @@ pub async fn promote_to_environment(
     opts: &RetagOptions,
     key: &PublicKey,
     gate_check: Option<GateCheck<'_>>,
+    approval: Option<ApprovalCheck<'_>>,
 ) -> Result<EnvironmentPromotion, EnvError> {
-    envs.get(target)?;
+    let env = envs.get(target)?;
     let raw = manifest_of(reg, image).await?;
     let pinned = image.pinned(raw.digest.clone());
+    let mut opts = opts.clone();
+    let approved = if env.approval_required {
+        let Some(a) = approval else {
+            return Err(EnvError::ApprovalMissing(format!(
+                "{} requires a signed approval and no approvals repository was given",
+                env.name
+            )));
+        };
+        let v = verify_approval(reg, a.approvals, &pinned, envs, env, a.keys).await?;
+        match (&v.predicate.build, &opts.build) {
+            (Some(signed), Some(asked)) if signed != asked => {
+                return Err(EnvError::ApprovalInvalid(format!(
+                    "the approval by {} is for build {signed:?}, not {asked:?}",
+                    v.approver
+                )));
+            }
+            (Some(signed), _) => opts.build = Some(signed.clone()),
+            (None, _) => {}
+        }
+        Some(v)
+    } else {
+        None
+    };
     let either = VerifyOptions {
         require: crate::sign::verify::Require::Either,
         identity: None,
@@ -174,25 +286,58 @@ pub async fn promote_to_environment(
     let verified = verify_image(reg, &pinned, key, &either).await?;
     // The promotion attestation: the signed record that this digest passed the gate.
     let attestation = crate::sign::attest::verify(reg, &pinned, key, &raw.digest).await?;
+    let mut gate_skipped = None;
     let verdict = match gate_check {
         Some(g) => {
-            let selection = select(reg, &pinned, &g.limits)
-                .await
-                .map_err(gate::GateError::from)?;
-            let account = g.account.as_deref();
-            Some(
-                gate::require_passed(&selection, &pinned, account, g.source, &g.rules, g.clock)
-                    .await?,
-            )
+            let covered = g
+                .reuse
+                .as_ref()
+                .map(|r| attestation_covers(&attestation.predicate, r, g.clock.now()));
+            if let Some(Ok(())) = covered {
+                gate_skipped = Some(
+                    "the pipeline's promotion attestation records this policy passing the \
+                     digest moments ago"
+                        .to_owned(),
+                );
+                None
+            } else {
+                if let Some(Err(why)) = &covered {
+                    tracing::info!(why = %why, "gate re-runs");
+                }
+                let selection = select(reg, &pinned, &g.limits)
+                    .await
+                    .map_err(gate::GateError::from)?;
+                let account = g.account.as_deref();
+                Some(
+                    gate::require_passed(&selection, &pinned, account, g.source, &g.rules, g.clock)
+                        .await?,
+                )
+            }
         }
         None => None,
     };
-    let retagged = retag(reg, &pinned, envs, target, opts).await?;
+    // Checked by retag too, but before the approval is recorded.
+    retag::check_retag(reg, &pinned, envs, target, &opts).await?;
+    let approval = match approved {
+        Some(v) => {
+            let recorded = record_approval(reg, image, envs, &v).await?;
+            Some(ApprovalSummary {
+                manifest: v.manifest,
+                recorded,
+                approver: v.approver,
+                approved_at: v.predicate.approved_at,
+            })
+        }
+        None => None,
+    };
+    let retagged = retag(reg, &pinned, envs, target, &opts).await?;
     Ok(EnvironmentPromotion {
         operation: "promote-environment",
+        approval,
         signature: SignatureSummary::from(&verified),
         attestation: attestation.manifest,
         gate: verdict,
+        gate_skipped,
         retag: retagged,
     })
 }
@@ -269,7 +414,61 @@ mod tests {
             clock: &SystemClock,
             account: None,
             limits: Limits::default(),
+            reuse: None,
         };
+        let approvals: ImageRef = "registry.test/approvals/app".parse().unwrap();
+        let approver = LocalSigner::generate_p256();
+        let mut keys = ApproverKeys::default();
+        keys.insert("staging", "qa-lead", approver.public_key().clone());
+        keys.insert("prod", "qa-lead", approver.public_key().clone());
+        let with = || {
+            Some(ApprovalCheck {
+                approvals: &approvals,
+                keys: &keys,
+            })
+        };
+        // No approval yet: refused before anything else, nothing written.
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "staging",
+            &RetagOptions::default(),
+            key.public_key(),
+            Some(check("staging")),
+            with(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::ApprovalMissing, "{err}");
+        let err = promote_to_environment(
+            &reg,
+            &img,
+            &envs,
+            "staging",
+            &RetagOptions::default(),
+            key.public_key(),
+            Some(check("staging")),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("requires a signed approval"),
+            "{err}"
+        );
+        for env in ["staging", "prod"] {
+            let input = ApprovalInput {
+                environment: env,
+                build: None,
+                approved_by: None,
+                time: "2026-12-04T11:00:00Z",
+            };
+            push_approval(&reg, &img, &approvals, &envs, &input, &approver)
+                .await
+                .unwrap();
+        }
+        assert!(reg.tags(&repo()).iter().all(|t| !t.starts_with("staging-")));
         let done = promote_to_environment(
             &reg,
             &img,
@@ -278,9 +477,24 @@ mod tests {
             &RetagOptions::default(),
             key.public_key(),
             Some(check("staging")),
+            with(),
         )
         .await
         .unwrap();
+        let a = done.approval.as_ref().expect("approval verified");
+        assert_eq!(a.approver, "qa-lead");
+        // The approval travels with the image: a referrer of the digest in trusted.
+        let in_trusted = verify_approval(
+            &reg,
+            &repo(),
+            &img,
+            &envs,
+            envs.get("staging").unwrap(),
+            &keys,
+        )
+        .await
+        .unwrap();
+        assert_eq!(in_trusted.approver, "qa-lead");
         assert_eq!(done.retag.tags[0].tag, "staging-5");
         assert!(done.signature.valid >= 1);
         assert_eq!(
@@ -300,6 +514,7 @@ mod tests {
             &RetagOptions::default(),
             key.public_key(),
             Some(check("prod")),
+            with(),
         )
         .await
         .unwrap_err();
@@ -347,6 +562,7 @@ mod tests {
             },
             key.public_key(),
             None,
+            None,
         )
         .await
         .unwrap();
@@ -368,6 +584,7 @@ mod tests {
             &RetagOptions::default(),
             key.public_key(),
             None,
+            None,
         )
         .await
         .unwrap_err();
@@ -384,6 +601,7 @@ mod tests {
             "dev",
             &RetagOptions::default(),
             key.public_key(),
+            None,
             None,
         )
         .await
@@ -402,6 +620,7 @@ mod tests {
             &RetagOptions::default(),
             key.public_key(),
             None,
+            None,
         )
         .await
         .unwrap_err();
@@ -412,5 +631,78 @@ mod tests {
             "{:?}",
             reg.tags(&repo())
         );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_attestation_of_the_same_policy_stands_in_for_the_gate_and_nothing_else_does() {
+        let reg = MemoryRegistry::new();
+        let key = LocalSigner::generate_p256();
+        let raw = crate::annotate::tests::promoted_index(&reg, &repo().with_tag("1"));
+        let img = repo().pinned(raw.digest.clone());
+        sign_image(&reg, &img, &key, &SignOptions::default())
+            .await
+            .unwrap();
+        let now = crate::gate::time::rfc3339(crate::clock::Clock::now(&SystemClock));
+        crate::sign::attest::attest_image(&reg, &img, &key, &Default::default(), &now)
+            .await
+            .unwrap();
+        let (doc, _, _) = ManifestDoc::parse(&raw.bytes, None).unwrap();
+        // A blocking finding now: only a real re-run sees it.
+        let source = high_finding_on(&doc.manifests[0].digest);
+        let policy = Policy::parse("block_severities: [HIGH]").unwrap();
+        // What `promoted_index` records as the policy's digest.
+        let recorded = Digest::of(b"policy");
+        let run = |reuse: Option<GateReuse>| {
+            let (reg, img, key, source, policy) = (&reg, &img, &key, &source, &policy);
+            async move {
+                promote_to_environment(
+                    reg,
+                    img,
+                    &Environments::default(),
+                    "dev",
+                    &RetagOptions {
+                        build: Some("3".into()),
+                        ..RetagOptions::default()
+                    },
+                    key.public_key(),
+                    Some(GateCheck {
+                        source,
+                        rules: policy.rules(Some("dev")),
+                        clock: &SystemClock,
+                        account: None,
+                        limits: Limits::default(),
+                        reuse,
+                    }),
+                    None,
+                )
+                .await
+            }
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        // Another policy than the attested one, or no reuse asked: the gate re-runs and denies.
+        for reuse in [
+            None,
+            Some(GateReuse {
+                policy_digest: Digest::of(b"another policy"),
+                max_age: hour,
+            }),
+            Some(GateReuse {
+                policy_digest: recorded.clone(),
+                max_age: std::time::Duration::ZERO,
+            }),
+        ] {
+            let err = run(reuse).await.unwrap_err();
+            assert_eq!(err.error_type(), ErrorType::GateDenied, "{err}");
+        }
+        assert!(reg.tag(&repo(), "dev-3").is_none());
+        let done = run(Some(GateReuse {
+            policy_digest: recorded,
+            max_age: hour,
+        }))
+        .await
+        .unwrap();
+        assert!(done.gate.is_none());
+        assert!(done.gate_skipped.is_some());
+        assert_eq!(done.retag.tags[0].tag, "dev-3");
     }
 }

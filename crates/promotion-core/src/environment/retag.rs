@@ -192,15 +192,34 @@ pub async fn plan_tags<R: Registry + ?Sized>(
     Ok(plan)
 }
 
-/// Tag `image` for environment `target`. See the module docs.
-#[tracing::instrument(level = "debug", skip(reg, envs, opts), fields(image = %image, environment = target))]
-pub async fn retag<R: Registry + ?Sized>(
+/// What `retag` will write, checked: the manifest, its digest, the build id and each tag's
+/// outcome.
+struct Prepared {
+    raw: crate::manifest::RawManifest,
+    digest: Digest,
+    build: String,
+    plan: Vec<(String, TagOutcome)>,
+}
+
+/// Every check `retag` makes before its first write (grammar, order, conflicts), without
+/// writing: environment promotion runs it before recording an approval.
+pub(crate) async fn check_retag<R: Registry + ?Sized>(
     reg: &R,
     image: &ImageRef,
     envs: &Environments,
     target: &str,
     opts: &RetagOptions,
-) -> Result<RetagReport, EnvError> {
+) -> Result<(), EnvError> {
+    prepare(reg, image, envs, target, opts).await.map(drop)
+}
+
+async fn prepare<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+    envs: &Environments,
+    target: &str,
+    opts: &RetagOptions,
+) -> Result<Prepared, EnvError> {
     let env = envs.get(target)?;
     if let Some(b) = &opts.build {
         env.template.render(b)?;
@@ -221,6 +240,30 @@ pub async fn retag<R: Registry + ?Sized>(
     wanted.extend(opts.extra_tags.iter().cloned());
     wanted.dedup();
     let plan = plan_tags(reg, image, env, &digest, wanted).await?;
+    Ok(Prepared {
+        raw,
+        digest,
+        build,
+        plan,
+    })
+}
+
+/// Tag `image` for environment `target`. See the module docs.
+#[tracing::instrument(level = "debug", skip(reg, envs, opts), fields(image = %image, environment = target))]
+pub async fn retag<R: Registry + ?Sized>(
+    reg: &R,
+    image: &ImageRef,
+    envs: &Environments,
+    target: &str,
+    opts: &RetagOptions,
+) -> Result<RetagReport, EnvError> {
+    let env = envs.get(target)?;
+    let Prepared {
+        raw,
+        digest,
+        build,
+        plan,
+    } = prepare(reg, image, envs, target, opts).await?;
 
     let mut tags = Vec::with_capacity(plan.len());
     for (tag, outcome) in plan {

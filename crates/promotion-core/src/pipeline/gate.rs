@@ -4,18 +4,18 @@
 use super::{PipelineError, Repositories, account_of, pinned};
 use crate::clock::Clock;
 use crate::digest::Digest;
-use crate::environment::{Environments, resolve_approvals};
+use crate::environment::{ApproverKeys, Environments, approval, verify_approval};
 use crate::gate::{self, Decision, FindingsSource, GateError, Observation, Policy, Verdict};
 use crate::poll::{Next, Schedule};
 use crate::reference::ImageRef;
 use crate::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-/// An `ECR Referrer Action` event's repository and digest (environment promotion).
+/// An approval event's repository and digest (environment promotion).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApprovalRef {
-    /// The repository name (in the trusted registry).
+    /// The repository name: an approvals repository of the pipeline's registry.
     pub repository: String,
     /// The event's `image-digest`: the approval's or its subject's (AWS does not say which).
     pub digest: String,
@@ -81,6 +81,8 @@ pub struct GateSettings<'a> {
     pub policy: &'a Policy,
     /// The environments (approvals, environment names).
     pub environments: &'a Environments,
+    /// The approvers' keys (approval events are verified before anything is gated).
+    pub approvers: &'a ApproverKeys,
     /// Seconds between polls.
     pub poll_seconds: u64,
     /// After this many seconds of polling, PENDING becomes `Gate.Timeout`.
@@ -139,9 +141,10 @@ pub async fn scan_gate(
     })
 }
 
-/// What to gate: the requested image, or the subject of the earliest-environment approval
-/// among the referrers of `approval` (in the trusted repository). With its environment and
-/// build id.
+/// What to gate: the requested image, or the digest an approval event names, once a signed
+/// approval by an approver verifies for it (the environment the approval artifact asks for, or,
+/// when the event names the digest itself, the earliest environment with a valid approval).
+/// With its environment and build id.
 async fn target(
     reg: &dyn Registry,
     repos: &Repositories,
@@ -158,25 +161,44 @@ async fn target(
             Ok((image, req.environment.clone(), req.build.clone()))
         }
         (None, Some(a)) => {
-            let repo = repos.trusted_named(&a.repository, "approval.repository")?;
+            let (approvals, trusted) =
+                repos.approvals_named(&a.repository, "approval.repository")?;
             let digest: Digest = a
                 .digest
                 .parse()
                 .map_err(|e| PipelineError::Input(format!("approval.digest: {e}")))?;
-            let found = resolve_approvals(reg, &repo, &digest, settings.environments).await?;
-            // Earliest environment first; a done one is a no-op for retag.
-            let rank = |n: &str| settings.environments.names().iter().position(|x| *x == n);
-            let Some(first) = found.into_iter().min_by_key(|a| rank(&a.environment)) else {
-                return Err(PipelineError::Input(format!(
-                    "approval: {} has no approval ({}) among its referrers",
-                    repo.pinned(digest),
-                    settings.environments.approval_artifact_type
-                )));
+            let envs = settings.environments;
+            let (subject, hint) =
+                approval::event_target(reg, &approvals, &trusted, &digest, envs).await?;
+            let image = trusted.pinned(subject);
+            let verified = match hint {
+                Some(env) => {
+                    let env = envs.get(&env)?;
+                    verify_approval(reg, &approvals, &image, envs, env, settings.approvers).await?
+                }
+                None => {
+                    approval::verified_approvals(reg, &approvals, &image, envs, settings.approvers)
+                        .await?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| {
+                            PipelineError::Input(format!(
+                                "{image}: no approval for any environment"
+                            ))
+                        })?
+                }
             };
+            tracing::info!(
+                image = %image,
+                environment = %verified.predicate.environment,
+                approver = %verified.approver,
+                approval = %verified.manifest,
+                "approval verified"
+            );
             Ok((
-                repo.pinned(first.subject),
-                Some(first.environment),
-                first.build,
+                image,
+                Some(verified.predicate.environment),
+                verified.predicate.build,
             ))
         }
         _ => Err(PipelineError::Input(

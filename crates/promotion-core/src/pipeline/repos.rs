@@ -37,6 +37,8 @@ enum Layout {
         ingress: String,
         quarantine: String,
         trusted: String,
+        /// Where approvers push signed approvals (`None`: no approvals are read).
+        approvals: Option<String>,
     },
     /// One application's two repositories.
     Fixed {
@@ -124,8 +126,101 @@ impl Repositories {
                 ingress,
                 quarantine,
                 trusted,
+                approvals: None,
             },
         })
+    }
+
+    /// Each application's approvals repository is `<prefix><app>` in the same registry; the
+    /// prefix must not overlap the other three (an approval push must never look like an
+    /// ingress push, nor an approvals repository like a trusted one).
+    pub fn with_approvals_prefix(mut self, prefix_str: &str) -> Result<Self, PipelineError> {
+        let p = prefix("approvals prefix", prefix_str)?;
+        if let Layout::Prefixes {
+            ingress,
+            quarantine,
+            trusted,
+            approvals,
+            ..
+        } = &mut self.layout
+        {
+            for (name, other) in [
+                ("ingress", &*ingress),
+                ("quarantine", &*quarantine),
+                ("trusted", &*trusted),
+            ] {
+                if other.starts_with(p.as_str()) || p.starts_with(other.as_str()) {
+                    return Err(PipelineError::Input(format!(
+                        "the approvals prefix {p:?} and the {name} prefix {other:?} overlap: the \
+                         pipeline's repositories must not overlap"
+                    )));
+                }
+            }
+            *approvals = Some(p);
+        }
+        Ok(self)
+    }
+
+    /// The approvals repository of the application whose trusted repository holds `image`:
+    /// `<approvals prefix><app>` (per application), or the trusted repository itself for
+    /// `promote run`'s one application. `Input.Invalid` when `image` is not in a trusted
+    /// repository or no approvals prefix is configured.
+    pub fn approvals_for(&self, image: &ImageRef, field: &str) -> Result<ImageRef, PipelineError> {
+        let app = self.in_trusted(image, field)?;
+        match &self.layout {
+            Layout::Prefixes {
+                registry,
+                approvals: Some(a),
+                ..
+            } => repository(registry, a, &app),
+            Layout::Prefixes {
+                approvals: None, ..
+            } => Err(PipelineError::Input(
+                "no approvals repositories are configured (APPROVALS_PREFIX)".into(),
+            )),
+            Layout::Fixed { trusted, .. } => Ok(trusted.clone()),
+        }
+    }
+
+    /// The repository named `repository` (as an ECR event names it) in the pipeline's registry,
+    /// which must be an approvals repository; with the trusted repository of its application.
+    pub fn approvals_named(
+        &self,
+        repository: &str,
+        field: &str,
+    ) -> Result<(ImageRef, ImageRef), PipelineError> {
+        let (registry, approvals) = match &self.layout {
+            Layout::Prefixes {
+                registry,
+                approvals: Some(a),
+                ..
+            } => (registry.as_str(), a.as_str()),
+            Layout::Prefixes {
+                approvals: None, ..
+            } => {
+                return Err(PipelineError::Input(
+                    "no approvals repositories are configured (APPROVALS_PREFIX)".into(),
+                ));
+            }
+            Layout::Fixed { trusted, .. } => {
+                let repo =
+                    parse_repository(field, &format!("{}/{repository}", trusted.registry()))?;
+                self.in_trusted(&repo, field)?;
+                return Ok((repo.clone(), repo));
+            }
+        };
+        let repo = parse_repository(field, &format!("{registry}/{repository}"))?;
+        let refuse = || {
+            PipelineError::Input(format!(
+                "{field}: {repository:?} is not an approvals repository of this deployment \
+                 ({registry}/{approvals}<application>)"
+            ))
+        };
+        let app = repository
+            .strip_prefix(approvals)
+            .ok_or_else(refuse)
+            .and_then(|a| Application::parse(field, a).map_err(|_| refuse()))?;
+        Ok((repo, self.trusted_of(&app)?))
     }
 
     /// One application's quarantine and trusted repositories (`promote run`).
@@ -446,5 +541,46 @@ mod tests {
                 .to_string()
                 .contains("256")
         );
+    }
+
+    #[test]
+    fn each_application_has_an_approvals_repository_that_overlaps_nothing() {
+        let repos = repos().with_approvals_prefix("approvals/").unwrap();
+        let trusted = r(
+            "reg.test/trusted/team/b@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        assert_eq!(
+            repos.approvals_for(&trusted, "image").unwrap().repo_path(),
+            "reg.test/approvals/team/b"
+        );
+        let (a, t) = repos
+            .approvals_named("approvals/team/b", "approval")
+            .unwrap();
+        assert_eq!(a.repo_path(), "reg.test/approvals/team/b");
+        assert_eq!(t.repo_path(), "reg.test/trusted/team/b");
+        for not in ["trusted/team/b", "incoming/b", "approvalsx/b"] {
+            let e = repos.approvals_named(not, "approval").unwrap_err();
+            assert!(
+                e.to_string().contains("not an approvals repository"),
+                "{not}: {e}"
+            );
+        }
+        let q = r(
+            "reg.test/quarantine/b@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        assert!(repos.approvals_for(&q, "image").is_err());
+        for bad in [
+            "trusted/",
+            "trusted/approvals/",
+            "incoming/a/",
+            "quarantine/",
+        ] {
+            let e = self::tests::repos().with_approvals_prefix(bad).unwrap_err();
+            assert!(e.to_string().contains("overlap"), "{bad}: {e}");
+        }
+        let e = self::tests::repos()
+            .approvals_for(&trusted, "image")
+            .unwrap_err();
+        assert!(e.to_string().contains("APPROVALS_PREFIX"), "{e}");
     }
 }

@@ -1,9 +1,19 @@
-//! retag-for-environment: verify the pipeline's signature, re-run the gate when asked, check
-//! the environment order, then add the environment tag.
+//! retag-for-environment: verify the approval (for an environment that requires one), the
+//! pipeline's signature and attestation, re-run the gate with the environment's rules, check
+//! the environment order, then record the approval and add the environment tag.
+//!
+//! The gate always runs here, whatever the request says, with one exception that needs no
+//! trust in the request: the pipeline's own promotion attestation (verified with its key)
+//! records that this very policy passed the digest within [`GATE_REUSE_MAX_AGE`], and the
+//! target environment's rules are the base rules the promotion was gated with — the tag for the
+//! first environment at the end of a promotion, when the trusted digest has not been scanned
+//! yet. `regate: true` forces a re-run even then.
 
 use super::{PipelineError, Repositories, account_of, build_from_source_tag, pinned};
 use crate::clock::Clock;
-use crate::environment::{self, Environments, GateCheck, RetagOptions};
+use crate::environment::{
+    self, ApprovalCheck, ApproverKeys, Environments, GateCheck, GateReuse, RetagOptions,
+};
 use crate::gate::{FindingsSource, Policy, Verdict};
 use crate::registry::Registry;
 use crate::sign::PublicKey;
@@ -25,7 +35,8 @@ pub struct RetagRequest {
     /// a valid environment tag (never `latest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_tag: Option<String>,
-    /// Re-run the gate with the environment's rules first (environment promotion).
+    /// Re-run the gate even where the pipeline's fresh promotion attestation would stand in
+    /// for it. `false` never skips the gate otherwise.
     #[serde(default)]
     pub regate: bool,
 }
@@ -45,7 +56,13 @@ pub struct RetagResult {
     /// The gate re-run, compact, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
+    /// The verified approval's copy in trusted and its approver, when one was required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
+
+/// How old the pipeline's promotion attestation may be to stand in for a gate re-run.
+pub const GATE_REUSE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What retag needs besides the registry.
 pub struct RetagSettings<'a> {
@@ -55,11 +72,14 @@ pub struct RetagSettings<'a> {
     pub policy: &'a Policy,
     /// The pipeline's public key.
     pub key: &'a PublicKey,
+    /// The approvers' keys.
+    pub approvers: &'a ApproverKeys,
     /// The clock.
     pub clock: &'a dyn Clock,
 }
 
-/// Verify the pipeline's signature, re-run the gate when asked, check the order, then tag.
+/// Verify the approval, the signature and attestation, re-run the gate, check the order, then
+/// record the approval and tag.
 pub async fn retag_for_environment(
     reg: &dyn Registry,
     repos: &Repositories,
@@ -69,17 +89,29 @@ pub async fn retag_for_environment(
 ) -> Result<RetagResult, PipelineError> {
     let image = pinned("image", &req.image)?;
     repos.in_trusted(&image, "image")?;
-    let env = match &req.environment {
-        Some(e) => settings.environments.get(e)?.name.clone(),
-        None => settings.environments.first().name.clone(),
+    let target = match &req.environment {
+        Some(e) => settings.environments.get(e)?,
+        None => settings.environments.first(),
     };
-    let check = req.regate.then(|| GateCheck {
+    let env = target.name.clone();
+    let rules = settings.policy.rules(Some(&env));
+    let reusable = !req.regate && rules == settings.policy.rules(None);
+    let check = Some(GateCheck {
         source: findings,
-        rules: settings.policy.rules(Some(&env)),
+        rules,
         clock: settings.clock,
         account: account_of(&image),
         limits: settings.policy.limits(),
+        reuse: reusable.then(|| GateReuse {
+            policy_digest: settings.policy.digest().clone(),
+            max_age: GATE_REUSE_MAX_AGE,
+        }),
     });
+    let approvals = if target.approval_required {
+        Some(repos.approvals_for(&image, "image")?)
+    } else {
+        None
+    };
     let opts = RetagOptions {
         build: req
             .build
@@ -95,6 +127,10 @@ pub async fn retag_for_environment(
         &opts,
         settings.key,
         check,
+        approvals.as_ref().map(|a| ApprovalCheck {
+            approvals: a,
+            keys: settings.approvers,
+        }),
     )
     .await?;
     Ok(RetagResult {
@@ -103,5 +139,9 @@ pub async fn retag_for_environment(
         tags: done.retag.tags.iter().map(|t| t.tag.clone()).collect(),
         changed: done.retag.changed,
         gate: done.gate.as_ref().map(Verdict::compact),
+        approval: done
+            .approval
+            .as_ref()
+            .map(|a| format!("{} by {}", a.recorded, a.approver)),
     })
 }

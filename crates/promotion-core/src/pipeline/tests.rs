@@ -23,6 +23,7 @@ fn repos() -> Repositories {
         "trusted/",
         Some("ingress.test".into()),
     )
+    .and_then(|r| r.with_approvals_prefix("approvals/"))
     .unwrap()
 }
 
@@ -201,6 +202,7 @@ async fn the_gate_asks_to_wait_and_turns_into_a_timeout_at_the_bound() {
     let settings = GateSettings {
         policy: &policy,
         environments: &envs,
+        approvers: &crate::environment::ApproverKeys::default(),
         poll_seconds: 30,
         max_wait_seconds: 90,
         clock: &SystemClock,
@@ -477,6 +479,7 @@ async fn the_gate_refuses_images_and_approvals_outside_the_pipelines_repositorie
     let settings = GateSettings {
         policy: &policy,
         environments: &envs,
+        approvers: &crate::environment::ApproverKeys::default(),
         poll_seconds: 30,
         max_wait_seconds: 90,
         clock: &SystemClock,
@@ -500,7 +503,7 @@ async fn the_gate_refuses_images_and_approvals_outside_the_pipelines_repositorie
             "{e}"
         );
     }
-    for repository in ["quarantine/app", "incoming/app", "trusted"] {
+    for repository in ["quarantine/app", "incoming/app", "trusted/app", "approvals"] {
         let req = GateRequest {
             approval: Some(ApprovalRef {
                 repository: repository.into(),

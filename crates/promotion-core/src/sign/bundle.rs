@@ -39,7 +39,7 @@ pub const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 /// Referrer annotation: when the bundle was written (RFC 3339).
 pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 /// Largest bundle read back from a registry.
-const MAX_BUNDLE_BYTES: u64 = 512 * 1024;
+pub(crate) const MAX_BUNDLE_BYTES: u64 = 512 * 1024;
 
 /// A Sigstore bundle v0.3 holding a DSSE envelope (the only content we write or read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,9 @@ pub struct Node {
     /// Annotations of the descriptor.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Whether it verifies, for artifacts the caller checked (approvals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// Its own referrers.
     pub referrers: Vec<Node>,
 }
@@ -56,6 +59,7 @@ pub async fn discover<R: Registry + ?Sized>(reg: &R, image: &ImageRef) -> Result
         artifact_type: None,
         via: "image".into(),
         annotations: BTreeMap::new(),
+        status: None,
         referrers: tree(&found, &top.digest, 0),
     };
     for c in &children {
@@ -70,6 +74,7 @@ pub async fn discover<R: Registry + ?Sized>(reg: &R, image: &ImageRef) -> Result
                     .map_or_else(|| "unknown".into(), ToString::to_string)
             ),
             annotations: BTreeMap::new(),
+            status: None,
             referrers: tree(&found, &c.digest, 0),
         });
     }
@@ -124,6 +129,7 @@ async fn referrers_of<R: Registry + ?Sized>(
                 artifact_type: d.artifact_type.clone(),
                 via: via.into(),
                 annotations: d.annotations.clone().unwrap_or_default(),
+                status: None,
                 referrers: Vec::new(),
             },
             expand: true,
@@ -140,6 +146,7 @@ async fn referrers_of<R: Registry + ?Sized>(
                 artifact_type: Some(format!("cosign {} ({layers} layers)", kind.suffix())),
                 via: format!("tag {tag}"),
                 annotations: BTreeMap::new(),
+                status: None,
                 referrers: Vec::new(),
             },
             expand: false,
@@ -160,8 +167,13 @@ pub fn render(image: &str, root: &Node) -> String {
                 ("├── ", "│   ")
             };
             let kind = n.artifact_type.as_deref().unwrap_or(&n.media_type);
+            let status = n
+                .status
+                .as_deref()
+                .map(|st| format!(" — {st}"))
+                .unwrap_or_default();
             s.push_str(&format!(
-                "{prefix}{branch}{kind} {} [{}]\n",
+                "{prefix}{branch}{kind} {} [{}]{status}\n",
                 n.digest, n.via
             ));
             walk(&n.referrers, &format!("{prefix}{next}"), s);

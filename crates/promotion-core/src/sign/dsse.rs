@@ -161,6 +161,21 @@ pub async fn seal(statement: &Statement, signer: &dyn Signer) -> Result<Envelope
     })
 }
 
+/// The statement `envelope` carries, **unverified**: only to learn what to verify (which
+/// digest an approval event is about), never to decide anything.
+pub fn payload_statement(envelope: &Envelope) -> Result<Statement, String> {
+    let body = B64
+        .decode(envelope.payload.trim())
+        .map_err(|e| format!("the envelope's payload is not base64: {e}"))?;
+    if body.len() > MAX_STATEMENT_BYTES {
+        return Err(format!(
+            "the envelope's payload is {} bytes, more than {MAX_STATEMENT_BYTES}",
+            body.len()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not an in-toto statement: {e}"))
+}
+
 /// The statement of `envelope`, when one of its signatures verifies with `key` over the PAE of
 /// its payload type and payload, and that type is in-toto's. The error says why not.
 pub fn open(envelope: &Envelope, key: &PublicKey) -> Result<Statement, String> {
