@@ -796,13 +796,25 @@ fn iam_only_the_sign_role_can_sign() {
         "kms:Sign granted exactly once on each side"
     );
 
-    // KMS for the others: retag reads the public key; nobody else touches the key.
+    // KMS for the others: retag reads the public key; scan-gate and retag read the approvers'
+    // public keys (GetPublicKey on ApproverKmsKeyArns alone); nobody else touches a key.
+    let approver_keys = json!({"Fn::Split": [",", {"Ref": "ApproverKmsKeyArns"}]});
     for g in all.iter().filter(|g| g.allows() && !g.resource_policy) {
         let kms: Vec<String> = g
             .actions()
             .into_iter()
             .filter(|a| a.starts_with("kms:"))
             .collect();
+        if g.statement["Resource"] == approver_keys {
+            assert_eq!(kms, ["kms:GetPublicKey"], "{}: approver keys", g.holder);
+            assert!(
+                ["ScanGateFunctionRole", "RetagForEnvironmentFunctionRole"]
+                    .contains(&g.holder.as_str()),
+                "{} reads approver keys",
+                g.holder
+            );
+            continue;
+        }
         match g.holder.as_str() {
             _ if kms.is_empty() => {}
             "SignFunctionRole" => {}
@@ -837,10 +849,11 @@ fn prefix_arn(prefix_param: &str) -> String {
 }
 
 /// The three repository prefixes, ingress first.
-const PREFIXES: [&str; 3] = [
+const PREFIXES: [&str; 4] = [
     "IngressRepositoryPrefix",
     "QuarantineRepositoryPrefix",
     "TrustedRepositoryPrefix",
+    "ApprovalsRepositoryPrefix",
 ];
 
 /// Which roles may use any of `actions` on the repositories under a prefix parameter (the ARN
@@ -921,6 +934,15 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         roles_with(&all, &ECR_PUSH, "IngressRepositoryPrefix"),
         set(&[])
     );
+    // Approvals: read by the two steps that verify them, written by no pipeline role.
+    assert_eq!(
+        roles_with(&all, &ECR_PULL, "ApprovalsRepositoryPrefix"),
+        set(&[gate, retag])
+    );
+    assert_eq!(
+        roles_with(&all, &ECR_PUSH, "ApprovalsRepositoryPrefix"),
+        set(&[])
+    );
     // Ingress repositories are only read, and only by copy.
     let ingress: Vec<&Grant> = all
         .iter()
@@ -971,8 +993,12 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         let statements = list(&policy["Statement"]);
         assert_eq!(
             statements.len(),
-            2,
-            "{id}: the access rule and the self-protection"
+            if id == "ApprovalsRepositoryTemplate" {
+                3
+            } else {
+                2
+            },
+            "{id}: the access rules and the self-protection"
         );
         let s = statements
             .iter()
@@ -1027,10 +1053,30 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
     assert_eq!(actions, ECR_PUSH.iter().map(|s| (*s).to_owned()).collect());
     assert_eq!(exempt, set(&[promote, sign, retag]));
     assert_eq!(others, set(&[]));
+    // Approvals: only the approver role pushes; only the verifying steps (and approvers) read.
+    let approver = format!("arn:aws:iam::{ACCOUNT}:role/ecr-promotion-approver");
+    let (actions, exempt, others) =
+        deny("ApprovalsRepositoryTemplate", "OnlyApproversWriteApprovals");
+    assert_eq!(actions, ECR_PUSH.iter().map(|s| (*s).to_owned()).collect());
+    assert_eq!(exempt, set(&[]));
+    assert_eq!(others, set(&[&approver]));
+    let (actions, exempt, others) = deny(
+        "ApprovalsRepositoryTemplate",
+        "OnlyThePipelineAndApproversReadApprovals",
+    );
+    for a in ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] {
+        assert!(actions.contains(a), "approvals policy does not deny {a}");
+    }
+    assert_eq!(exempt, set(&[gate, retag]));
+    assert_eq!(others, set(&[&approver]));
     // The policies protect themselves: replacing or deleting them, changing tag mutability,
     // the lifecycle or scanning, deleting images or the repository are denied to everyone but
     // the break-glass role; no pipeline role is exempt (none needs them).
-    for id in ["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"] {
+    for id in [
+        "QuarantineRepositoryTemplate",
+        "TrustedRepositoryTemplate",
+        "ApprovalsRepositoryTemplate",
+    ] {
         let (actions, exempt, others) = deny(id, "TheRepositoryProtectsItself");
         for a in SELF_PROTECTED {
             assert!(actions.contains(a), "{id}: {a} is not denied");
@@ -1057,9 +1103,13 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         .collect();
     assert_eq!(
         holders,
-        ["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"]
-            .into_iter()
-            .collect()
+        [
+            "ApprovalsRepositoryTemplate",
+            "QuarantineRepositoryTemplate",
+            "TrustedRepositoryTemplate"
+        ]
+        .into_iter()
+        .collect()
     );
 }
 
@@ -1218,11 +1268,16 @@ fn repositories_are_created_on_push_from_the_two_creation_templates() {
     );
     assert_eq!(
         of_type("AWS::ECR::RepositoryCreationTemplate"),
-        set(&["QuarantineRepositoryTemplate", "TrustedRepositoryTemplate"])
+        set(&[
+            "ApprovalsRepositoryTemplate",
+            "QuarantineRepositoryTemplate",
+            "TrustedRepositoryTemplate"
+        ])
     );
     for (id, prefix) in [
         ("QuarantineRepositoryTemplate", "QuarantineRepositoryPrefix"),
         ("TrustedRepositoryTemplate", "TrustedRepositoryPrefix"),
+        ("ApprovalsRepositoryTemplate", "ApprovalsRepositoryPrefix"),
     ] {
         let p = &t["Resources"][id]["Properties"];
         assert_eq!(p["Prefix"], json!({"Ref": prefix}), "{id}");
@@ -1488,7 +1543,7 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
     let defaults = parameter_defaults(&t);
     assert_eq!(
         PREFIXES.map(|p| defaults[p].as_str()),
-        ["incoming/", "quarantine/", "trusted/"]
+        ["incoming/", "quarantine/", "trusted/", "approvals/"]
     );
     for a in PREFIXES {
         for b in PREFIXES {
@@ -1884,11 +1939,7 @@ fn equal_repository_prefixes_are_refused_at_deploy_time() {
         );
         pairs.insert((refs[0].min(refs[1]), refs[0].max(refs[1])));
     }
-    assert_eq!(
-        pairs.len(),
-        3,
-        "every pair of the three prefixes: {pairs:?}"
-    );
+    assert_eq!(pairs.len(), 6, "every pair of the four prefixes: {pairs:?}");
 }
 
 /// Load: every function's reserved concurrency comes from one parameter (none by default), and
