@@ -295,9 +295,13 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     let line = assert_exit(&retag("prod").run(), 1, "Environment.OutOfOrder");
     assert!(line.contains("before staging"), "{line}");
 
-    // staging with no approval, then with one signed by a key that approves nothing: refused.
-    let line = assert_exit(&retag("staging").run(), 1, "Approval.Missing");
-    assert!(line.contains("no approval for staging"), "{line}");
+    // staging with only the prod approval, then also one signed by a key that approves
+    // nothing: refused, naming why.
+    let line = assert_exit(&retag("staging").run(), 1, "Approval.Invalid");
+    assert!(
+        line.contains("it approves environment \"prod\", not \"staging\""),
+        "{line}"
+    );
     approve("staging", &stranger);
     let line = assert_exit(&retag("staging").run(), 1, "Approval.Invalid");
     assert!(
