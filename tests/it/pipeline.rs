@@ -232,16 +232,22 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         c.manifest(TRUSTED, "staging-1.4.2").0,
         c.manifest(TRUSTED, &digest).0
     );
-    // The verified approval now travels with the image: a referrer of the digest in trusted.
+    // The verified approval now travels with the image: a referrer of the digest in trusted,
+    // which `discover` verifies with the deployment's approvers.
     let recorded = stack
         .promote()
         .arg("discover")
         .arg(&trusted)
+        .arg("--environments-file")
+        .arg(stack.environments_file.path().display().to_string())
         .run()
         .assert_ok()
         .to_string();
     assert!(recorded.contains(APPROVAL_TYPE), "{recorded}");
-    assert!(recorded.contains("release-manager"), "{recorded}");
+    assert!(
+        recorded.contains("verified: release-manager approves staging"),
+        "{recorded}"
+    );
 
     // (e') approvals that must not count: each refused with its reason, prod never tagged.
     refused_approvals_leave_the_tags_unchanged(&stack, &c, &trusted, &digest);

@@ -87,6 +87,8 @@ pub struct Stack {
     /// The staging and prod approver's key in moto's KMS (`awskms:///<id>`), named
     /// `release-manager` in the deployment's environments document.
     pub approver_key: String,
+    /// The deployment's environments document (`ENVIRONMENTS`), as a file for the CLI.
+    pub environments_file: tempfile::NamedTempFile,
     /// The registry password (moto's ECR token).
     pub password: String,
     watch: Child,
@@ -195,11 +197,14 @@ impl Stack {
             .stdout(watch_log.reopen().expect("log"))
             .stderr(watch_log.reopen().expect("log"));
         let watch = cmd.spawn().expect("start cargo lambda watch");
+        let environments_file = tempfile::NamedTempFile::new().expect("environments file");
+        std::fs::write(environments_file.path(), environments.to_string()).expect("write");
         let stack = Stack {
             registry,
             moto,
             key_id,
             approver_key,
+            environments_file,
             password,
             watch,
             watch_port,
