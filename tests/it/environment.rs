@@ -7,6 +7,7 @@ use crate::support::cli::{Promote, Run, str_field};
 use crate::support::images::{Format, Pushed, RegistryClient, push_index, push_index_with};
 use crate::support::registry::TestRegistry;
 use crate::support::sigstore::generate_key;
+use crate::support::sigstore_js::verify_bundle_with_sigstore_js;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -292,6 +293,27 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
     // prod before staging, with a valid prod approval: refused by the order.
     let a = approve("prod", &approver);
     assert_eq!(a["subject"], f.image.digest.as_str());
+    // Sigstore's own verifier (sigstore-js) reads the approval as a DSSE bundle over an in-toto
+    // statement about this digest, signed by the approver's key and by no other.
+    let (m, _) =
+        f.c.manifest("approvals/app", a["approval"].as_str().expect("approval"));
+    let m: Value = serde_json::from_slice(&m).expect("approval manifest");
+    assert_eq!(m["subject"]["digest"], f.image.digest.as_str(), "{m:#}");
+    let bundle = f.c.get_blob(
+        "approvals/app",
+        m["layers"][0]["digest"].as_str().expect("layer"),
+    );
+    let approval_type = Some("urn:ecr-promotion:approval:v1");
+    let by_approver = verify_bundle_with_sigstore_js(&bundle, &pem, &f.image.digest, approval_type);
+    assert!(
+        by_approver.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_approver.stderr)
+    );
+    let pipeline_pem = std::fs::read_to_string(&f.public).expect("pipeline public key");
+    let by_pipeline =
+        verify_bundle_with_sigstore_js(&bundle, &pipeline_pem, &f.image.digest, approval_type);
+    assert!(!by_pipeline.status.success(), "verified with another key");
     let line = assert_exit(&retag("prod").run(), 1, "Environment.OutOfOrder");
     assert!(line.contains("before staging"), "{line}");
 
