@@ -347,7 +347,7 @@ fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
 /// Which rules (logical ids) receive each fixture event under the parameter defaults (prefixes
 /// `incoming/`, `quarantine/`, `trusted/`: application `app` is `incoming/app` → `quarantine/app`
 /// → `trusted/app`).
-const ROUTING: [(&str, &[&str]); 24] = [
+const ROUTING: [(&str, &[&str]); 25] = [
     ("ecr-push-tagged", &["IngressPushRule"]),
     // One execution per pushed tag: the untagged platform manifests of the same multi-arch
     // push, and a digest-only push, start nothing.
@@ -361,6 +361,8 @@ const ROUTING: [(&str, &[&str]); 24] = [
     // promotion.
     ("ecr-push-quarantine", &[]),
     ("ecr-push-trusted", &[]),
+    // A tagged image pushed into an approvals repository is neither a push nor an approval.
+    ("ecr-push-approvals", &[]),
     ("ecr-referrer-approval", &["ApprovalReferrerRule"]),
     ("ecr-image-action-approval", &["ApprovalReferrerRule"]),
     ("ecr-referrer-approval-failed", &[]),
