@@ -376,6 +376,38 @@ fn environment_promotion_needs_the_signature_the_order_and_the_target_environmen
         tree.contains("application/vnd.ecr-promotion.approval.v1+json"),
         "{tree}"
     );
+    // `discover --approvals` lists what waits in the approvals repository, each verified.
+    let listed = promote(&f.reg)
+        .arg("discover")
+        .arg(&f.tagged)
+        .arg("--approvals")
+        .arg(&approvals)
+        .arg("--environments-file")
+        .arg(envs.display().to_string())
+        .run()
+        .assert_ok();
+    let statuses: Vec<String> = listed["referrers"]
+        .as_array()
+        .expect("referrers")
+        .iter()
+        .filter(|n| {
+            n["via"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("approvals "))
+        })
+        .map(|n| n["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(statuses.len(), 3, "{listed:#}");
+    for want in [
+        "verified: release-bot approves prod",
+        "verified: release-bot approves staging",
+        "not verified: its signature does not verify with the key of any approver of staging",
+    ] {
+        assert!(
+            statuses.iter().any(|s| s.starts_with(want)),
+            "{want}: {statuses:?}"
+        );
+    }
 }
 
 #[test]
