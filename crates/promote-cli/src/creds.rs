@@ -45,7 +45,7 @@ impl CredentialProvider for DockerConfig {
             Ok(DockerCredential::UsernamePassword(username, password)) => {
                 Ok(Credentials::Basic { username, password })
             }
-            // Identity tokens are OAuth refresh tokens; oci-client's flow cannot use them.
+            // Identity tokens are OAuth refresh tokens; the Basic/Bearer flow cannot use them.
             Ok(DockerCredential::IdentityToken(_)) => Ok(Credentials::Anonymous),
             Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => {
                 Ok(Credentials::Anonymous)

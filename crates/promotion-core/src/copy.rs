@@ -48,7 +48,8 @@ pub struct CopyOptions {
     pub inert_referrers_only: bool,
     /// Blobs transferred at once.
     pub concurrency: usize,
-    /// Retries of a whole blob transfer (the registry client retries single requests).
+    /// Retries of a whole blob transfer: the only retries of a blob's GET and upload (the
+    /// registry client retries other single requests, never these).
     pub retry: RetryPolicy,
 }
 
@@ -563,8 +564,9 @@ impl<'a, R: Registry + ?Sized> Engine<'a, R> {
                 }
             }
         }
-        // The registry client retries single requests; a transfer that fails half-way is
-        // retried whole (a fresh GET and a fresh upload session), never resumed.
+        // The one retry layer of a blob: the registry client attempts its GET and its upload
+        // once each, and a transfer that fails (at once or half-way) is retried whole (a fresh
+        // GET and a fresh upload session), never resumed, within the policy's budget.
         let streamed = self
             .opts
             .retry
@@ -749,8 +751,10 @@ fn verifying(
                         }
                     }
                     Some(Err(e)) => {
+                        // The source failed (dropped, too slow): that is the transfer's error,
+                        // not the upload the transport will report as aborted.
                         st.done = true;
-                        return Some((Err(e), st));
+                        return Some((Err(fail(e)), st));
                     }
                     None => {
                         st.done = true;
@@ -795,6 +799,7 @@ mod tests {
                 max_retries: 3,
                 min_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(5),
+                ..RetryPolicy::default()
             },
             ..CopyOptions::default()
         }

@@ -1,6 +1,6 @@
 //! Image references in the usual grammar (`busybox`, `host:5000/team/app:1.0`, `repo@sha256:…`).
 //!
-//! Parsing (and Docker Hub normalisation) is `oci-spec`'s (the grammar `oci-client` uses too); this module adds the rules the
+//! Parsing (and Docker Hub normalisation) is `oci-spec`'s (the OCI distribution reference grammar); this module adds the rules the
 //! pipeline needs on top: a missing tag means `latest`, only `sha256` digests, and errors that
 //! name what is wrong with the input.
 

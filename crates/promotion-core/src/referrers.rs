@@ -294,11 +294,16 @@ pub async fn put_small_blob<R: Registry + ?Sized>(
     if reg.head_blob(repo, &d).await?.is_some() {
         return Ok((d, false));
     }
-    let body = BlobStream {
-        size: Some(bytes.len() as u64),
-        stream: futures_util::stream::iter([Ok(bytes.clone())]).boxed(),
-    };
-    reg.put_blob(repo, &d, bytes.len() as u64, body).await?;
+    // The client attempts an upload once; this is its one retry layer.
+    crate::retry::RetryPolicy::default()
+        .run("put_small_blob", || {
+            let body = BlobStream {
+                size: Some(bytes.len() as u64),
+                stream: futures_util::stream::iter([Ok(bytes.clone())]).boxed(),
+            };
+            reg.put_blob(repo, &d, bytes.len() as u64, body)
+        })
+        .await?;
     Ok((d, true))
 }
 
@@ -318,17 +323,23 @@ pub async fn read_small_blob<R: Registry + ?Sized>(
             detail: format!("{size} bytes is more than the {max} allowed"),
         });
     }
-    let mut s = reg.get_blob(repo, digest).await?;
-    let mut buf = BytesMut::new();
-    let mut hasher = Hasher::default();
-    while let Some(chunk) = s.stream.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        if hasher.len() > size {
-            break;
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    // The client attempts a blob GET once; this is its one retry layer (the whole read).
+    let (buf, hasher) = crate::retry::RetryPolicy::default()
+        .run("read_small_blob", || async {
+            let mut s = reg.get_blob(repo, digest).await?;
+            let mut buf = BytesMut::new();
+            let mut hasher = Hasher::default();
+            while let Some(chunk) = s.stream.next().await {
+                let chunk = chunk?;
+                hasher.update(&chunk);
+                if hasher.len() > size {
+                    break;
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok((buf, hasher))
+        })
+        .await?;
     let len = hasher.len();
     let actual = hasher.finish();
     if len != size || actual != *digest {

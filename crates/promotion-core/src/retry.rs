@@ -1,4 +1,12 @@
-//! Retries with exponential backoff and full jitter, honouring `Retry-After`.
+//! Retries with exponential backoff and full jitter, honouring `Retry-After`, within a total
+//! time budget.
+//!
+//! One layer retries, never two nested: the registry client retries its single requests
+//! (manifests, HEADs, mounts, tag and referrer listings); a blob transfer (GET and upload) is
+//! attempted once by the client and retried whole by the copy engine. The budget bounds the
+//! retrying: no attempt starts once it has passed (nor a wait that would end after it), so an
+//! operation ends within `budget` plus one attempt, whatever the registry answers
+//! (`promotion_registry::HttpConfig` bounds an attempt: first byte, minimum throughput).
 //!
 //! Full jitter (each delay uniform in `[0, min(max, min * 2^n)]`) drawn from the process's
 //! OS-seeded generator: backon's own jitter only adds to each delay, and without its random
@@ -19,16 +27,21 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// Cap on any delay, `Retry-After` included.
     pub max_delay: Duration,
+    /// No retry starts (and no wait is begun that would end) later than this after the first
+    /// attempt started.
+    pub budget: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// Five retries from 250 ms up to 20 s: about a minute in the worst case, short enough
-    /// for a Lambda, long enough to ride out a throttling burst.
+    /// Up to five retries from 250 ms, each wait at most 10 s, none starting after 25 s: long
+    /// enough to ride out a throttling burst, short enough that a registry that always fails
+    /// ends an operation within 30 s (`budget` plus one quick answer).
     fn default() -> Self {
         RetryPolicy {
             max_retries: 5,
             min_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(20),
+            max_delay: Duration::from_secs(10),
+            budget: Duration::from_secs(25),
         }
     }
 }
@@ -53,19 +66,44 @@ impl RetryPolicy {
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_retries);
         let cap = self.max_delay;
-        op.retry(backoff)
+        let budget = self.budget;
+        let started = tokio::time::Instant::now();
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let mut op = op;
+        let counted = || {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            op()
+        };
+        let out = counted
+            .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(RegistryError::is_retryable)
             // A registry that says when to come back is believed (within our cap); `None`
-            // means the backoff is exhausted and must stay so.
+            // means the backoff is exhausted and must stay so; a wait that would end after the
+            // budget ends the retrying instead.
             .adjust(move |e, delay| {
-                delay.map(|d| {
-                    e.retry_after()
-                        .map_or_else(|| full_jitter(d), |ra| ra.min(cap))
-                })
+                delay
+                    .map(|d| {
+                        e.retry_after()
+                            .map_or_else(|| full_jitter(d), |ra| ra.min(cap))
+                    })
+                    .filter(|d| started.elapsed() + *d <= budget)
             })
             .notify(|e, delay| tracing::debug!(operation = what, error = %e, ?delay, "retrying"))
-            .await
+            .await;
+        // One line says it all: what failed, why, and that retrying did not help.
+        let n = attempts.load(std::sync::atomic::Ordering::Relaxed);
+        out.map_err(|mut e| {
+            if n > 1
+                && let RegistryError::Transient { detail, .. } = &mut e
+            {
+                detail.push_str(&format!(
+                    " (gave up after {n} attempts in {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            e
+        })
     }
 }
 
@@ -131,6 +169,7 @@ mod tests {
             max_retries: 6,
             min_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(8),
+            budget: Duration::from_secs(3600),
         };
         let a = waits(policy).await;
         let b = waits(policy).await;
@@ -180,6 +219,7 @@ mod tests {
             max_retries: 2,
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(3600),
         };
         let out: Result<(), _> = policy
             .run("t", || async {
@@ -191,5 +231,43 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         // Two waits of exactly the registry's Retry-After, not the 1 ms backoff.
         assert_eq!(start.elapsed(), Duration::from_secs(14));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_starts_after_the_budget() {
+        let calls = AtomicUsize::new(0);
+        let start = tokio::time::Instant::now();
+        let policy = RetryPolicy {
+            max_retries: 100,
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(25),
+        };
+        // Every attempt takes 8 s and then fails; Retry-After asks for 5 s each time.
+        let out: Result<(), _> = policy
+            .run("t", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                Err(transient(Some(Duration::from_secs(5))))
+            })
+            .await;
+        assert!(out.is_err());
+        // Attempts start at 0, 13 s; a third would start at 26 s, after the budget.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(start.elapsed(), Duration::from_secs(21));
+    }
+
+    #[test]
+    fn the_default_budget_ends_an_always_failing_operation_within_30_s() {
+        let p = RetryPolicy::default();
+        // The waits before the budget cuts them: each at most min * 2^n, capped.
+        let bound: Duration = (0..p.max_retries)
+            .map(|n| (p.min_delay * 2u32.pow(n as u32)).min(p.max_delay))
+            .sum();
+        assert!(bound <= p.budget, "{bound:?}");
+        // The last attempt starts within the budget; a registry that answers (500, 429) at once
+        // ends the operation within 30 s even when it asks for the longest Retry-After.
+        assert!(p.budget + Duration::from_secs(5) <= Duration::from_secs(30));
+        assert!(p.max_delay < p.budget);
     }
 }

@@ -2,54 +2,116 @@
 //!
 //! Requests go out through one `reqwest` client shared by every registry of a copy. When a
 //! registry challenges (401), credentials come from the [`CredentialProvider`] and the challenge
-//! itself (HTTP Basic, or the bearer-token flow) is run by `oci-client`; the resulting
-//! `Authorization` header is cached per host (Basic) or per repository and access (Bearer).
+//! (HTTP Basic, or the bearer-token flow) is run here; the resulting `Authorization` header is
+//! cached per host (Basic) or per repository and access (Bearer). Credentials go only to the
+//! registry's own scheme, host and port: a token realm elsewhere gets an anonymous request
+//! ([`HttpRegistry::negotiate`]).
+//!
+//! Where the client may connect is [`crate::egress`]'s: no internal addresses unless the
+//! configuration names the host. How long anything may take: [`HttpConfig`].
 //!
 //! Error messages name the operation, registry and object, never a credential, a token or an
 //! upload-session URL (those carry state tokens in their query).
 
+use crate::egress::{EgressError, Guard, GuardedResolver};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, TryStreamExt};
-use oci_client::RegistryOperation;
-use oci_client::secrets::RegistryAuth;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use promotion_core::digest::Digest;
 use promotion_core::manifest::{ACCEPT, Descriptor, MAX_MANIFEST_BYTES, ManifestDoc, RawManifest};
 use promotion_core::reference::ImageRef;
-use promotion_core::registry::auth::{CredentialProvider, Credentials, normalise_host};
+use promotion_core::registry::auth::{CredentialProvider, Credentials};
 use promotion_core::registry::{BlobStream, PutManifest, Registry, RegistryError, RetryPolicy};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::RwLock;
 
 /// Settings of the HTTP adapter.
+///
+/// The time an operation may take is bounded by these and by `retry`: a request must be
+/// answered (headers) within `first_byte_timeout`, connecting included; a body must then keep
+/// up `min_throughput`; a blob upload must be answered within the time its size takes at that
+/// throughput, plus `first_byte_timeout` and one window. Retries stop at `retry.budget`, so a
+/// registry whose answers never begin ends an operation within [`HttpConfig::stalled_bound`]
+/// (45 s by default), one that always fails at once within `retry.budget` and one answer.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// Hosts (`host[:port]`) spoken to over plain HTTP. Everything else is HTTPS.
+    /// Hosts (`host[:port]`) spoken to over plain HTTP. Everything else is HTTPS. They may also
+    /// be internal addresses (stand-ins on loopback).
     pub insecure_hosts: Vec<String>,
-    /// Retries of transient failures.
+    /// Hosts (`host[:port]`; the port is not compared) that may be, or resolve to, internal
+    /// addresses (loopback, private, link-local, …): the deployment's own registry behind a VPC
+    /// endpoint, a registry on the user's network. Every other host is refused there.
+    pub internal_hosts: Vec<String>,
+    /// Retries of transient failures of single requests (a blob transfer is retried whole by
+    /// the copy engine, not here).
     pub retry: RetryPolicy,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
-    /// Longest silence while reading a response.
-    pub read_timeout: Duration,
+    /// From sending a request to its answer's headers, connecting included (an upload's
+    /// deadline also covers its body: see above).
+    pub first_byte_timeout: Duration,
+    /// The slowest a response body (or a blob upload) may be.
+    pub min_throughput: Throughput,
     /// `User-Agent` sent with every request.
     pub user_agent: String,
+}
+
+/// At least `bytes` in every `window`: a body slower than that is abandoned as
+/// `Registry.Transient` (a slow-loris source must not hold a copy for the Lambda's lifetime).
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Bytes that must arrive in each window.
+    pub bytes: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Throughput {
+    /// How long `size` bytes may take at this throughput (whole windows, at least one).
+    pub fn time_for(&self, size: u64) -> Duration {
+        let windows = size.div_ceil(self.bytes.max(1)).max(1);
+        self.window
+            .saturating_mul(u32::try_from(windows).unwrap_or(u32::MAX))
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             insecure_hosts: Vec::new(),
+            internal_hosts: Vec::new(),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(120),
+            first_byte_timeout: Duration::from_secs(20),
+            // 32 KiB/s, measured over 10 s windows.
+            min_throughput: Throughput {
+                bytes: 320 * 1024,
+                window: Duration::from_secs(10),
+            },
             user_agent: concat!("ecr-promotion/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
+    }
+}
+
+impl HttpConfig {
+    /// The longest a single-request operation takes when the registry never answers: the last
+    /// attempt starts within the retry budget and is abandoned at the first-byte deadline.
+    pub fn stalled_bound(&self) -> Duration {
+        self.retry.budget + self.first_byte_timeout
+    }
+
+    /// The deadline of an upload of `size` bytes: its answer must come within the time the
+    /// body takes at the minimum throughput, one more window, and the first-byte deadline.
+    pub fn upload_deadline(&self, size: u64) -> Duration {
+        self.min_throughput.time_for(size) + self.min_throughput.window + self.first_byte_timeout
     }
 }
 
@@ -62,7 +124,7 @@ enum Access {
 /// The HTTP(S) registry client.
 pub struct HttpRegistry {
     http: reqwest::Client,
-    oci: oci_client::Client,
+    guard: Arc<Guard>,
     creds: Arc<dyn CredentialProvider>,
     config: HttpConfig,
     /// Basic auth applies to a whole host; learnt once, sent pre-emptively afterwards.
@@ -71,34 +133,43 @@ pub struct HttpRegistry {
     bearer: RwLock<HashMap<(String, String, Access), HeaderValue>>,
 }
 
+/// The largest token answer read.
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+/// Token services that serve a registry from another host, and may have its credentials:
+/// Docker Hub's API is `index.docker.io` / `registry-1.docker.io`, its token service
+/// `auth.docker.io` (documented by Docker: <https://docs.docker.com/registry/spec/auth/token/>).
+/// Every other realm must be the registry's own origin to get credentials.
+const KNOWN_TOKEN_SERVICES: &[(&str, &str)] = &[
+    ("index.docker.io", "auth.docker.io"),
+    ("registry-1.docker.io", "auth.docker.io"),
+];
+
 impl HttpRegistry {
     /// A client with `config`, asking `creds` when a registry wants credentials.
     pub fn new(
         config: HttpConfig,
         creds: Arc<dyn CredentialProvider>,
     ) -> Result<Self, RegistryError> {
+        let guard = Arc::new(Guard::new(
+            config.insecure_hosts.iter().chain(&config.internal_hosts),
+        ));
         let http = reqwest::Client::builder()
             .user_agent(&config.user_agent)
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+            // No client-wide read timeout: reqwest's covers an upload's whole body too. Each
+            // request has its own deadline ([`HttpRegistry::execute`]) and each body its
+            // minimum throughput.
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             // Redirects to blob storage (S3 for ECR) must not carry our Authorization header;
-            // reqwest strips it on cross-host redirects. Where a registry may send us at all:
-            // [`redirect_policy`].
-            .redirect(redirect_policy(config.insecure_hosts.clone()))
+            // reqwest strips it on redirects to another scheme, host or port. Where a registry
+            // may send us at all: [`redirect_policy`].
+            .redirect(redirect_policy(config.insecure_hosts.clone(), guard.clone()))
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let oci = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(
-                config.insecure_hosts.clone(),
-            ),
-            user_agent: "ecr-promotion",
-            connect_timeout: Some(config.connect_timeout),
-            read_timeout: Some(config.read_timeout),
-            ..Default::default()
-        });
         Ok(HttpRegistry {
             http,
-            oci,
+            guard,
             creds,
             config,
             basic: RwLock::default(),
@@ -106,14 +177,19 @@ impl HttpRegistry {
         })
     }
 
-    fn base(&self, repo: &ImageRef) -> String {
+    /// `scheme://host[:port]` of a repository's registry.
+    fn origin(&self, repo: &ImageRef) -> String {
         let host = repo.api_host();
         let scheme = if self.config.insecure_hosts.iter().any(|h| h == host) {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{host}/v2/{}", repo.repository())
+        format!("{scheme}://{host}")
+    }
+
+    fn base(&self, repo: &ImageRef) -> String {
+        format!("{}/v2/{}", self.origin(repo), repo.repository())
     }
 
     async fn cached_auth(&self, repo: &ImageRef, access: Access) -> Option<HeaderValue> {
@@ -130,64 +206,157 @@ impl HttpRegistry {
             .cloned()
     }
 
-    /// Run the registry's challenge with the provider's credentials and cache the result.
+    /// Send one request: its URL checked by the egress guard (reqwest does not resolve IP
+    /// literals, so they are checked here), its answer due within `deadline`.
+    async fn execute(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+        deadline: Duration,
+    ) -> Result<Response, RegistryError> {
+        let req = rb.build().map_err(|e| transport(what, e))?;
+        self.guard
+            .check_url(req.url())
+            .map_err(|e| egress(what, &e))?;
+        match tokio::time::timeout(deadline, self.http.execute(req)).await {
+            Ok(r) => r.map_err(|e| transport(what, e)),
+            Err(_) => Err(RegistryError::Transient {
+                what: what.to_owned(),
+                detail: format!("no answer within {deadline:?}"),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Run the registry's challenge (`challenge`, the 401's `WWW-Authenticate`) and cache the
+    /// result. Returns the header, and a note when credentials were withheld from a token realm
+    /// on another origin (reported if the registry then still refuses).
+    ///
+    /// Basic: the provider's credentials, for this host only. Bearer: a token from the realm,
+    /// which must be HTTPS (or a plain-HTTP stand-in); the provider's credentials go with the
+    /// token request only when the realm has the registry's own scheme, host and port (or is a
+    /// [`KNOWN_TOKEN_SERVICES`] entry). Elsewhere the token is asked for anonymously: enough
+    /// for public images, and a registry cannot collect another host's credentials by naming a
+    /// realm.
     async fn negotiate(
         &self,
         repo: &ImageRef,
         access: Access,
         what: &str,
-    ) -> Result<HeaderValue, RegistryError> {
+        challenge: Option<&HeaderValue>,
+    ) -> Result<(HeaderValue, Option<String>), RegistryError> {
         let host = repo.api_host().to_owned();
-        let creds = self.creds.credentials(&host).await?;
-        let auth = match &creds {
-            Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.clone())
-            }
-        };
-        let reference = oci_client::Reference::with_tag(
-            repo.registry().to_owned(),
-            repo.repository().to_owned(),
-            "latest".to_owned(),
-        );
-        let op = match access {
-            Access::Pull => RegistryOperation::Pull,
-            Access::Push => RegistryOperation::Push,
+        let protocol = |detail: String| RegistryError::Protocol {
+            what: what.to_owned(),
+            detail,
         };
         let unauthorized = |detail: String| RegistryError::Unauthorized {
             what: what.to_owned(),
             detail,
         };
-        match self.oci.auth(&reference, &auth, op).await {
-            Ok(Some(token)) => {
-                let v = header_value(&format!("Bearer {token}"))?;
-                self.bearer
-                    .write()
-                    .await
-                    .insert((host, repo.repository().to_owned(), access), v.clone());
-                Ok(v)
-            }
-            Ok(None) => match creds {
+        let challenge = challenge
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| protocol("401 without a Basic or Bearer challenge".into()))?;
+        if challenge.scheme.eq_ignore_ascii_case("basic") {
+            return match self.creds.credentials(&host).await? {
                 Credentials::Basic { username, password } => {
                     let b64 = base64::engine::general_purpose::STANDARD
                         .encode(format!("{username}:{password}"));
                     let v = header_value(&format!("Basic {b64}"))?;
                     self.basic.write().await.insert(host, v.clone());
-                    Ok(v)
+                    Ok((v, None))
                 }
                 Credentials::Anonymous => Err(unauthorized(format!(
                     "{host} requires credentials and none were found (use --src-creds/--dst-creds, \
                      Docker's config.json, or AWS credentials for ECR)"
                 ))),
-            },
-            Err(oci_client::errors::OciDistributionError::RequestError(e)) => {
-                Err(transport(what, e))
-            }
-            Err(e) => Err(unauthorized(format!(
-                "authentication with {host} failed: {}",
-                truncate(&e.to_string())
-            ))),
+            };
         }
+        if !challenge.scheme.eq_ignore_ascii_case("bearer") {
+            return Err(protocol(format!(
+                "unsupported authentication scheme {}",
+                truncate(&challenge.scheme)
+            )));
+        }
+        let realm = challenge
+            .param("realm")
+            .ok_or_else(|| protocol("a Bearer challenge without a realm".into()))?;
+        let mut url = url::Url::parse(realm)
+            .map_err(|_| protocol("the token realm is not an absolute URL".into()))?;
+        let realm_authority = authority(&url);
+        let plain_ok = url.scheme() == "http" && self.config.insecure_hosts.contains(&realm_authority);
+        if url.scheme() != "https" && !plain_ok {
+            return Err(protocol(format!(
+                "refused a token realm over plain {} at {}",
+                url.scheme(),
+                truncate(&realm_authority)
+            )));
+        }
+        let own = url::Url::parse(&self.origin(repo))
+            .map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
+        let same_origin = same_origin(&url, &own);
+        let known = url.scheme() == "https"
+            && url.port_or_known_default() == Some(443)
+            && KNOWN_TOKEN_SERVICES.iter().any(|(registry, service)| {
+                *registry == host && url.host_str() == Some(*service)
+            });
+        let creds = if same_origin || known {
+            self.creds.credentials(&host).await?
+        } else {
+            tracing::warn!(registry = %host, realm_host = %truncate(&realm_authority),
+                "the token realm is on another host: asking for a token without credentials");
+            Credentials::Anonymous
+        };
+        let scope = match access {
+            Access::Pull => format!("repository:{}:pull", repo.repository()),
+            Access::Push => format!("repository:{}:pull,push", repo.repository()),
+        };
+        url.query_pairs_mut().append_pair("scope", &scope);
+        if let Some(service) = challenge.param("service") {
+            url.query_pairs_mut().append_pair("service", service);
+        }
+        let mut rb = self.http.get(url);
+        if let Credentials::Basic { username, password } = &creds {
+            rb = rb.basic_auth(username, Some(password));
+        }
+        let token_what = format!("{what} (token from {})", truncate(&realm_authority));
+        let resp = self
+            .execute(rb, &token_what, self.config.first_byte_timeout)
+            .await?;
+        if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(unauthorized(format!(
+                "the token service {} refused: HTTP {}",
+                truncate(&realm_authority),
+                resp.status().as_u16()
+            )));
+        }
+        let resp = self.check(resp, &token_what).await?;
+        let body = self.read_capped(resp, MAX_TOKEN_BODY, &token_what).await?;
+        /// The token answer (Docker's `token`, OAuth's `access_token`).
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token = serde_json::from_slice::<Token>(&body)
+            .ok()
+            .and_then(|t| t.token.or(t.access_token))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| protocol("the token service answered no token".into()))?;
+        let v = header_value(&format!("Bearer {token}"))?;
+        self.bearer
+            .write()
+            .await
+            .insert((host.clone(), repo.repository().to_owned(), access), v.clone());
+        let note = (!same_origin && !known).then(|| {
+            format!(
+                "{host}'s token realm is on another host ({}); no credentials were sent there, \
+                 and the anonymous token was not enough",
+                truncate(&realm_authority)
+            )
+        });
+        Ok((v, note))
     }
 
     /// Send a request built by `build`, authenticating once if the registry challenges.
@@ -200,19 +369,98 @@ impl HttpRegistry {
     ) -> Result<Response, RegistryError> {
         let mut auth = self.cached_auth(repo, access).await;
         let mut negotiated = false;
+        let mut withheld = None;
         loop {
             let mut rb = build(&self.http);
             if let Some(h) = &auth {
                 rb = rb.header(header::AUTHORIZATION, h.clone());
             }
-            let resp = rb.send().await.map_err(|e| transport(what, e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !negotiated {
-                auth = Some(self.negotiate(repo, access, what).await?);
-                negotiated = true;
-                continue;
+            let resp = self
+                .execute(rb, what, self.config.first_byte_timeout)
+                .await?;
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                if !negotiated {
+                    let mut challenge = resp.headers().get(header::WWW_AUTHENTICATE).cloned();
+                    if challenge.is_none() {
+                        // Some registries challenge only on the API root (HEAD answers may
+                        // carry no header): ask it, as docker and oci-client do.
+                        let root = format!("{}/v2/", self.origin(repo));
+                        let r = self
+                            .execute(self.http.get(root), what, self.config.first_byte_timeout)
+                            .await?;
+                        challenge = r.headers().get(header::WWW_AUTHENTICATE).cloned();
+                    }
+                    let (h, note) = self
+                        .negotiate(repo, access, what, challenge.as_ref())
+                        .await?;
+                    auth = Some(h);
+                    withheld = note;
+                    negotiated = true;
+                    continue;
+                }
+                if let Some(detail) = withheld {
+                    return Err(RegistryError::Unauthorized {
+                        what: what.to_owned(),
+                        detail,
+                    });
+                }
             }
             return Ok(resp);
         }
+    }
+
+    /// Turn a non-success answer into the matching error; pass successes through.
+    async fn check(&self, resp: Response, what: &str) -> Result<Response, RegistryError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retry_after = retry_after(resp.headers());
+        // An error body larger than the bound (or too slow) is not read: the status alone is
+        // reported.
+        let body = self
+            .read_capped(resp, MAX_ERROR_BODY, what)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Err(status_error(status, what, &body, retry_after))
+    }
+
+    /// Read a body of at most `max` bytes, at the minimum throughput: a hostile registry must
+    /// not make us buffer gigabytes, nor wait for ever.
+    async fn read_capped(
+        &self,
+        resp: Response,
+        max: usize,
+        what: &str,
+    ) -> Result<Bytes, RegistryError> {
+        if resp.content_length().is_some_and(|l| l > max as u64) {
+            return Err(too_large(
+                what,
+                resp.content_length().unwrap_or_default() as usize,
+            ));
+        }
+        let mut body = BytesMut::new();
+        let mut stream = self.body(resp, what);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if body.len() + chunk.len() > max {
+                return Err(too_large(what, body.len() + chunk.len()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// A response's body as a stream held to the minimum throughput.
+    fn body(
+        &self,
+        resp: Response,
+        what: &str,
+    ) -> BoxStream<'static, Result<Bytes, RegistryError>> {
+        let w = what.to_owned();
+        let inner = resp.bytes_stream().map_err(move |e| transport(&w, e)).boxed();
+        MinThroughput::new(inner, self.config.min_throughput, what.to_owned()).boxed()
     }
 
     async fn get_manifest_once(
@@ -227,7 +475,7 @@ impl HttpRegistry {
                 c.get(&url).header(header::ACCEPT, ACCEPT.join(", "))
             })
             .await?;
-        let resp = check(resp, what).await?;
+        let resp = self.check(resp, what).await?;
         if resp
             .content_length()
             .is_some_and(|l| l > MAX_MANIFEST_BYTES as u64)
@@ -247,7 +495,7 @@ impl HttpRegistry {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<Digest>().ok());
-        let bytes = read_capped(resp, MAX_MANIFEST_BYTES, what).await?;
+        let bytes = self.read_capped(resp, MAX_MANIFEST_BYTES, what).await?;
         let (_, _, media_type) =
             ManifestDoc::parse(&bytes, content_type.as_deref()).map_err(|source| {
                 RegistryError::Manifest {
@@ -305,43 +553,218 @@ fn truncate(s: &str) -> String {
 /// Largest error body read (only its first OCI error is reported, bounded by [`truncate`]).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Read a body of at most `max` bytes: a hostile registry must not make us buffer gigabytes.
-async fn read_capped(resp: Response, max: usize, what: &str) -> Result<Bytes, RegistryError> {
-    if resp.content_length().is_some_and(|l| l > max as u64) {
-        return Err(too_large(
-            what,
-            resp.content_length().unwrap_or_default() as usize,
-        ));
+/// `host[:port]` of a URL, as configuration names hosts.
+fn authority(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
     }
-    let mut body = BytesMut::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| transport(what, e))?;
-        if body.len() + chunk.len() > max {
-            return Err(too_large(what, body.len() + chunk.len()));
+}
+
+/// Same scheme, host and port: where a registry's credentials may go.
+fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A `WWW-Authenticate` challenge (RFC 7235): its scheme and auth-params.
+#[derive(Debug, PartialEq, Eq)]
+struct Challenge {
+    scheme: String,
+    params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The first challenge of a `WWW-Authenticate` value: `Bearer realm="…",service="…"`. Values
+/// are tokens or quoted strings (with `\` escapes); parsing stops at the next challenge.
+fn parse_challenge(value: &str) -> Option<Challenge> {
+    let value = value.trim();
+    let (scheme, mut rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((value, ""));
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            break;
         }
-        body.extend_from_slice(&chunk);
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim();
+        if key.is_empty() || key.contains(|c: char| c.is_ascii_whitespace() || c == ',') {
+            // `Basic realm=…` after a comma: the next challenge.
+            break;
+        }
+        rest = rest[eq + 1..].trim_start();
+        let val = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => out.extend(chars.next().map(|(_, c)| c)),
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            rest = &quoted[end?..];
+            out
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            let v = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+            v
+        };
+        params.push((key.to_owned(), val));
     }
-    Ok(body.freeze())
+    Some(Challenge {
+        scheme: scheme.to_owned(),
+        params,
+    })
+}
+
+/// A body stream that fails (`Registry.Transient`) when a window passes with fewer than the
+/// minimum bytes, silence included: a source trickling bytes cannot hold a transfer open.
+struct MinThroughput {
+    inner: BoxStream<'static, Result<Bytes, RegistryError>>,
+    min: Throughput,
+    what: String,
+    seen: u64,
+    window_end: Pin<Box<tokio::time::Sleep>>,
+    done: bool,
+}
+
+impl MinThroughput {
+    fn new(
+        inner: BoxStream<'static, Result<Bytes, RegistryError>>,
+        min: Throughput,
+        what: String,
+    ) -> Self {
+        MinThroughput {
+            inner,
+            min,
+            what,
+            seen: 0,
+            window_end: Box::pin(tokio::time::sleep(min.window)),
+            done: false,
+        }
+    }
+
+    /// The window ended: fine if enough arrived (then the next window starts), else the error.
+    fn window_passed(&mut self) -> Option<RegistryError> {
+        if self.seen < self.min.bytes {
+            self.done = true;
+            return Some(RegistryError::Transient {
+                what: self.what.clone(),
+                detail: format!(
+                    "slower than the minimum throughput: {} bytes in {:?}, at least {} needed",
+                    self.seen, self.min.window, self.min.bytes
+                ),
+                retry_after: None,
+            });
+        }
+        self.seen = 0;
+        let next = tokio::time::Instant::now() + self.min.window;
+        self.window_end.as_mut().reset(next);
+        None
+    }
+}
+
+impl Stream for MinThroughput {
+    type Item = Result<Bytes, RegistryError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.seen += chunk.len() as u64;
+                    if this.window_end.is_elapsed()
+                        && let Some(e) = this.window_passed()
+                    {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Poll::Ready(other) => {
+                    this.done = other.is_none() || matches!(other, Some(Err(_)));
+                    return Poll::Ready(other);
+                }
+                Poll::Pending => {}
+            }
+            match this.window_end.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    if let Some(e) = this.window_passed() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    // A new window: poll again so that its timer is registered.
+                }
+            }
+        }
+    }
+}
+
+/// A refused or unresolvable host as the registry error it is: an internal address is refused
+/// (`Input.Invalid`, naming what to configure); a name that does not exist is
+/// `Registry.NotFound` (not retried: a typo does not heal); a resolver that cannot answer is
+/// transient.
+fn egress(what: &str, e: &EgressError) -> RegistryError {
+    match e {
+        EgressError::Internal { .. } => RegistryError::Refused {
+            what: what.to_owned(),
+            detail: format!(
+                "{} (the CLI: --insecure-registry or --allow-internal-registry; the Lambdas: \
+                 INSECURE_REGISTRIES)",
+                truncate(&e.to_string())
+            ),
+        },
+        EgressError::NoSuchHost { .. } => RegistryError::NotFound {
+            what: format!("{what}: {}", truncate(&e.to_string())),
+        },
+        EgressError::Unavailable { .. } => RegistryError::Transient {
+            what: what.to_owned(),
+            detail: truncate(&e.to_string()),
+            retry_after: None,
+        },
+    }
 }
 
 /// At most 5 redirects; never from HTTPS down to plain HTTP, and never to an internal address
 /// written as an IP literal or `localhost` (loopback, private, link-local — the instance metadata
 /// service at 169.254.169.254 —, shared, unspecified): a hostile registry must not turn the
 /// pipeline into a client of the Lambda runtime API or of the VPC. A stand-in host named in
-/// `insecure` (plain HTTP on loopback in tests) is allowed. Names that *resolve* to internal
-/// addresses are not caught here (no resolver hook covers the token client too).
-fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
+/// `insecure` (plain HTTP on loopback in tests) is allowed, and `guard` lets the hosts it
+/// allows be internal. Names that *resolve* to internal addresses are refused when connecting
+/// ([`GuardedResolver`]).
+fn redirect_policy(insecure: Vec<String>, guard: Arc<Guard>) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > 5 {
             return attempt.error("refused to follow more than 5 redirects");
         }
         let url = attempt.url();
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => return attempt.error("refused a redirect without a host"),
-        };
+        if url.host_str().is_none() {
+            return attempt.error("refused a redirect without a host");
+        }
+        let host = authority(url);
         if insecure.contains(&host) {
             return attempt.follow();
         }
@@ -349,25 +772,19 @@ fn redirect_policy(insecure: Vec<String>) -> reqwest::redirect::Policy {
             let why = format!("refused a redirect to plain {} at {host}", url.scheme());
             return attempt.error(why);
         }
-        if is_internal(url) {
+        if guard.check_url(url).is_err() {
             return attempt.error(format!("refused a redirect to the internal address {host}"));
         }
         attempt.follow()
     })
 }
 
-/// Whether `url` names an internal address literally.
+/// Whether `url` names an internal address literally (or is `localhost`).
+#[cfg(test)]
 fn is_internal(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => internal_v4(ip),
-        Some(url::Host::Ipv6(ip)) => {
-            let first = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some_and(internal_v4)
-        }
+        Some(url::Host::Ipv4(ip)) => crate::egress::is_internal_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => crate::egress::is_internal_ip(ip.into()),
         Some(url::Host::Domain(d)) => {
             d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
         }
@@ -375,19 +792,21 @@ fn is_internal(url: &url::Url) -> bool {
     }
 }
 
-/// Loopback, private, link-local, shared (100.64/10), unspecified or broadcast.
-fn internal_v4(ip: std::net::Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || (a == 100 && (64..128).contains(&b))
-}
-
-/// A transport failure (no HTTP answer): refused, reset, timed out. Always transient.
+/// A transport failure (no HTTP answer): refused, reset, timed out, transient; a host the egress
+/// guard refused or DNS does not know, as [`egress`] says.
 fn transport(what: &str, e: reqwest::Error) -> RegistryError {
+    // The egress guard refused the host, or DNS could not resolve it (the resolver's error is
+    // in the connect error's source chain).
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = cur {
+        if let Some(g) = s.downcast_ref::<EgressError>() {
+            return egress(what, g);
+        }
+        cur = s.source();
+    }
+    if e.is_builder() {
+        return RegistryError::Config(format!("{what}: cannot build the request"));
+    }
     if e.is_redirect() {
         // Our redirect policy refused (or the registry looped): not an outage to retry.
         let mut cause = e.to_string();
@@ -429,21 +848,6 @@ fn transport(what: &str, e: reqwest::Error) -> RegistryError {
         detail: truncate(&detail),
         retry_after: None,
     }
-}
-
-/// Turn a non-success answer into the matching error; pass successes through.
-async fn check(resp: Response, what: &str) -> Result<Response, RegistryError> {
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(resp);
-    }
-    let retry_after = retry_after(resp.headers());
-    // An error body larger than the bound is not read at all: the status alone is reported.
-    let body = read_capped(resp, MAX_ERROR_BODY, what)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    Err(status_error(status, what, &body, retry_after))
 }
 
 fn status_error(
@@ -559,7 +963,7 @@ impl Registry for HttpRegistry {
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
-                let resp = check(resp, &what).await?;
+                let resp = self.check(resp, &what).await?;
                 let digest = resp
                     .headers()
                     .get("docker-content-digest")
@@ -603,7 +1007,7 @@ impl Registry for HttpRegistry {
                             .body(manifest.bytes.clone())
                     })
                     .await?;
-                let resp = check(resp, &what).await?;
+                let resp = self.check(resp, &what).await?;
                 let subject_processed = resp.headers().contains_key("oci-subject");
                 if let Some(d) = resp
                     .headers()
@@ -641,7 +1045,7 @@ impl Registry for HttpRegistry {
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
-                let resp = check(resp, &what).await?;
+                let resp = self.check(resp, &what).await?;
                 // Not `content_length()`: on a HEAD answer that is the (empty) body's length.
                 let len = resp
                     .headers()
@@ -659,25 +1063,14 @@ impl Registry for HttpRegistry {
         repo: &ImageRef,
         digest: &Digest,
     ) -> Result<BlobStream, RegistryError> {
+        // One attempt: the copy engine retries a transfer whole (a fresh GET and a fresh
+        // upload), and retrying the GET here as well would multiply the two.
         let what = format!("blob {}@{digest}", repo.repo_path());
         let url = format!("{}/blobs/{digest}", self.base(repo));
-        let resp = self
-            .config
-            .retry
-            .run("get_blob", || async {
-                check(
-                    self.send(repo, Access::Pull, &what, |c| c.get(&url))
-                        .await?,
-                    &what,
-                )
-                .await
-            })
-            .await?;
+        let resp = self.send(repo, Access::Pull, &what, |c| c.get(&url)).await?;
+        let resp = self.check(resp, &what).await?;
         let size = resp.content_length();
-        let stream = resp
-            .bytes_stream()
-            .map_err(move |e| transport(&what, e))
-            .boxed();
+        let stream = self.body(resp, &what);
         Ok(BlobStream { size, stream })
     }
 
@@ -693,13 +1086,18 @@ impl Registry for HttpRegistry {
             from.repository()
         );
         let url = format!("{}/blobs/uploads/", self.base(repo));
-        let query = [("mount", digest.as_str()), ("from", from.repository())];
+        let mut mount = url::Url::parse(&url)
+            .map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
+        mount
+            .query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from.repository());
         self.config
             .retry
             .run("mount_blob", || async {
                 let resp = self
                     .send(repo, Access::Push, &what, |c| {
-                        c.post(&url).query(&query).header(header::CONTENT_LENGTH, 0)
+                        c.post(mount.clone()).header(header::CONTENT_LENGTH, 0)
                     })
                     .await?;
                 match resp.status() {
@@ -719,7 +1117,7 @@ impl Registry for HttpRegistry {
                         }
                         Ok(false)
                     }
-                    _ => check(resp, &what).await.map(|_| false),
+                    _ => self.check(resp, &what).await.map(|_| false),
                 }
             })
             .await
@@ -734,31 +1132,20 @@ impl Registry for HttpRegistry {
     ) -> Result<(), RegistryError> {
         let what = format!("upload blob {digest} to {}", repo.repo_path());
         let url = format!("{}/blobs/uploads/", self.base(repo));
+        // One attempt, like `get_blob`: the caller retries the transfer whole.
         let resp = self
-            .config
-            .retry
-            .run("start_upload", || async {
-                check(
-                    self.send(repo, Access::Push, &what, |c| {
-                        c.post(&url).header(header::CONTENT_LENGTH, 0)
-                    })
-                    .await?,
-                    &what,
-                )
-                .await
+            .send(repo, Access::Push, &what, |c| {
+                c.post(&url).header(header::CONTENT_LENGTH, 0)
             })
             .await?;
+        let resp = self.check(resp, &what).await?;
         let put = upload_url(&url, &location(&resp, &what)?, digest)?;
         // Credentials go only to the registry itself, never to a host its Location names.
-        let put_host = match (put.host_str(), put.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => String::new(),
-        };
-        let same_host = normalise_host(&put_host) == normalise_host(repo.api_host());
+        let same_host = url::Url::parse(&self.origin(repo)).is_ok_and(|own| same_origin(&put, &own));
         // One PUT with the whole body: the upload commits only if every byte arrives and
         // hashes to `digest`, so a failure half-way leaves nothing behind. The body cannot be
         // replayed, so this request is not retried here: the caller retries the whole transfer.
+        // Its answer is due within the time the body takes at the minimum throughput.
         let mut rb = self
             .http
             .put(put)
@@ -768,8 +1155,10 @@ impl Registry for HttpRegistry {
         if same_host && let Some(h) = self.cached_auth(repo, Access::Push).await {
             rb = rb.header(header::AUTHORIZATION, h);
         }
-        let resp = rb.send().await.map_err(|e| transport(&what, e))?;
-        check(resp, &what).await.map(|_| ())
+        let resp = self
+            .execute(rb, &what, self.config.upload_deadline(size))
+            .await?;
+        self.check(resp, &what).await.map(|_| ())
     }
 
     async fn list_tags(&self, repo: &ImageRef) -> Result<Vec<String>, RegistryError> {
@@ -797,13 +1186,13 @@ impl Registry for HttpRegistry {
                     if resp.status() == StatusCode::NOT_FOUND {
                         return Ok((Page { tags: None }, None));
                     }
-                    let resp = check(resp, &what).await?;
+                    let resp = self.check(resp, &what).await?;
                     let next = resp
                         .headers()
                         .get(header::LINK)
                         .and_then(|v| v.to_str().ok())
                         .and_then(next_link);
-                    let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
+                    let bytes = self.read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
                     let page: Page =
                         serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
                             what: what.clone(),
@@ -844,8 +1233,8 @@ impl Registry for HttpRegistry {
                 if resp.status() == StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
-                let resp = check(resp, &what).await?;
-                let bytes = read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
+                let resp = self.check(resp, &what).await?;
+                let bytes = self.read_capped(resp, MAX_MANIFEST_BYTES, &what).await?;
                 let doc: ManifestDoc =
                     serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
                         what: what.clone(),
@@ -876,7 +1265,7 @@ mod tests {
     use promotion_core::error::Classify;
     use promotion_core::registry::auth::StaticCredentials;
 
-    use crate::testing::{FaultServer, answer};
+    use crate::testing::{FaultServer, STALL, TRICKLE, answer, authorization};
     use std::sync::Mutex as StdMutex;
 
     impl FaultServer {
@@ -887,6 +1276,7 @@ mod tests {
                     max_retries: 3,
                     min_delay: Duration::from_millis(1),
                     max_delay: Duration::from_secs(5),
+                    ..RetryPolicy::default()
                 },
                 ..HttpConfig::default()
             };
@@ -1328,5 +1718,340 @@ mod tests {
         )
         .unwrap();
         assert_eq!(abs.host_str(), Some("other"));
+    }
+
+    fn basic(user: &str, password: &str) -> Credentials {
+        Credentials::Basic {
+            username: user.into(),
+            password: password.into(),
+        }
+    }
+
+    /// What a registry stand-in that wants `Bearer good` answers, its challenge naming `realm`.
+    fn bearer_registry(realm: String) -> impl Fn(usize, &str) -> Option<String> {
+        move |_, head: &str| {
+            if authorization(head).as_deref() == Some("Bearer good") {
+                answer("200 OK", &["Content-Length: 3"])
+            } else {
+                answer(
+                    "401 Unauthorized",
+                    &[&format!(
+                        "WWW-Authenticate: Bearer realm=\"{realm}\",service=\"reg\""
+                    )],
+                )
+            }
+        }
+    }
+
+    fn token_answer(token: &str) -> Option<String> {
+        let body = format!(r#"{{"token":"{token}"}}"#);
+        json_answer(&body, "")
+    }
+
+    #[tokio::test]
+    async fn a_token_realm_on_another_host_gets_no_credentials() {
+        // The realm is on another host (`localhost`, another port): it hears an anonymous
+        // token request only, whatever credentials the registry has.
+        let realm_srv = FaultServer::start(|_, _| token_answer("anonymous")).await;
+        let realm_port = realm_srv.host.rsplit(':').next().unwrap().to_owned();
+        let realm_host = format!("localhost:{realm_port}");
+        let srv =
+            FaultServer::start(bearer_registry(format!("http://{realm_host}/token"))).await;
+        let mut creds = StaticCredentials::default();
+        creds.insert(&srv.host, basic("u", "s3cret"));
+        let reg = HttpRegistry::new(
+            HttpConfig {
+                insecure_hosts: vec![srv.host.clone(), realm_host.clone()],
+                ..srv.registry(StaticCredentials::default()).config
+            },
+            Arc::new(creds),
+        )
+        .unwrap();
+        let err = reg
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryUnauthorized,
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("no credentials were sent there"),
+            "{err}"
+        );
+        let heard = realm_srv.requests();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert!(heard[0].starts_with("GET /token?"), "{heard:?}");
+        assert_eq!(authorization(&heard[0]), None, "{heard:?}");
+        // The registry never saw the password either (only tokens).
+        for h in srv.requests() {
+            assert!(!authorization(&h).is_some_and(|a| a.starts_with("Basic")), "{h}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_realm_on_the_registrys_own_origin_gets_its_credentials() {
+        let host = Arc::new(StdMutex::new(String::new()));
+        let h = host.clone();
+        let srv = FaultServer::start(move |n, head| {
+            if head.starts_with("GET /token?") {
+                // "u:s3cret" in base64.
+                if authorization(head).as_deref() == Some("Basic dTpzM2NyZXQ=") {
+                    token_answer("good")
+                } else {
+                    answer("401 Unauthorized", &[])
+                }
+            } else {
+                bearer_registry(format!("http://{}/token", h.lock().unwrap()))(n, head)
+            }
+        })
+        .await;
+        *host.lock().unwrap() = srv.host.clone();
+        let mut creds = StaticCredentials::default();
+        creds.insert(&srv.host, basic("u", "s3cret"));
+        assert_eq!(
+            srv.registry(creds)
+                .head_blob(&srv.repo(), &Digest::of(b"x"))
+                .await
+                .unwrap(),
+            Some(3)
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_do_not_follow_a_redirect_to_another_host() {
+        let storage = FaultServer::start(|_, _| answer("200 OK", &["Content-Length: 0"])).await;
+        let port = storage.host.rsplit(':').next().unwrap().to_owned();
+        let storage_host = format!("localhost:{port}");
+        let target = format!("http://{storage_host}/blob");
+        let srv = FaultServer::start(move |_, head| {
+            if authorization(head).is_none() {
+                answer("401 Unauthorized", &["WWW-Authenticate: Basic realm=\"r\""])
+            } else {
+                answer("307 Temporary Redirect", &[&format!("Location: {target}")])
+            }
+        })
+        .await;
+        let mut creds = StaticCredentials::default();
+        creds.insert(&srv.host, basic("u", "s3cret"));
+        let reg = HttpRegistry::new(
+            HttpConfig {
+                insecure_hosts: vec![srv.host.clone(), storage_host],
+                ..srv.registry(StaticCredentials::default()).config
+            },
+            Arc::new(creds),
+        )
+        .unwrap();
+        let blob = reg.get_blob(&srv.repo(), &Digest::of(b"")).await.unwrap();
+        assert_eq!(blob.size, Some(0));
+        let heard = storage.requests();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(authorization(&heard[0]), None, "{heard:?}");
+        assert!(srv.requests().iter().any(|h| authorization(h).is_some()));
+    }
+
+    #[tokio::test]
+    async fn internal_hosts_are_refused_before_connecting_unless_allowed() {
+        let srv = FaultServer::start(|_, _| answer("200 OK", &["Content-Length: 1"])).await;
+        let port = srv.host.rsplit(':').next().unwrap().to_owned();
+        let strict = HttpRegistry::new(
+            HttpConfig::default(),
+            Arc::new(StaticCredentials::default()),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        // An IP literal (reqwest resolves nothing: checked before sending) and a name resolving
+        // to loopback (refused by the client's resolver).
+        for host in [srv.host.clone(), format!("localhost:{port}")] {
+            let repo: ImageRef = format!("{host}/team/app").parse().unwrap();
+            let err = strict
+                .head_blob(&repo, &Digest::of(b"x"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.error_type(),
+                promotion_core::error::ErrorType::InputInvalid,
+                "{host}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains("internal address"), "{msg}");
+            assert!(msg.contains("--allow-internal-registry"), "{msg}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "fast, not retried");
+        assert!(srv.requests().is_empty(), "{:?}", srv.requests());
+        // Allowed by name: the request goes out (over HTTPS, which this stand-in cannot speak).
+        let allowed = HttpRegistry::new(
+            HttpConfig {
+                internal_hosts: vec![srv.host.clone()],
+                retry: RetryPolicy::none(),
+                ..HttpConfig::default()
+            },
+            Arc::new(StaticCredentials::default()),
+        )
+        .unwrap();
+        let err = allowed
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        assert_ne!(
+            err.error_type(),
+            promotion_core::error::ErrorType::InputInvalid,
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_exist_is_not_found_and_not_retried() {
+        let reg = HttpRegistry::new(
+            HttpConfig::default(),
+            Arc::new(StaticCredentials::default()),
+        )
+        .unwrap();
+        let repo: ImageRef = "no-such-registry.invalid/team/app".parse().unwrap();
+        let started = std::time::Instant::now();
+        let err = reg.get_manifest(&repo, "1").await.unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryNotFound,
+            "{err}"
+        );
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        // The default policy's first wait alone could be 250 ms; none was taken.
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_blob_get_is_attempted_once_the_transfer_is_what_retries() {
+        let srv = FaultServer::start(|_, _| answer("500 Internal Server Error", &[])).await;
+        let err = srv
+            .registry(StaticCredentials::default())
+            .get_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .err()
+            .expect("500");
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryTransient
+        );
+        assert_eq!(srv.requests().len(), 1);
+    }
+
+    /// Short deadlines, so that a stalled registry is a test of seconds.
+    fn short(srv: &FaultServer) -> HttpConfig {
+        HttpConfig {
+            insecure_hosts: vec![srv.host.clone()],
+            retry: RetryPolicy {
+                max_retries: 5,
+                min_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+                budget: Duration::from_millis(1000),
+            },
+            first_byte_timeout: Duration::from_millis(400),
+            min_throughput: Throughput {
+                bytes: 100,
+                window: Duration::from_millis(300),
+            },
+            ..HttpConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_answer_ends_at_the_first_byte_deadline_within_the_budget() {
+        let srv = FaultServer::start(|_, _| Some(STALL.to_owned())).await;
+        let config = short(&srv);
+        let bound = config.stalled_bound();
+        let reg = HttpRegistry::new(config, Arc::new(StaticCredentials::default())).unwrap();
+        let started = std::time::Instant::now();
+        let err = reg
+            .head_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryTransient,
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("no answer within 400ms"), "{msg}");
+        assert!(msg.contains("gave up after"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg:?}");
+        assert!(srv.requests().len() >= 2, "retried: {:?}", srv.requests());
+        assert!(took <= bound + Duration::from_millis(300), "{took:?} > {bound:?}");
+    }
+
+    #[tokio::test]
+    async fn a_trickling_body_fails_the_minimum_throughput() {
+        let body = "x".repeat(2000);
+        let srv = FaultServer::start(move |_, _| {
+            Some(format!(
+                "{TRICKLE}HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+        })
+        .await;
+        let reg =
+            HttpRegistry::new(short(&srv), Arc::new(StaticCredentials::default())).unwrap();
+        let started = std::time::Instant::now();
+        let mut blob = reg
+            .get_blob(&srv.repo(), &Digest::of(b"x"))
+            .await
+            .unwrap();
+        let mut got = 0;
+        let err = loop {
+            match blob.stream.next().await {
+                Some(Ok(c)) => got += c.len(),
+                Some(Err(e)) => break e,
+                None => panic!("a 20 bytes/s body passed a 100 bytes per 300 ms minimum"),
+            }
+        };
+        assert_eq!(
+            err.error_type(),
+            promotion_core::error::ErrorType::RegistryTransient
+        );
+        assert!(
+            err.to_string().contains("slower than the minimum throughput"),
+            "{err}"
+        );
+        assert!(got < 100, "{got}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_production_deadlines_state_their_budget() {
+        let c = HttpConfig::default();
+        // A registry that never answers: the last attempt starts within the retry budget and
+        // is abandoned at the first-byte deadline: 25 s + 20 s.
+        assert_eq!(c.stalled_bound(), Duration::from_secs(45));
+        assert!(c.stalled_bound() <= Duration::from_secs(90));
+        // One that always fails at once: no retry starts after 25 s.
+        assert!(c.retry.budget + Duration::from_secs(5) <= Duration::from_secs(30));
+        // 32 KiB/s over 10 s windows; an upload is due within its size at that rate, one more
+        // window and the first-byte deadline.
+        assert_eq!(c.min_throughput.bytes, 320 * 1024);
+        assert_eq!(c.upload_deadline(0), Duration::from_secs(40));
+        assert_eq!(c.upload_deadline(3200 * 1024), Duration::from_secs(130));
+        assert_eq!(
+            c.upload_deadline(3200 * 1024 + 1),
+            Duration::from_secs(140)
+        );
+    }
+
+    #[test]
+    fn challenges_are_parsed_with_quoted_values_and_stop_at_the_next_challenge() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a\"b:pull", Basic realm="x""#,
+        )
+        .unwrap();
+        assert_eq!(c.scheme, "Bearer");
+        assert_eq!(c.param("realm"), Some("https://auth.docker.io/token"));
+        assert_eq!(c.param("SERVICE"), Some("registry.docker.io"));
+        assert_eq!(c.param("scope"), Some("repository:a\"b:pull"));
+        assert_eq!(c.params.len(), 3);
+        let b = parse_challenge("Basic realm=r").unwrap();
+        assert_eq!((b.scheme.as_str(), b.param("realm")), ("Basic", Some("r")));
+        assert!(parse_challenge("").is_none());
+        assert!(parse_challenge(r#"Bearer realm="unterminated"#).is_none());
     }
 }

@@ -1,4 +1,9 @@
 //! Test support for the HTTP adapter: a loopback HTTP server that plays faults.
+//!
+//! A stand-in for a hostile or broken registry (hand-written: no real registry redirects to the
+//! metadata service, names a foreign token realm, stalls before its first byte or trickles a
+//! body on demand). It records every request head, `Authorization` included, so tests can see
+//! which credential went where.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::{Arc, Mutex as StdMutex};
@@ -42,8 +47,35 @@ impl FaultServer {
                     l.push(head.clone());
                     l.len() - 1
                 };
-                if let Some(resp) = respond(n, &head) {
-                    let _ = sock.write_all(resp.as_bytes()).await;
+                match respond(n, &head) {
+                    // Hold the connection open and say nothing.
+                    Some(r) if r == STALL => {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                            drop(sock);
+                        });
+                        continue;
+                    }
+                    // The head at once, then the body a byte at a time, 50 ms apart.
+                    Some(r) if r.starts_with(TRICKLE) => {
+                        tokio::spawn(async move {
+                            let r = &r[TRICKLE.len()..];
+                            let split = r.find("\r\n\r\n").map_or(r.len(), |i| i + 4);
+                            let _ = sock.write_all(r[..split].as_bytes()).await;
+                            for b in r[split..].bytes() {
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                if sock.write_all(&[b]).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = sock.shutdown().await;
+                        });
+                        continue;
+                    }
+                    Some(resp) => {
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                    }
+                    None => {}
                 }
                 let _ = sock.shutdown().await;
             }
@@ -55,6 +87,19 @@ impl FaultServer {
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// An answer that never comes: the connection stays open and silent.
+pub const STALL: &str = "\0stall";
+
+/// Prefix of an answer whose body is sent a byte at a time.
+pub const TRICKLE: &str = "\0trickle:";
+
+/// The `Authorization` header of a request head, if any.
+pub fn authorization(head: &str) -> Option<String> {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .map(|l| l["authorization:".len()..].trim().to_owned())
 }
 
 /// A raw response with `headers` and an empty body unless a `Content-Length` is given.

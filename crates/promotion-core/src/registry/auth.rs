@@ -1,8 +1,8 @@
 //! Where registry credentials come from.
 //!
 //! The HTTP adapter asks a [`CredentialProvider`] for a registry's credentials only when the
-//! registry challenges (401), then lets `oci-client` run the challenge: HTTP Basic, or the
-//! bearer-token flow of Docker Hub, GHCR and Quay. Providers are composed at the edge: explicit
+//! registry challenges (401), then runs the challenge: HTTP Basic, or the bearer-token flow of
+//! Docker Hub, GHCR and Quay (credentials go to a token realm only on the registry's own origin). Providers are composed at the edge: explicit
 //! credentials, then Docker's `config.json`, then ECR's `GetAuthorizationToken`, then anonymous.
 
 use super::RegistryError;

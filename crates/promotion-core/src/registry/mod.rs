@@ -2,7 +2,7 @@
 //! its adapters.
 //!
 //! - [`http::HttpRegistry`]: the OCI distribution API over HTTP(S), authenticated through
-//!   `oci-client`'s token flow, with retries, streaming and redaction.
+//!   Basic and Bearer challenges, with retries, egress checks, streaming and redaction.
 //! - [`auth`]: where credentials come from (static, Docker `config.json` content, ECR).
 //! - [`memory::MemoryRegistry`] (feature `test-util`): an in-memory registry for handler tests.
 //!
@@ -75,6 +75,8 @@ pub trait Registry: Send + Sync {
     ) -> Result<Option<u64>, RegistryError>;
 
     /// Stream a blob. The bytes are *not* verified here: the caller hashes them on the way.
+    /// One attempt: a transfer that fails is retried whole by the caller (the copy engine),
+    /// so that retries do not nest.
     async fn get_blob(&self, repo: &ImageRef, digest: &Digest)
     -> Result<BlobStream, RegistryError>;
 
@@ -88,7 +90,8 @@ pub trait Registry: Send + Sync {
     ) -> Result<bool, RegistryError>;
 
     /// Upload a blob as one stream (POST, then a single PUT carrying the whole body): ECR loses
-    /// data on multi-part chunked uploads. `size` must be the exact length of `body`.
+    /// data on multi-part chunked uploads. `size` must be the exact length of `body`. One
+    /// attempt, like [`Registry::get_blob`].
     async fn put_blob(
         &self,
         repo: &ImageRef,
@@ -175,6 +178,15 @@ pub enum RegistryError {
     /// Invalid client configuration (for example an unusable upload location).
     #[error("{0}")]
     Config(String),
+    /// A host the client must not reach: an internal address (loopback, private, link-local,
+    /// …) not allowed by the configuration, named or resolved to. Refused before connecting.
+    #[error("{what}: {detail}")]
+    Refused {
+        /// The operation and object.
+        what: String,
+        /// Which host and address, and what to configure if it is meant.
+        detail: String,
+    },
 }
 
 impl RegistryError {
@@ -203,7 +215,7 @@ impl Classify for RegistryError {
             RegistryError::Protocol { .. } => ErrorType::RegistryProtocol,
             RegistryError::DigestMismatch { .. } => ErrorType::ImageDigestMismatch,
             RegistryError::Manifest { .. } => ErrorType::ImageInvalid,
-            RegistryError::Config(_) => ErrorType::InputInvalid,
+            RegistryError::Config(_) | RegistryError::Refused { .. } => ErrorType::InputInvalid,
         }
     }
 }
