@@ -31,6 +31,11 @@ struct Cli {
     /// Speak plain HTTP to this registry (HOST[:PORT]); repeatable. For local registries only.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
     insecure_registry: Vec<String>,
+    /// Allow this registry (HOST[:PORT]) to be, or resolve to, an internal address (loopback,
+    /// private, link-local); repeatable. Other hosts are refused there, redirects included
+    /// (--insecure-registry hosts are allowed too).
+    #[arg(long = "allow-internal-registry", value_name = "HOST[:PORT]", global = true)]
+    allow_internal_registry: Vec<String>,
     /// Print the result as one JSON object on stdout.
     #[arg(long, global = true)]
     json: bool,

@@ -154,6 +154,9 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             },
             limits: policy.limits(),
             environments: &envs,
+            // The user named the source on the command line; internal addresses still need
+            // --insecure-registry or --allow-internal-registry (the registry client's guard).
+            sources: &pipeline::SourceRegistries::any(),
         },
     )
     .await?;

@@ -30,6 +30,7 @@ pub fn registry(
     let provider = ChainProvider::default().with(Arc::new(ecr));
     let config = HttpConfig {
         insecure_hosts: settings.insecure_registries.clone(),
+        internal_hosts: settings.internal_registries.clone(),
         ..HttpConfig::default()
     };
     HttpRegistry::new(config, Arc::new(provider)).map_err(|e| ConfigError(e.to_string()))

@@ -10,7 +10,7 @@ use promotion_core::environment::Environments;
 use promotion_core::environment::config::DEFAULT_APPROVAL_ARTIFACT_TYPE;
 use promotion_core::gate::Policy;
 use promotion_core::mutate::Entries;
-use promotion_core::pipeline::Repositories;
+use promotion_core::pipeline::{Repositories, SourceRegistries};
 use std::collections::BTreeMap;
 
 /// A configuration or start-up failure, naming the variable.
@@ -173,6 +173,11 @@ pub struct RegistrySettings {
     pub ecr_aliases: Vec<(String, EcrRegistry)>,
     /// `INSECURE_REGISTRIES`: hosts reached over plain HTTP (stand-ins only).
     pub insecure_registries: Vec<String>,
+    /// Hosts that may resolve to internal addresses: the deployment's own registries
+    /// (`PIPELINE_REGISTRY`, `INGRESS_REGISTRY`: the account's ECR, which an interface VPC
+    /// endpoint answers with private addresses) and the `ECR_REGISTRY_ALIASES` hosts.
+    /// Every other host is refused there (`promotion_registry::egress`).
+    pub internal_registries: Vec<String>,
 }
 
 /// `ECR_REGISTRY_ALIASES` and `INSECURE_REGISTRIES`.
@@ -189,10 +194,30 @@ pub fn registry(v: &Vars) -> Result<RegistrySettings, ConfigError> {
             })?;
         ecr_aliases.push((host, ecr));
     }
+    let internal_registries = ["PIPELINE_REGISTRY", "INGRESS_REGISTRY"]
+        .into_iter()
+        .filter_map(|name| v.var(name))
+        .map(|h| h.trim().to_owned())
+        .chain(ecr_aliases.iter().map(|(h, _)| h.clone()))
+        .collect();
     Ok(RegistrySettings {
         ecr_aliases,
         insecure_registries: v.list("INSECURE_REGISTRIES"),
+        internal_registries,
     })
+}
+
+// ------------------------------------------------------------------------------------------------
+// Egress: where copy-to-quarantine may read from
+// ------------------------------------------------------------------------------------------------
+
+/// `SOURCE_REGISTRIES`: the registries copy-to-quarantine may copy from (`host[:port]`,
+/// comma-separated) besides the deployment's own (`PIPELINE_REGISTRY`, `INGRESS_REGISTRY`),
+/// which are always allowed. Unset or empty: only those. A request naming another registry is
+/// `Input.Invalid` before anything is fetched.
+pub fn source_registries(v: &Vars) -> Result<SourceRegistries, ConfigError> {
+    SourceRegistries::only(v.list("SOURCE_REGISTRIES"))
+        .map_err(|e| ConfigError(format!("SOURCE_REGISTRIES: {e}")))
 }
 
 /// `GATE_POLICY` (JSON or YAML), required: the deployment states its policy.
@@ -280,7 +305,8 @@ pub(crate) mod tests {
                 .map(drop)
         };
         let key: Parse = |v| kms_key_id(v).map(drop);
-        let cases: [((&str, &str), Parse, &str); 13] = [
+        let sources: Parse = |v| source_registries(v).map(drop);
+        let cases: [((&str, &str), Parse, &str); 14] = [
             (("TRUSTED_PREFIX", ""), repos, "TRUSTED_PREFIX is not set"),
             (
                 ("APPROVALS_PREFIX", "trusted/approvals/"),
@@ -326,6 +352,11 @@ pub(crate) mod tests {
             ),
             (("KMS_MESSAGE_MODE", "sha1"), mode, "KMS_MESSAGE_MODE"),
             (("KMS_KEY_ID", ""), key, "KMS_KEY_ID is not set"),
+            (
+                ("SOURCE_REGISTRIES", "ghcr.io,https://quay.io"),
+                sources,
+                "SOURCE_REGISTRIES",
+            ),
         ];
         for ((k, v), parse, needle) in cases {
             let e = with(&[(k, v)], parse)
@@ -385,5 +416,34 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(alias.ecr_aliases[0].0, "127.0.0.1:5000");
         assert_eq!(alias.ecr_aliases[0].1.region, "eu-west-1");
+    }
+
+    #[test]
+    fn sources_default_to_the_deployments_own_and_its_registries_may_be_internal() {
+        let repos = with(&[], repositories).unwrap();
+        let only_own = with(&[], source_registries).unwrap();
+        let r = |s: &str| s.parse::<promotion_core::ImageRef>().unwrap();
+        assert!(only_own.check(&r("reg.test/incoming/app:1"), &repos).is_ok());
+        assert!(only_own.check(&r("ghcr.io/org/app:1"), &repos).is_err());
+        let listed = with(&[("SOURCE_REGISTRIES", " ghcr.io , quay.io ")], source_registries)
+            .unwrap();
+        assert!(listed.check(&r("ghcr.io/org/app:1"), &repos).is_ok());
+        assert!(listed.check(&r("127.0.0.1:9001/x:1"), &repos).is_err());
+
+        let reg = with(
+            &[
+                ("INGRESS_REGISTRY", "ingress.test"),
+                (
+                    "ECR_REGISTRY_ALIASES",
+                    "127.0.0.1:5000=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+                ),
+            ],
+            registry,
+        )
+        .unwrap();
+        assert_eq!(
+            reg.internal_registries,
+            ["reg.test", "ingress.test", "127.0.0.1:5000"]
+        );
     }
 }

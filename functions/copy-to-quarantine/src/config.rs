@@ -2,7 +2,7 @@
 
 use promotion_core::copy::CopyOptions;
 use promotion_core::environment::Environments;
-use promotion_core::pipeline::CopySettings;
+use promotion_core::pipeline::{CopySettings, SourceRegistries};
 use promotion_core::selection::Limits;
 use promotion_lambda::config::{self, ConfigError, Deployment, Vars};
 
@@ -18,6 +18,8 @@ pub struct Config {
     /// `ENVIRONMENTS`, `APPROVAL_ARTIFACT_TYPE`: the request's build id is checked against
     /// the first environment before anything is written.
     pub environments: Environments,
+    /// `SOURCE_REGISTRIES`: where a source may be, besides the deployment's own registries.
+    pub sources: SourceRegistries,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
             },
             limits: config::policy(v)?.limits(),
             environments: config::environments(v)?,
+            sources: config::source_registries(v)?,
         })
     }
 
@@ -41,6 +44,7 @@ impl Config {
             copy: self.copy.clone(),
             limits: self.limits,
             environments: &self.environments,
+            sources: &self.sources,
         }
     }
 }

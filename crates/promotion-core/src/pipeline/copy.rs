@@ -1,6 +1,6 @@
 //! copy-to-quarantine: resolve the source once and copy that digest byte for byte into quarantine.
 
-use super::{PipelineError, Repositories};
+use super::{PipelineError, Repositories, SourceRegistries};
 use crate::copy::{CopyOptions, NoProgress, copy_selection};
 use crate::digest::Digest;
 use crate::environment::Environments;
@@ -130,6 +130,8 @@ pub struct CopySettings<'a> {
     pub limits: Limits,
     /// The environments (the request's build id is checked against the first one's template).
     pub environments: &'a Environments,
+    /// The registries the source may be in (besides the deployment's own).
+    pub sources: &'a SourceRegistries,
 }
 
 /// Validate the whole request, resolve the source once, select its tree (refusing hostile ones)
@@ -142,6 +144,8 @@ pub async fn copy_to_quarantine(
     settings: &CopySettings<'_>,
 ) -> Result<CopyResult, PipelineError> {
     let src = req.source(repos.ingress_registry.as_deref())?;
+    // Before anything is fetched: a request must not point the function at any host it likes.
+    settings.sources.check(&src, repos)?;
     let app = repos.application_of_source(&src, req.application.as_deref())?;
     let quarantine = repos.quarantine_of(&app)?;
     Entries::from_input("annotation", req.annotations.clone())?;

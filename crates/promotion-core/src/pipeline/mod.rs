@@ -22,6 +22,7 @@ mod promote;
 mod repos;
 mod retag;
 mod sign;
+mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use promote::{PromoteRequest, PromoteResult, PromoteSettings, promote_and_an
 pub use repos::{Application, Repositories};
 pub use retag::{RetagRequest, RetagResult, RetagSettings, retag_for_environment};
 pub use sign::{SignRequest, SignResult, sign};
+pub use sources::SourceRegistries;
 
 use crate::annotate::AnnotateError;
 use crate::copy::CopyError;

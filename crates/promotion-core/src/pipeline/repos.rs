@@ -321,6 +321,15 @@ impl Repositories {
         Ok(repo)
     }
 
+    /// The deployment's own registries: the pipeline's and the ingress registry.
+    pub fn own_registries(&self) -> impl Iterator<Item = &str> {
+        let pipeline = match &self.layout {
+            Layout::Prefixes { registry, .. } => registry.as_str(),
+            Layout::Fixed { quarantine, .. } => quarantine.registry(),
+        };
+        std::iter::once(pipeline).chain(self.ingress_registry.as_deref())
+    }
+
     /// `image` lies in one of the pipeline's own repositories (the gate reads nothing else).
     pub fn in_pipeline(&self, image: &ImageRef, field: &str) -> Result<(), PipelineError> {
         self.in_quarantine(image, field)

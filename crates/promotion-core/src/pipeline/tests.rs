@@ -380,16 +380,29 @@ async fn copy_validates_the_whole_request_and_refuses_a_moved_tag_before_writing
     let src: ImageRef = "ingress.test/incoming/app:1".parse().unwrap();
     let raw = crate::annotate::tests::index(&reg, &src);
     let envs = Environments::default();
+    // No source registry listed: the deployment's own (reg.test, ingress.test) only.
+    let sources = SourceRegistries::only(Vec::<String>::new()).unwrap();
     let settings = CopySettings {
         copy: CopyOptions::default(),
         limits: crate::selection::Limits::default(),
         environments: &envs,
+        sources: &sources,
     };
     let base = CopyRequest {
         reference: Some(src.to_string()),
         ..CopyRequest::default()
     };
+    // It exists: only the allow-list stands in the way.
+    let elsewhere: ImageRef = "127.0.0.1:9001/x:1".parse().unwrap();
+    crate::annotate::tests::index(&reg, &elsewhere);
     for (req, needle) in [
+        (
+            CopyRequest {
+                reference: Some(elsewhere.to_string()),
+                ..base.clone()
+            },
+            "the registry 127.0.0.1:9001 is not an allowed source; add it to SOURCE_REGISTRIES",
+        ),
         (
             CopyRequest {
                 build: Some("a b".into()),
