@@ -13,6 +13,7 @@
 
 mod copy;
 mod docs;
+mod egress;
 mod environment;
 mod fixtures;
 mod gate;

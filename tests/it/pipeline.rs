@@ -607,11 +607,27 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
     let upstream = TestRegistry::start();
     let uc = RegistryClient::new(&upstream);
     let app = push_app(&uc, "library/app", "5.0");
-    // The functions try each request 6 times (5 retries with backoff); 12 failures outlast the
-    // first Copy attempt whatever request they hit.
+    // The functions try each request 6 times (5 retries with full jitter, within a 25 s
+    // budget); 12 failures outlast the first Copy attempt whatever request they hit.
     let proxy = FlakyProxy::start(upstream.host(), 12);
     let stack = Stack::start(&StackConfig::default(), std::slice::from_ref(&proxy.host));
     stack.seed_findings(&[]);
+    // A source the deployment does not list (SOURCE_REGISTRIES names the proxy only) is refused
+    // before anything is fetched, fast and not retried.
+    let started = std::time::Instant::now();
+    let err = stack
+        .invoke(
+            "CopyToQuarantineFunction",
+            &json!({"reference": "127.0.0.1:9001/x:1"}),
+        )
+        .expect_err("not an allowed source");
+    assert_eq!(err.0, "Input.Invalid", "{err:?}");
+    assert!(
+        err.1.contains("127.0.0.1:9001") && err.1.contains("SOURCE_REGISTRIES"),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 0);
     let x = stack.execute(
         &json!({"source": format!("{}/library/app:5.0", proxy.host)}),
         &[],

@@ -34,7 +34,11 @@ struct Cli {
     /// Allow this registry (HOST[:PORT]) to be, or resolve to, an internal address (loopback,
     /// private, link-local); repeatable. Other hosts are refused there, redirects included
     /// (--insecure-registry hosts are allowed too).
-    #[arg(long = "allow-internal-registry", value_name = "HOST[:PORT]", global = true)]
+    #[arg(
+        long = "allow-internal-registry",
+        value_name = "HOST[:PORT]",
+        global = true
+    )]
     allow_internal_registry: Vec<String>,
     /// Print the result as one JSON object on stdout.
     #[arg(long, global = true)]

@@ -1,8 +1,8 @@
 //! Image references in the usual grammar (`busybox`, `host:5000/team/app:1.0`, `repo@sha256:…`).
 //!
-//! Parsing (and Docker Hub normalisation) is `oci-spec`'s (the OCI distribution reference grammar); this module adds the rules the
-//! pipeline needs on top: a missing tag means `latest`, only `sha256` digests, and errors that
-//! name what is wrong with the input.
+//! Parsing (and Docker Hub normalisation) is `oci-spec`'s (the OCI distribution reference
+//! grammar); this module adds the rules the pipeline needs on top: a missing tag means `latest`,
+//! only `sha256` digests, and errors that name what is wrong with the input.
 
 use crate::digest::{Digest, DigestError};
 use crate::error::{Classify, ErrorType};

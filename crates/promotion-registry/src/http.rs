@@ -164,7 +164,10 @@ impl HttpRegistry {
             // Redirects to blob storage (S3 for ECR) must not carry our Authorization header;
             // reqwest strips it on redirects to another scheme, host or port. Where a registry
             // may send us at all: [`redirect_policy`].
-            .redirect(redirect_policy(config.insecure_hosts.clone(), guard.clone()))
+            .redirect(redirect_policy(
+                config.insecure_hosts.clone(),
+                guard.clone(),
+            ))
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpRegistry {
@@ -285,7 +288,8 @@ impl HttpRegistry {
         let mut url = url::Url::parse(realm)
             .map_err(|_| protocol("the token realm is not an absolute URL".into()))?;
         let realm_authority = authority(&url);
-        let plain_ok = url.scheme() == "http" && self.config.insecure_hosts.contains(&realm_authority);
+        let plain_ok =
+            url.scheme() == "http" && self.config.insecure_hosts.contains(&realm_authority);
         if url.scheme() != "https" && !plain_ok {
             return Err(protocol(format!(
                 "refused a token realm over plain {} at {}",
@@ -298,9 +302,9 @@ impl HttpRegistry {
         let same_origin = same_origin(&url, &own);
         let known = url.scheme() == "https"
             && url.port_or_known_default() == Some(443)
-            && KNOWN_TOKEN_SERVICES.iter().any(|(registry, service)| {
-                *registry == host && url.host_str() == Some(*service)
-            });
+            && KNOWN_TOKEN_SERVICES
+                .iter()
+                .any(|(registry, service)| *registry == host && url.host_str() == Some(*service));
         let creds = if same_origin || known {
             self.creds.credentials(&host).await?
         } else {
@@ -324,7 +328,10 @@ impl HttpRegistry {
         let resp = self
             .execute(rb, &token_what, self.config.first_byte_timeout)
             .await?;
-        if matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        if matches!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             return Err(unauthorized(format!(
                 "the token service {} refused: HTTP {}",
                 truncate(&realm_authority),
@@ -345,10 +352,10 @@ impl HttpRegistry {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| protocol("the token service answered no token".into()))?;
         let v = header_value(&format!("Bearer {token}"))?;
-        self.bearer
-            .write()
-            .await
-            .insert((host.clone(), repo.repository().to_owned(), access), v.clone());
+        self.bearer.write().await.insert(
+            (host.clone(), repo.repository().to_owned(), access),
+            v.clone(),
+        );
         let note = (!same_origin && !known).then(|| {
             format!(
                 "{host}'s token realm is on another host ({}); no credentials were sent there, \
@@ -453,13 +460,12 @@ impl HttpRegistry {
     }
 
     /// A response's body as a stream held to the minimum throughput.
-    fn body(
-        &self,
-        resp: Response,
-        what: &str,
-    ) -> BoxStream<'static, Result<Bytes, RegistryError>> {
+    fn body(&self, resp: Response, what: &str) -> BoxStream<'static, Result<Bytes, RegistryError>> {
         let w = what.to_owned();
-        let inner = resp.bytes_stream().map_err(move |e| transport(&w, e)).boxed();
+        let inner = resp
+            .bytes_stream()
+            .map_err(move |e| transport(&w, e))
+            .boxed();
         MinThroughput::new(inner, self.config.min_throughput, what.to_owned()).boxed()
     }
 
@@ -592,7 +598,11 @@ fn parse_challenge(value: &str) -> Option<Challenge> {
     let (scheme, mut rest) = value
         .split_once(|c: char| c.is_ascii_whitespace())
         .unwrap_or((value, ""));
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return None;
     }
     let mut params = Vec::new();
@@ -1067,7 +1077,9 @@ impl Registry for HttpRegistry {
         // upload), and retrying the GET here as well would multiply the two.
         let what = format!("blob {}@{digest}", repo.repo_path());
         let url = format!("{}/blobs/{digest}", self.base(repo));
-        let resp = self.send(repo, Access::Pull, &what, |c| c.get(&url)).await?;
+        let resp = self
+            .send(repo, Access::Pull, &what, |c| c.get(&url))
+            .await?;
         let resp = self.check(resp, &what).await?;
         let size = resp.content_length();
         let stream = self.body(resp, &what);
@@ -1141,7 +1153,8 @@ impl Registry for HttpRegistry {
         let resp = self.check(resp, &what).await?;
         let put = upload_url(&url, &location(&resp, &what)?, digest)?;
         // Credentials go only to the registry itself, never to a host its Location names.
-        let same_host = url::Url::parse(&self.origin(repo)).is_ok_and(|own| same_origin(&put, &own));
+        let same_host =
+            url::Url::parse(&self.origin(repo)).is_ok_and(|own| same_origin(&put, &own));
         // One PUT with the whole body: the upload commits only if every byte arrives and
         // hashes to `digest`, so a failure half-way leaves nothing behind. The body cannot be
         // replayed, so this request is not retried here: the caller retries the whole transfer.
@@ -1755,8 +1768,7 @@ mod tests {
         let realm_srv = FaultServer::start(|_, _| token_answer("anonymous")).await;
         let realm_port = realm_srv.host.rsplit(':').next().unwrap().to_owned();
         let realm_host = format!("localhost:{realm_port}");
-        let srv =
-            FaultServer::start(bearer_registry(format!("http://{realm_host}/token"))).await;
+        let srv = FaultServer::start(bearer_registry(format!("http://{realm_host}/token"))).await;
         let mut creds = StaticCredentials::default();
         creds.insert(&srv.host, basic("u", "s3cret"));
         let reg = HttpRegistry::new(
@@ -1786,7 +1798,10 @@ mod tests {
         assert_eq!(authorization(&heard[0]), None, "{heard:?}");
         // The registry never saw the password either (only tokens).
         for h in srv.requests() {
-            assert!(!authorization(&h).is_some_and(|a| a.starts_with("Basic")), "{h}");
+            assert!(
+                !authorization(&h).is_some_and(|a| a.starts_with("Basic")),
+                "{h}"
+            );
         }
     }
 
@@ -1878,7 +1893,10 @@ mod tests {
             assert!(msg.contains("internal address"), "{msg}");
             assert!(msg.contains("--allow-internal-registry"), "{msg}");
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "fast, not retried");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "fast, not retried"
+        );
         assert!(srv.requests().is_empty(), "{:?}", srv.requests());
         // Allowed by name: the request goes out (over HTTPS, which this stand-in cannot speak).
         let allowed = HttpRegistry::new(
@@ -1918,7 +1936,11 @@ mod tests {
         );
         assert!(err.to_string().contains("does not exist"), "{err}");
         // The default policy's first wait alone could be 250 ms; none was taken.
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -1978,7 +2000,10 @@ mod tests {
         assert!(msg.contains("gave up after"), "{msg}");
         assert!(!msg.contains('\n'), "one line: {msg:?}");
         assert!(srv.requests().len() >= 2, "retried: {:?}", srv.requests());
-        assert!(took <= bound + Duration::from_millis(300), "{took:?} > {bound:?}");
+        assert!(
+            took <= bound + Duration::from_millis(300),
+            "{took:?} > {bound:?}"
+        );
     }
 
     #[tokio::test]
@@ -1991,13 +2016,9 @@ mod tests {
             ))
         })
         .await;
-        let reg =
-            HttpRegistry::new(short(&srv), Arc::new(StaticCredentials::default())).unwrap();
+        let reg = HttpRegistry::new(short(&srv), Arc::new(StaticCredentials::default())).unwrap();
         let started = std::time::Instant::now();
-        let mut blob = reg
-            .get_blob(&srv.repo(), &Digest::of(b"x"))
-            .await
-            .unwrap();
+        let mut blob = reg.get_blob(&srv.repo(), &Digest::of(b"x")).await.unwrap();
         let mut got = 0;
         let err = loop {
             match blob.stream.next().await {
@@ -2011,11 +2032,16 @@ mod tests {
             promotion_core::error::ErrorType::RegistryTransient
         );
         assert!(
-            err.to_string().contains("slower than the minimum throughput"),
+            err.to_string()
+                .contains("slower than the minimum throughput"),
             "{err}"
         );
         assert!(got < 100, "{got}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -2032,10 +2058,7 @@ mod tests {
         assert_eq!(c.min_throughput.bytes, 320 * 1024);
         assert_eq!(c.upload_deadline(0), Duration::from_secs(40));
         assert_eq!(c.upload_deadline(3200 * 1024), Duration::from_secs(130));
-        assert_eq!(
-            c.upload_deadline(3200 * 1024 + 1),
-            Duration::from_secs(140)
-        );
+        assert_eq!(c.upload_deadline(3200 * 1024 + 1), Duration::from_secs(140));
     }
 
     #[test]

@@ -423,10 +423,17 @@ pub(crate) mod tests {
         let repos = with(&[], repositories).unwrap();
         let only_own = with(&[], source_registries).unwrap();
         let r = |s: &str| s.parse::<promotion_core::ImageRef>().unwrap();
-        assert!(only_own.check(&r("reg.test/incoming/app:1"), &repos).is_ok());
+        assert!(
+            only_own
+                .check(&r("reg.test/incoming/app:1"), &repos)
+                .is_ok()
+        );
         assert!(only_own.check(&r("ghcr.io/org/app:1"), &repos).is_err());
-        let listed = with(&[("SOURCE_REGISTRIES", " ghcr.io , quay.io ")], source_registries)
-            .unwrap();
+        let listed = with(
+            &[("SOURCE_REGISTRIES", " ghcr.io , quay.io ")],
+            source_registries,
+        )
+        .unwrap();
         assert!(listed.check(&r("ghcr.io/org/app:1"), &repos).is_ok());
         assert!(listed.check(&r("127.0.0.1:9001/x:1"), &repos).is_err());
 

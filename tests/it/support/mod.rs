@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod sigstore;
 pub mod sigstore_js;
+pub mod standin;
 
 use sha2::{Digest as _, Sha256};
 use std::path::Path;

@@ -119,7 +119,8 @@ fn ecr_token(moto: &Moto) -> (String, String) {
 impl Stack {
     /// Starts the registry, moto and `cargo lambda watch` configured with `config`, then invokes
     /// each function once with `{}` (which must be `Input.Invalid`: it also starts them).
-    /// `extra_insecure` are more plain-HTTP hosts the functions may reach (an upstream registry).
+    /// `extra_insecure` are more plain-HTTP hosts the functions may reach and copy from (an
+    /// upstream registry: `INSECURE_REGISTRIES` and `SOURCE_REGISTRIES`).
     pub fn start(config: &StackConfig, extra_insecure: &[String]) -> Stack {
         let cargo_lambda = work_program("venv/bin/cargo-lambda", "cargo_lambda");
         let moto = Moto::start();
@@ -187,6 +188,8 @@ impl Stack {
                 ),
             )
             .env("INSECURE_REGISTRIES", insecure.join(","))
+            // The upstream registries a test copies from; the stack's own is always allowed.
+            .env("SOURCE_REGISTRIES", extra_insecure.join(","))
             .env("INSPECTOR_ASSUME_SCANNED", "true")
             .env("AWS_ENDPOINT_URL", moto.url())
             .env("AWS_REGION", super::moto::REGION)

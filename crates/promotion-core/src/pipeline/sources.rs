@@ -135,7 +135,11 @@ mod tests {
         // Docker Hub under any of its names.
         let hub = SourceRegistries::only(["registry-1.docker.io"]).unwrap();
         assert!(hub.check(&r("busybox:1"), &repos()).is_ok());
-        assert!(SourceRegistries::any().check(&r("127.0.0.1:9001/x:1"), &repos()).is_ok());
+        assert!(
+            SourceRegistries::any()
+                .check(&r("127.0.0.1:9001/x:1"), &repos())
+                .is_ok()
+        );
     }
 
     #[test]
