@@ -61,7 +61,7 @@ impl FaultServer {
                         tokio::spawn(async move {
                             let r = &r[TRICKLE.len()..];
                             let split = r.find("\r\n\r\n").map_or(r.len(), |i| i + 4);
-                            let _ = sock.write_all(r[..split].as_bytes()).await;
+                            let _ = sock.write_all(&r.as_bytes()[..split]).await;
                             for b in r[split..].bytes() {
                                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                                 if sock.write_all(&[b]).await.is_err() {
