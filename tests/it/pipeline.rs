@@ -617,11 +617,11 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
     let started = std::time::Instant::now();
     let err = stack
         .invoke(
-            "CopyToQuarantineFunction",
+            "copy-to-quarantine",
             &json!({"reference": "127.0.0.1:9001/x:1"}),
         )
         .expect_err("not an allowed source");
-    assert_eq!(err.0, "Input.Invalid", "{err:?}");
+    assert_eq!(err.0, "Input.Invalid", "{err:?}\n{}", stack.watch_log());
     assert!(
         err.1.contains("127.0.0.1:9001") && err.1.contains("SOURCE_REGISTRIES"),
         "{err:?}"
