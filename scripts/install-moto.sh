@@ -16,21 +16,7 @@ check_kms_digest() {
   "${VENV}/bin/python" "${ROOT}/scripts/moto_server_kms_digest.py" --help >/dev/null
 }
 
-if [[ -x "${VENV}/bin/moto_server" ]]; then
-  check_kms_digest
-  echo "install-moto: ${VENV}/bin/moto_server is already installed"
-  exit 0
-fi
-
-if [[ ! -x "${VENV}/bin/python" ]]; then
-  if ! python3 -m venv "${VENV}"; then
-    echo "install-moto: \`python3 -m venv\` failed; install the venv module (apt-get install -y python3-venv) and retry" >&2
-    rm -rf "${VENV}"
-    exit 1
-  fi
-fi
-
-"${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]"
-"${VENV}/bin/moto_server" --help >/dev/null
+bash "${ROOT}/scripts/install-locked.sh" "${VENV}" "${ROOT}/scripts/requirements/venv.txt"
+[[ -x "${VENV}/bin/moto_server" ]] || { echo "install-moto: no moto_server in ${VENV}" >&2; exit 1; }
 check_kms_digest
-echo "install-moto: installed ${VENV}/bin/moto_server"
+echo "install-moto: ${VENV}/bin/moto_server $("${VENV}/bin/python" -c 'from importlib.metadata import version; print(version("moto"))') (scripts/requirements/venv.txt)"

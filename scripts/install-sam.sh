@@ -2,8 +2,9 @@
 # Installs the offline CloudFormation checkers, PyPI `cfn-lint` and `aws-sam-cli` (`sam validate
 # --lint`, `sam build`), into their own venv `.work/sam-venv` (gitignored): SAM CLI pins many
 # packages (boto3 among them) that must not fight moto's in `.work/venv`. Idempotent: does nothing
-# when both programs already answer at the pinned versions. The integration tests look there
-# first, then on PATH.
+# when the lock file is what was installed last. The integration tests look there
+# first, then on PATH. Every package is pinned and hash-checked (scripts/requirements/sam-venv.txt,
+# installed by scripts/install-locked.sh); bumping a version means regenerating that file.
 #
 #   scripts/install-sam.sh
 set -euo pipefail
@@ -23,20 +24,9 @@ sys.exit(0 if (version("cfn-lint"), version("aws-sam-cli")) == (sys.argv[1], sys
 PY
 }
 
-if installed; then
-  echo "install-sam: cfn-lint ${CFN_LINT_VERSION} and sam ${SAM_CLI_VERSION} already in ${VENV}"
-  exit 0
-fi
-
-if [[ ! -x "${VENV}/bin/python" ]]; then
-  if ! python3 -m venv "${VENV}"; then
-    echo "install-sam: \`python3 -m venv\` failed; install the venv module (apt-get install -y python3-venv) and retry" >&2
-    rm -rf "${VENV}"
-    exit 1
-  fi
-fi
-
-"${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "cfn-lint==${CFN_LINT_VERSION}" "aws-sam-cli==${SAM_CLI_VERSION}"
-installed || { echo "install-sam: cfn-lint/sam not usable after install" >&2; exit 1; }
-echo "install-sam: installed ${VENV}/bin/cfn-lint and ${VENV}/bin/sam"
+bash "${ROOT}/scripts/install-locked.sh" "${VENV}" "${ROOT}/scripts/requirements/sam-venv.txt"
+installed || {
+  echo "install-sam: cfn-lint ${CFN_LINT_VERSION} / sam ${SAM_CLI_VERSION} not usable after installing scripts/requirements/sam-venv.txt (do the pins match?)" >&2
+  exit 1
+}
+echo "install-sam: cfn-lint ${CFN_LINT_VERSION} and sam ${SAM_CLI_VERSION} in ${VENV} (scripts/requirements/sam-venv.txt)"

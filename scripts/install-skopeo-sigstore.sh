@@ -6,14 +6,22 @@
 #
 # bookworm's skopeo 1.9.3 has sigstore patched out; the integration tests use this one as the
 # independent verifier of our cosign signatures. The mirror is derived from the machine's own apt
-# sources (the first bookworm "deb" entry, suite changed to trixie): no host is hard-coded.
+# sources (the first bookworm "deb" entry, suite changed to trixie): no host is hard-coded. The
+# trixie index is verified with Debian's archive keyring (signed-by), never trusted=yes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 D="$ROOT/.work/skopeo-trixie"
 WRAPPER="$D/skopeo"
 
-if [[ -x "$WRAPPER" ]] && "$WRAPPER" --version 2>/dev/null | grep -q 'skopeo version'; then
+# Debian's archive keys (package debian-archive-keyring; scripts/setup.sh installs it): apt checks
+# trixie's InRelease signature with them, and every downloaded .deb against the signed index.
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# Written after a verified download: an install from before (trusted=yes) is redone.
+VERIFIED="$D/verified-with"
+
+if [[ -x "$WRAPPER" && -f "$VERIFIED" && "$(cat "$VERIFIED")" == "signed-by=$KEYRING" ]] \
+  && "$WRAPPER" --version 2>/dev/null | grep -q 'skopeo version'; then
   echo "trixie skopeo already installed: $("$WRAPPER" --version)"
   exit 0
 fi
@@ -38,12 +46,20 @@ if [[ -z "$uri" ]]; then
   echo "cannot find a Debian archive URI in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources" >&2
   exit 1
 fi
-echo "deb [trusted=yes] $uri trixie main" > "$D/trixie.list"
+if [[ ! -s "$KEYRING" ]]; then
+  echo "$KEYRING missing: apt-get install -y debian-archive-keyring (scripts/setup.sh skopeo_sigstore does)" >&2
+  exit 1
+fi
+echo "deb [signed-by=$KEYRING] $uri trixie main" > "$D/trixie.list"
+rm -f "$VERIFIED"
 
 O=(-o "Dir::Etc::sourcelist=$D/trixie.list" -o "Dir::Etc::sourceparts=-"
    -o "Dir::State::Lists=$D/lists" -o "Dir::Cache=$D/cache"
    -o "Dir::State::status=/dev/null" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
-apt-get "${O[@]}" -qq update
+if ! apt-get "${O[@]}" -qq update || [[ -z "$(find "$D/lists" -name '*trixie*InRelease' -print -quit)" ]]; then
+  echo "apt-get update of trixie failed, or its InRelease did not verify with $KEYRING (too old a debian-archive-keyring? trixie's keys came in 2023.3)" >&2
+  exit 1
+fi
 cd "$D"
 rm -f ./*.deb
 apt-get "${O[@]}" -qq download skopeo libc6
@@ -59,3 +75,4 @@ exec "\$X/usr/lib64/ld-linux-x86-64.so.2" --library-path "\$X/usr/lib/x86_64-lin
 WRAP
 chmod +x "$WRAPPER"
 "$WRAPPER" --version
+echo "signed-by=$KEYRING" > "$VERIFIED"

@@ -110,6 +110,8 @@ setup_moto() {
 # Debian trixie's skopeo 1.18 (bookworm's has sigstore disabled), unpacked into .work/ without
 # touching the system's apt state: the independent verifier of our legacy cosign signatures.
 setup_skopeo_sigstore() {
+  # Its apt source is verified with Debian's archive keyring (signed-by), not trusted=yes.
+  [[ -s /usr/share/keyrings/debian-archive-keyring.gpg ]] || apt_install debian-archive-keyring
   bash "${ROOT}/scripts/install-skopeo-sigstore.sh"
 }
 
