@@ -843,6 +843,60 @@ fn iam_only_the_sign_role_can_sign() {
     }
 }
 
+/// The sign role's credentials sign only from the sign function's code: an explicit Deny on the
+/// role (it wins over the key policy's Allow) unless `lambda:SourceFunctionArn` is the sign
+/// function. AWS evaluates that key in identity-based policies and SCPs, not in resource-based
+/// policies, so the key policy must not carry it: there it would read as a restriction that no one
+/// enforces.
+#[test]
+fn iam_the_sign_role_signs_only_from_the_sign_function() {
+    let t = template();
+    let all = grants(&t);
+    let denies: Vec<&Grant> = all
+        .iter()
+        .filter(|g| g.statement["Effect"] == "Deny" && g.actions().iter().any(|a| a == "kms:Sign"))
+        .collect();
+    assert_eq!(denies.len(), 1, "one Deny of kms:Sign");
+    let deny = denies[0];
+    assert_eq!(deny.holder, "SignFunctionRole");
+    assert!(!deny.resource_policy, "the Deny is on the role");
+    assert_eq!(deny.actions(), ["kms:Sign"]);
+    assert_eq!(
+        deny.statement["Resource"],
+        json!({"Fn::GetAtt": ["SigningKey", "Arn"]})
+    );
+    let condition = deny.statement["Condition"]
+        .as_object()
+        .expect("a Condition");
+    assert_eq!(
+        condition.keys().collect::<Vec<_>>(),
+        ["ArnNotLike"],
+        "ArnNotLike: true when the key is absent (credentials used outside Lambda)"
+    );
+    assert_eq!(
+        condition["ArnNotLike"],
+        json!({"lambda:SourceFunctionArn": [
+            {"Fn::GetAtt": ["SignFunction", "Arn"]},
+            {"Fn::Sub": "${SignFunction.Arn}:*"},
+        ]})
+    );
+    // The guard names the function, so the function must not wait for it (a cycle).
+    let waits = &t["Resources"]["SignFunction"]["DependsOn"];
+    assert!(
+        !waits.to_string().contains("SignFunctionSourceGuard"),
+        "SignFunction DependsOn {waits}"
+    );
+    for g in all.iter().filter(|g| g.resource_policy) {
+        assert!(
+            !g.statement["Condition"]
+                .to_string()
+                .contains("lambda:SourceFunctionArn"),
+            "{}: lambda:SourceFunctionArn is not evaluated in resource-based policies",
+            g.holder
+        );
+    }
+}
+
 /// The ARN of every repository under a prefix parameter, as the roles write it.
 fn prefix_arn(prefix_param: &str) -> String {
     format!(
