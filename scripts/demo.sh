@@ -23,10 +23,11 @@ fi
 bash "${ROOT}/scripts/setup.sh" system rust moto node cargo_lambda >&2
 echo "demo: building promote, the five Lambdas and the demo driver…" >&2
 cargo build --quiet -p promote-cli -p integration-tests --bin promote --bin pipeline-demo >&2
-# `cargo lambda watch` starts each function with `cargo run --bin <name>`: build them the same way
-# first, so the timeline measures the pipeline, not the compiler.
+# `cargo lambda watch` starts each function with `cargo run --bin <name>` and the stand-ins feature
+# (the switches that point them at the local stand-ins): build them the same way first, so the
+# timeline measures the pipeline, not the compiler.
 for f in copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment; do
-  cargo build --quiet --bin "${f}" >&2
+  cargo build --quiet --bin "${f}" --features promotion-lambda/stand-ins >&2
 done
 
 TARGET="${CARGO_TARGET_DIR:-${ROOT}/target}"

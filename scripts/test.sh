@@ -46,17 +46,29 @@ step() {
 step "set-up" bash "${ROOT}/scripts/setup.sh"
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --workspace --all-targets -- -D warnings
+# The stand-in switches compile only with the feature (functions/common/Cargo.toml): lint them too.
+# (Workspace-wide, so dependency features stay those of the workspace build: nothing but our
+# crates recompiles.)
+step "lint (stand-ins)" cargo clippy --workspace --all-targets --features promotion-lambda/stand-ins -- -D warnings
+# bans, licenses, sources (deny.toml); advisories only where the RustSec DB can be fetched, and a
+# line saying so where not.
+step "supply chain" bash "${ROOT}/scripts/cargo-deny.sh"
 step "build binaries" cargo build --workspace --bins
 # The end-to-end tests run the Lambdas under `cargo lambda watch`, which starts each with
 # `cargo run --bin <name>`; that selects one package, so its dependency features differ from the
-# workspace build. Build them that way now, not inside a test's first invocation.
+# workspace build. Build them that way now, not inside a test's first invocation, with the feature
+# the tests run them with (the stand-in switches: tests/it/support/pipeline.rs STAND_INS_FEATURE).
 lambda_bins() {
   local f
   for f in copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment; do
-    cargo build --bin "${f}"
+    cargo build --bin "${f}" --features promotion-lambda/stand-ins
   done
 }
 step "build Lambda binaries" lambda_bins
+# One function built as release and SAM build it (release profile, no features), which
+# tests/it/stand_ins.rs starts with the stand-in switches set; built here so the test finds it fresh.
+step "release build (scan-gate)" cargo build --release --locked -p scan-gate
 step "tests" cargo test --workspace --no-fail-fast
+step "tests (stand-ins)" cargo test --workspace --lib --features promotion-lambda/stand-ins
 
 printf '\ntest.sh: all steps passed in %ds\n' $((SECONDS - START))

@@ -123,6 +123,13 @@ fn every_code_uri_and_definition_uri_exists() {
                 dir.file_name().and_then(|n| n.to_str()),
                 "{id}: BuildProperties.Binary must name the package's binary"
             );
+            // Nothing else (no Features): SAM's `cargo lambda build --release` then enables no
+            // feature, so the stand-in switches stay compiled out (tests/it/stand_ins.rs).
+            let build = r["Metadata"]["BuildProperties"].as_object();
+            assert!(
+                build.is_some_and(|b| b.keys().all(|k| k == "Binary")),
+                "{id}: BuildProperties may name only the Binary: {build:?}"
+            );
             checked += 1;
         }
         if let Some(uri) = props["DefinitionUri"].as_str() {

@@ -21,4 +21,5 @@ mod infra;
 mod pipeline;
 mod run;
 mod sign;
+mod stand_ins;
 mod support;

@@ -3,6 +3,11 @@
 //! these, reading only the variables it needs (`functions/<step>/src/config.rs`); every error
 //! names the variable. Settings that decide trust (the gate policy, the repositories, the
 //! signing key) have no default: a missing one stops the function at start-up.
+//!
+//! The stand-in switches ([`STAND_IN_SWITCHES`]) exist only in builds with the cargo feature
+//! `stand-ins` (the tests and the demo enable it; release and SAM builds do not). A build without
+//! it refuses to start when any of them is set: a changed Lambda configuration cannot turn the
+//! gate off or send the ECR token to another host.
 
 use promotion_core::copy::CopyOptions;
 use promotion_core::ecr::EcrRegistry;
@@ -137,8 +142,11 @@ pub struct Deployment {
     pub registry: RegistrySettings,
 }
 
-/// The repositories and the registry settings.
+/// The repositories and the registry settings. Every function reads its deployment first, so a
+/// stand-in switch set on a build without them stops every function, including those that do not
+/// read that switch.
 pub fn deployment(v: &Vars) -> Result<Deployment, ConfigError> {
+    refuse_stand_in_switches(v)?;
     Ok(Deployment {
         repos: repositories(v)?,
         registry: registry(v)?,
@@ -180,8 +188,62 @@ pub struct RegistrySettings {
     pub internal_registries: Vec<String>,
 }
 
-/// `ECR_REGISTRY_ALIASES` and `INSECURE_REGISTRIES`.
+/// The variables only stand-ins set: `ECR_REGISTRY_ALIASES` (authenticate a host with ECR's
+/// token), `INSECURE_REGISTRIES` (plain HTTP) and `INSPECTOR_ASSUME_SCANNED` (skip Inspector's
+/// coverage check). Read only with the cargo feature `stand-ins`.
+pub const STAND_IN_SWITCHES: [&str; 3] = [
+    "ECR_REGISTRY_ALIASES",
+    "INSECURE_REGISTRIES",
+    "INSPECTOR_ASSUME_SCANNED",
+];
+
+/// Whether this build reads the stand-in switches (cargo feature `stand-ins`).
+pub const STAND_INS: bool = cfg!(feature = "stand-ins");
+
+/// Without the feature `stand-ins`: an error naming every stand-in switch that is set (to any
+/// value, `false` included), so that a deployment that sets one fails at start-up instead of
+/// believing it took effect. With the feature: nothing to refuse.
+pub fn refuse_stand_in_switches(v: &Vars) -> Result<(), ConfigError> {
+    let set: Vec<&str> = STAND_IN_SWITCHES
+        .into_iter()
+        .filter(|name| v.var(name).is_some())
+        .collect();
+    if STAND_INS || set.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "{} set, but this build has no stand-in switches (cargo feature `stand-ins`, for tests \
+         and the demo only): remove {} from the function's configuration",
+        set.join(", "),
+        if set.len() == 1 { "it" } else { "them" }
+    )))
+}
+
+/// `ECR_REGISTRY_ALIASES` and `INSECURE_REGISTRIES` (stand-ins only: without the feature
+/// `stand-ins`, refused when set, else the defaults).
 pub fn registry(v: &Vars) -> Result<RegistrySettings, ConfigError> {
+    refuse_stand_in_switches(v)?;
+    let mut settings = registry_switches(v)?;
+    // The deployment's own registries may resolve to internal addresses in every build (an
+    // interface VPC endpoint for ECR answers with private ones); aliases only in stand-in builds.
+    settings.internal_registries = ["PIPELINE_REGISTRY", "INGRESS_REGISTRY"]
+        .into_iter()
+        .filter_map(|name| v.var(name))
+        .map(|h| h.trim().to_owned())
+        .chain(settings.ecr_aliases.iter().map(|(h, _)| h.clone()))
+        .collect();
+    Ok(settings)
+}
+
+/// Without the feature `stand-ins`: no switch to read.
+#[cfg(not(feature = "stand-ins"))]
+fn registry_switches(_: &Vars) -> Result<RegistrySettings, ConfigError> {
+    Ok(RegistrySettings::default())
+}
+
+/// With the feature `stand-ins`: the aliases and the plain-HTTP hosts.
+#[cfg(feature = "stand-ins")]
+fn registry_switches(v: &Vars) -> Result<RegistrySettings, ConfigError> {
     let mut ecr_aliases = Vec::new();
     for item in v.list("ECR_REGISTRY_ALIASES") {
         let (host, ecr) = item
@@ -194,16 +256,10 @@ pub fn registry(v: &Vars) -> Result<RegistrySettings, ConfigError> {
             })?;
         ecr_aliases.push((host, ecr));
     }
-    let internal_registries = ["PIPELINE_REGISTRY", "INGRESS_REGISTRY"]
-        .into_iter()
-        .filter_map(|name| v.var(name))
-        .map(|h| h.trim().to_owned())
-        .chain(ecr_aliases.iter().map(|(h, _)| h.clone()))
-        .collect();
     Ok(RegistrySettings {
         ecr_aliases,
         insecure_registries: v.list("INSECURE_REGISTRIES"),
-        internal_registries,
+        internal_registries: Vec::new(),
     })
 }
 
@@ -248,9 +304,14 @@ pub fn environments(v: &Vars) -> Result<Environments, ConfigError> {
     Ok(environments)
 }
 
-/// `INSPECTOR_ASSUME_SCANNED=true`: skip ListCoverage (stand-ins without it only).
+/// `INSPECTOR_ASSUME_SCANNED=true`: skip ListCoverage (stand-ins without it only). Without the
+/// feature `stand-ins`: refused when set, else `false`.
 pub fn assume_scanned(v: &Vars) -> Result<bool, ConfigError> {
-    v.flag("INSPECTOR_ASSUME_SCANNED")
+    refuse_stand_in_switches(v)?;
+    #[cfg(feature = "stand-ins")]
+    return v.flag("INSPECTOR_ASSUME_SCANNED");
+    #[cfg(not(feature = "stand-ins"))]
+    Ok(false)
 }
 
 /// `COPY_CONCURRENCY` (default 4, at most 64).
@@ -406,6 +467,11 @@ pub(crate) mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[cfg(feature = "stand-ins")]
+    #[test]
+    fn with_the_stand_ins_feature_the_switches_are_read() {
         let alias = with(
             &[(
                 "ECR_REGISTRY_ALIASES",
@@ -416,6 +482,56 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(alias.ecr_aliases[0].0, "127.0.0.1:5000");
         assert_eq!(alias.ecr_aliases[0].1.region, "eu-west-1");
+        let insecure = with(&[("INSECURE_REGISTRIES", "a:1, b:2")], registry).unwrap();
+        assert_eq!(insecure.insecure_registries, ["a:1", "b:2"]);
+        assert!(with(&[("INSPECTOR_ASSUME_SCANNED", "true")], assume_scanned).unwrap());
+    }
+
+    /// Release and SAM builds: each switch, set to anything (even `false`), stops the function
+    /// at start-up with an error naming it, through every parser that every function calls.
+    #[cfg(not(feature = "stand-ins"))]
+    #[test]
+    fn without_the_stand_ins_feature_a_set_switch_is_refused() {
+        type Parse = fn(&Vars) -> Result<(), ConfigError>;
+        let parsers: [(&str, Parse); 4] = [
+            ("deployment", |v| deployment(v).map(drop)),
+            ("gating", |v| gating(v).map(drop)),
+            ("registry", |v| registry(v).map(drop)),
+            ("assume_scanned", |v| assume_scanned(v).map(drop)),
+        ];
+        let values = [
+            "127.0.0.1:5000=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "false",
+            "true",
+        ];
+        for name in STAND_IN_SWITCHES {
+            for value in values {
+                for (what, parse) in parsers {
+                    let e = with(&[(name, value)], parse)
+                        .err()
+                        .unwrap_or_else(|| panic!("{what}: {name}={value} accepted"));
+                    assert!(e.0.contains(name), "{what}: {e}");
+                    assert!(e.0.contains("stand-ins"), "{what}: {e}");
+                }
+            }
+        }
+        let both = with(
+            &[
+                ("INSECURE_REGISTRIES", "h:1"),
+                ("INSPECTOR_ASSUME_SCANNED", "true"),
+            ],
+            deployment,
+        )
+        .expect_err("refused");
+        assert!(
+            both.0
+                .starts_with("INSECURE_REGISTRIES, INSPECTOR_ASSUME_SCANNED set"),
+            "{both}"
+        );
+        // Unset or blank: the defaults, as before.
+        let d = with(&[("INSECURE_REGISTRIES", " ")], deployment).unwrap();
+        assert!(d.registry.ecr_aliases.is_empty() && d.registry.insecure_registries.is_empty());
+        assert!(!with(&[], assume_scanned).unwrap());
     }
 
     #[test]

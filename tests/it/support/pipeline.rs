@@ -32,6 +32,11 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
     ("retag-for-environment", "RetagForEnvironmentFunctionArn"),
 ];
 
+/// The cargo feature that compiles the stand-in switches (`ECR_REGISTRY_ALIASES`,
+/// `INSECURE_REGISTRIES`, `INSPECTOR_ASSUME_SCANNED`) into the functions: the tests and the demo
+/// build with it (`scripts/test.sh`, `scripts/demo.sh`), release and SAM builds without.
+pub const STAND_INS_FEATURE: &str = "promotion-lambda/stand-ins";
+
 /// The approval artifact type (the environments default).
 pub const APPROVAL_TYPE: &str = "application/vnd.ecr-promotion.approval.v1+json";
 /// Annotations every promoted image must carry (the deployment's `ANNOTATIONS`).
@@ -150,6 +155,10 @@ impl Stack {
             .args([
                 "lambda",
                 "watch",
+                // The stand-in switches set below exist only in builds with this feature
+                // (functions/common/Cargo.toml); scripts/test.sh pre-builds with the same flags.
+                "--features",
+                STAND_INS_FEATURE,
                 "--ignore-changes",
                 "-A",
                 "127.0.0.1",
