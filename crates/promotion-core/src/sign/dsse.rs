@@ -161,9 +161,8 @@ pub async fn seal(statement: &Statement, signer: &dyn Signer) -> Result<Envelope
     })
 }
 
-/// The statement `envelope` carries, **unverified**: only to learn what to verify (which
-/// digest an approval event is about), never to decide anything.
-pub fn payload_statement(envelope: &Envelope) -> Result<Statement, String> {
+/// The decoded payload of `envelope`, bounded by [`MAX_STATEMENT_BYTES`].
+fn payload_bytes(envelope: &Envelope) -> Result<Vec<u8>, String> {
     let body = B64
         .decode(envelope.payload.trim())
         .map_err(|e| format!("the envelope's payload is not base64: {e}"))?;
@@ -173,6 +172,13 @@ pub fn payload_statement(envelope: &Envelope) -> Result<Statement, String> {
             body.len()
         ));
     }
+    Ok(body)
+}
+
+/// The statement `envelope` carries, **unverified**: only to learn what to verify (which
+/// digest an approval event is about), never to decide anything.
+pub fn payload_statement(envelope: &Envelope) -> Result<Statement, String> {
+    let body = payload_bytes(envelope)?;
     serde_json::from_slice(&body).map_err(|e| format!("not an in-toto statement: {e}"))
 }
 
@@ -185,15 +191,7 @@ pub fn open(envelope: &Envelope, key: &PublicKey) -> Result<Statement, String> {
             envelope.payload_type
         ));
     }
-    let body = B64
-        .decode(envelope.payload.trim())
-        .map_err(|e| format!("the envelope's payload is not base64: {e}"))?;
-    if body.len() > MAX_STATEMENT_BYTES {
-        return Err(format!(
-            "the envelope's payload is {} bytes, more than {MAX_STATEMENT_BYTES}",
-            body.len()
-        ));
-    }
+    let body = payload_bytes(envelope)?;
     let signed = pae(&envelope.payload_type, &body);
     let verified = envelope.signatures.iter().any(|s| {
         B64.decode(s.sig.trim())
