@@ -507,6 +507,20 @@ pub async fn verify_approval<R: Registry + ?Sized>(
     let digest = trusted.digest().ok_or_else(|| {
         EnvError::Input(format!("{trusted}: an approval is checked for a digest"))
     })?;
+    let found = candidates(reg, approvals, digest, &envs.approval_artifact_type).await?;
+    choose(&found, approvals, trusted, digest, envs, env, keys)
+}
+
+/// The newest valid approval for `env` among `found` (already read), or why there is none.
+fn choose(
+    found: &[Candidate],
+    approvals: &ImageRef,
+    trusted: &ImageRef,
+    digest: &Digest,
+    envs: &Environments,
+    env: &Environment,
+    keys: &ApproverKeys,
+) -> Result<VerifiedApproval, EnvError> {
     let approvers = keys.of(&env.name);
     if approvers.is_empty() {
         return Err(EnvError::ApprovalMissing(format!(
@@ -515,7 +529,6 @@ pub async fn verify_approval<R: Registry + ?Sized>(
             env.name
         )));
     }
-    let found = candidates(reg, approvals, digest, &envs.approval_artifact_type).await?;
     if found.is_empty() {
         return Err(EnvError::ApprovalMissing(format!(
             "{trusted} has no approval for {} in {} ({} referrers of the digest)",
@@ -526,7 +539,7 @@ pub async fn verify_approval<R: Registry + ?Sized>(
     }
     let mut valid = Vec::new();
     let mut reasons = Vec::new();
-    for c in &found {
+    for c in found {
         match check(c, trusted, digest, env, approvers) {
             Ok(v) => valid.push(v),
             Err(why) => reasons.push(format!("{}: {why}", c.manifest)),
@@ -554,10 +567,15 @@ pub async fn verified_approvals<R: Registry + ?Sized>(
     envs: &Environments,
     keys: &ApproverKeys,
 ) -> Result<Vec<VerifiedApproval>, EnvError> {
+    let digest = trusted.digest().ok_or_else(|| {
+        EnvError::Input(format!("{trusted}: an approval is checked for a digest"))
+    })?;
+    // Read once; every environment is checked against the same artifacts.
+    let found = candidates(reg, approvals, digest, &envs.approval_artifact_type).await?;
     let mut out = Vec::new();
     let mut last = None;
     for env in envs.all() {
-        match verify_approval(reg, approvals, trusted, envs, env, keys).await {
+        match choose(&found, approvals, trusted, digest, envs, env, keys) {
             Ok(v) => out.push(v),
             Err(e @ (EnvError::ApprovalMissing(_) | EnvError::ApprovalInvalid(_))) => {
                 last = Some(e);
