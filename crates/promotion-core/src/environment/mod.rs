@@ -705,4 +705,51 @@ mod tests {
         assert!(done.gate_skipped.is_some());
         assert_eq!(done.retag.tags[0].tag, "dev-3");
     }
+
+    #[tokio::test]
+    async fn the_signed_build_id_wins_and_a_request_for_another_is_refused() {
+        let reg = MemoryRegistry::new();
+        let key = LocalSigner::generate_p256();
+        let (img, _) = signed_dev_image(&reg, &key).await;
+        let envs = Environments::default();
+        let approvals: ImageRef = "registry.test/approvals/app".parse().unwrap();
+        let approver = LocalSigner::generate_p256();
+        let mut keys = ApproverKeys::default();
+        keys.insert("staging", "qa-lead", approver.public_key().clone());
+        let input = ApprovalInput {
+            environment: "staging",
+            build: Some("5"),
+            approved_by: None,
+            time: "2026-12-04T11:00:00Z",
+        };
+        push_approval(&reg, &img, &approvals, &envs, &input, &approver)
+            .await
+            .unwrap();
+        let run = |build: &str| {
+            let opts = RetagOptions {
+                build: Some(build.into()),
+                ..RetagOptions::default()
+            };
+            let (reg, img, envs, key, approvals, keys) =
+                (&reg, &img, &envs, &key, &approvals, &keys);
+            async move {
+                promote_to_environment(
+                    reg,
+                    img,
+                    envs,
+                    "staging",
+                    &opts,
+                    key.public_key(),
+                    None,
+                    Some(ApprovalCheck { approvals, keys }),
+                )
+                .await
+            }
+        };
+        let err = run("6").await.unwrap_err();
+        assert_eq!(err.error_type(), ErrorType::ApprovalInvalid, "{err}");
+        assert!(err.to_string().contains("is for build \"5\""), "{err}");
+        assert_eq!(reg.tag(&repo(), "staging-6"), None);
+        assert_eq!(run("5").await.unwrap().retag.tags[0].tag, "staging-5");
+    }
 }
