@@ -28,19 +28,24 @@ fn image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (serde_json::to_vec(&manifest).expect("json"), config, layer)
 }
 
+/// The answer to a manifest request.
+fn manifest_reply(manifest: &[u8]) -> Reply {
+    Reply::Answer(
+        200,
+        vec![
+            ("Content-Type".into(), MANIFEST_TYPE.into()),
+            ("Docker-Content-Digest".into(), sha256_digest(manifest)),
+        ],
+        manifest.to_vec(),
+    )
+}
+
 /// A source stand-in serving the image's manifest under any tag, and `blob` for blob requests.
 fn source(blob: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> StandIn {
     let (manifest, ..) = image();
     StandIn::start(move |r| {
         if r.path.contains("/manifests/") {
-            Reply::Answer(
-                200,
-                vec![
-                    ("Content-Type".into(), MANIFEST_TYPE.into()),
-                    ("Docker-Content-Digest".into(), sha256_digest(&manifest)),
-                ],
-                manifest.clone(),
-            )
+            manifest_reply(&manifest)
         } else if r.path.contains("/blobs/") {
             blob(r)
         } else {
@@ -81,9 +86,12 @@ fn a_redirect_to_plain_http_on_loopback_fails_fast_and_is_not_followed() {
         &format!("{}/team/app:1", dst.host),
     );
     run.assert_failed("Registry.Protocol");
+    let line = run.error_line();
     assert!(
-        run.error_line()
-            .contains("refused a redirect to plain http"),
+        line.contains(&format!(
+            "refused a redirect from {} to {}",
+            src.host, elsewhere.host
+        )) && line.contains("--redirect-host"),
         "{}",
         run.describe()
     );
@@ -95,6 +103,84 @@ fn a_redirect_to_plain_http_on_loopback_fails_fast_and_is_not_followed() {
     );
     assert_eq!(src.requests().len(), 1, "not retried: {:?}", src.requests());
     assert_nothing_written(&dst, &run);
+}
+
+#[test]
+fn blobs_redirected_to_storage_are_fetched_only_from_a_named_host_and_without_credentials() {
+    let (manifest, config, layer) = image();
+    let blobs = [config, layer];
+    // The registry's blob storage (`localhost`: another origin than the registry's
+    // 127.0.0.1): serves any blob by its digest.
+    let storage = StandIn::start(move |r| {
+        blobs
+            .iter()
+            .find(|b| r.path.ends_with(&sha256_digest(b)))
+            .map_or_else(
+                || Reply::status(404),
+                |b| Reply::body("application/octet-stream", b),
+            )
+    });
+    let storage_host = format!("localhost:{}", storage.port());
+    let to = format!("http://{storage_host}/blobs");
+    // The source wants Basic credentials and sends every blob to its storage.
+    let src = StandIn::start(move |r| {
+        if r.authorization.is_none() {
+            Reply::with_header(401, "WWW-Authenticate", "Basic realm=\"source\"")
+        } else if r.path.contains("/manifests/") {
+            manifest_reply(&manifest)
+        } else if let Some((_, digest)) = r.path.split_once("/blobs/") {
+            Reply::with_header(307, "Location", &format!("{to}/{digest}"))
+        } else {
+            Reply::status(404)
+        }
+    });
+    let image_src = format!("{}/team/app:1", src.host);
+
+    // Not named: refused at the first blob, naming the host to configure; nothing fetched
+    // from storage, nothing written.
+    let dst = empty_destination();
+    let run = cli::copy(
+        &[&src.host, &storage_host, &dst.host],
+        &image_src,
+        &format!("{}/team/app:1", dst.host),
+    )
+    .env("PROMOTE_SRC_CREDS", "alice:s3cret-password")
+    .run();
+    run.assert_failed("Registry.Protocol");
+    assert!(
+        run.error_line().contains(&format!("to {storage_host}"))
+            && run.error_line().contains("--redirect-host"),
+        "{}",
+        run.describe()
+    );
+    assert!(storage.requests().is_empty(), "{:?}", storage.requests());
+    assert_nothing_written(&dst, &run);
+
+    // Named: the copy completes, and storage never sees the source's credentials.
+    let registry = crate::support::registry::TestRegistry::start();
+    let dst = registry.host();
+    let run = cli::copy(
+        &[&src.host, &storage_host, &dst],
+        &image_src,
+        &format!("{dst}/team/app:1"),
+    )
+    .global(storage_host.clone())
+    .global("--redirect-host")
+    .env("PROMOTE_SRC_CREDS", "alice:s3cret-password")
+    .run();
+    run.assert_ok();
+    let heard = storage.requests();
+    assert_eq!(heard.len(), 2, "config and layer: {heard:?}");
+    for r in &heard {
+        assert_eq!(r.authorization, None, "{r:?}");
+    }
+    assert!(
+        src.requests().iter().any(|r| r
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Basic"))),
+        "the source had the credentials"
+    );
 }
 
 #[test]

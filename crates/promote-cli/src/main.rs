@@ -40,6 +40,12 @@ struct Cli {
         global = true
     )]
     allow_internal_registry: Vec<String>,
+    /// Let registries redirect blob downloads (or uploads) to this host: the CDN or object store
+    /// a registry keeps its blobs in (HOST, HOST:PORT or *.DOMAIN; port 443 unless named);
+    /// repeatable. A registry may always send the client to its own host, and an ECR registry
+    /// to its layer bucket; any other redirect is refused and names the host.
+    #[arg(long = "redirect-host", value_name = "HOST", global = true)]
+    redirect_host: Vec<String>,
     /// Print the result as one JSON object on stdout.
     #[arg(long, global = true)]
     json: bool,

@@ -83,7 +83,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
 /// One credentials flag as given: the registry it is for, its value, and its name for errors.
 pub type GivenCreds<'a> = (&'a ImageRef, &'a Option<String>, &'static str);
 
-/// The registry client: `--insecure-registry`, `--allow-internal-registry`, the credentials
+/// The registry client: `--insecure-registry`, `--allow-internal-registry`, `--redirect-host`, the credentials
 /// given on the command line (by registry host), then Docker's config, ECR tokens and
 /// anonymous access.
 pub fn registry(cli: &Cli, given: &[GivenCreds<'_>]) -> Result<HttpRegistry, Failure> {
@@ -98,6 +98,7 @@ pub fn registry(cli: &Cli, given: &[GivenCreds<'_>]) -> Result<HttpRegistry, Fai
     let config = HttpConfig {
         insecure_hosts: cli.insecure_registry.clone(),
         internal_hosts: cli.allow_internal_registry.clone(),
+        redirect_hosts: cli.redirect_host.clone(),
         ..HttpConfig::default()
     };
     let provider = creds::chain(fixed, cli.aws_region.clone(), cli.aws_endpoint_url.clone());

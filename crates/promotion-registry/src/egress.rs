@@ -39,6 +39,17 @@ pub enum EgressError {
         /// The resolver's words.
         detail: String,
     },
+    /// The host may be internal, but not on this port.
+    #[error(
+        "refused to connect to {host}: the host is allowed to be internal on port {allowed} only; \
+         allow {host} explicitly if it is meant"
+    )]
+    Port {
+        /// The host and port as requested.
+        host: String,
+        /// The ports it is allowed on.
+        allowed: String,
+    },
     /// The resolver could not answer (try again later).
     #[error("cannot resolve {host} (DNS: {detail})")]
     Unavailable {
@@ -64,46 +75,70 @@ impl Guard {
         }
     }
 
-    /// Whether the name `host` may resolve to internal addresses. A resolver sees no port, so a
-    /// name allowed on one port is allowed on every port.
+    /// Whether the name `host` may resolve to internal addresses. A resolver sees no port;
+    /// [`Guard::check_url`] keeps a name to the ports it is allowed on.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         self.allowed.iter().any(|(h, _)| *h == host)
     }
 
-    /// Refuse a URL whose host is written as an internal IP literal, unless that host and port
-    /// (or the host, named without a port) is allowed. Names are checked when they are resolved
-    /// ([`GuardedResolver`]).
+    /// Refuse a URL whose host is written as an internal IP literal, unless that host is
+    /// allowed on that port; and a URL naming an allowed host on a port it is not allowed on
+    /// (a host named without a port is allowed on its scheme's default port). Names are also
+    /// checked when they are resolved ([`GuardedResolver`]), where the port is not known: this
+    /// check, run on every request and redirect, is what keeps an allowed name to its port.
     pub fn check_url(&self, url: &url::Url) -> Result<(), EgressError> {
-        let addr = match url.host() {
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            // Names (`localhost` included) are checked by what they resolve to.
-            _ => return Ok(()),
-        };
-        if !is_internal_ip(addr) {
-            return Ok(());
-        }
         let host = url
             .host_str()
             .unwrap_or_default()
             .trim_matches(['[', ']'])
             .to_ascii_lowercase();
         let port = url.port_or_known_default();
-        let allowed = self
+        let default = default_port(url.scheme());
+        let named: Vec<Option<u16>> = self
             .allowed
             .iter()
-            .any(|(h, p)| *h == host && (p.is_none() || *p == port));
-        if allowed {
+            .filter(|(h, _)| *h == host)
+            .map(|(_, p)| p.or(default))
+            .collect();
+        if named.contains(&port) {
+            return Ok(());
+        }
+        let requested = || match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let addr = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            // A name allowed on other ports only: refused here, since the resolver would let
+            // it be internal on any port.
+            _ if !named.is_empty() => {
+                let allowed: Vec<String> = named.iter().flatten().map(u16::to_string).collect();
+                return Err(EgressError::Port {
+                    host: requested(),
+                    allowed: allowed.join(", "),
+                });
+            }
+            // Other names (`localhost` included) are checked by what they resolve to.
+            _ => return Ok(()),
+        };
+        if !is_internal_ip(addr) {
             return Ok(());
         }
         Err(EgressError::Internal {
-            host: match url.port() {
-                Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-                None => url.host_str().unwrap_or_default().to_owned(),
-            },
+            host: requested(),
             addr,
         })
+    }
+}
+
+/// The port a URL of `scheme` has when it names none.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
     }
 }
 
@@ -120,6 +155,150 @@ fn split_host(h: &str) -> (String, Option<u16>) {
         Some((host, port)) if !port.contains(':') => (host.to_owned(), port.parse().ok()),
         _ => (h, None),
     }
+}
+
+/// Where a registry may send the client: a redirect, or an upload `Location`, is followed only
+/// to the registry's own origin (scheme, host and port), to a host the configuration names as
+/// blob storage, or, for an ECR registry, to its region's layer bucket. A registry chosen by
+/// whoever asks for a copy must not pick the hosts the pipeline talks to.
+#[derive(Debug, Clone, Default)]
+pub struct RedirectHosts {
+    patterns: Vec<HostPattern>,
+}
+
+/// `host`, `*.domain` (any name below `domain`), each with an optional `:port` (else 443).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPattern {
+    /// Lower-case host, or the domain after `*.`.
+    host: String,
+    /// Whether `host` is a domain whose subdomains match.
+    below: bool,
+    port: u16,
+}
+
+/// A malformed blob-storage host.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{entry:?} is not a blob-storage host (host, host:port or *.domain, no scheme or path): {why}"
+)]
+pub struct RedirectHostError {
+    entry: String,
+    why: &'static str,
+}
+
+impl RedirectHosts {
+    /// The hosts named by the configuration (`host`, `host:port`, `*.domain[:port]`). A
+    /// wildcard must name a domain of at least two labels (`*.example.com`, not `*.com`).
+    pub fn new<'a>(
+        entries: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Self, RedirectHostError> {
+        let mut patterns = Vec::new();
+        for entry in entries {
+            let bad = |why| RedirectHostError {
+                entry: entry.clone(),
+                why,
+            };
+            let e = entry.trim().to_ascii_lowercase();
+            if e.is_empty() {
+                continue;
+            }
+            if e.contains("://") || e.contains('/') || e.contains('@') {
+                return Err(bad("a host only"));
+            }
+            let (host, port) = match e.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad("the port is not a number"))?),
+                None => (e.as_str(), 443),
+            };
+            let (host, below) = match host.strip_prefix("*.") {
+                Some(domain) => (domain, true),
+                None => (host, false),
+            };
+            let labels: Vec<&str> = host.split('.').collect();
+            let label_ok = |l: &&str| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            };
+            if !labels.iter().all(label_ok) {
+                return Err(bad("a host name of letters, digits, '-' and '.'"));
+            }
+            if below && labels.len() < 2 {
+                return Err(bad("a wildcard must name a domain of two labels or more"));
+            }
+            patterns.push(HostPattern {
+                host: host.to_owned(),
+                below,
+                port,
+            });
+        }
+        Ok(RedirectHosts { patterns })
+    }
+
+    /// Whether a registry asked at `from` may send the client to `to`.
+    pub fn allows(&self, from: &url::Url, to: &url::Url) -> bool {
+        let Some(host) = to.host_str().map(str::to_ascii_lowercase) else {
+            return false;
+        };
+        let port = to.port_or_known_default();
+        if same_origin(from, to) {
+            return true;
+        }
+        if to.scheme() == "https"
+            && port == Some(443)
+            && from.host_str().is_some_and(|f| ecr_layer_bucket(f, &host))
+        {
+            return true;
+        }
+        self.patterns.iter().any(|p| {
+            Some(p.port) == port
+                && if p.below {
+                    host.strip_suffix(p.host.as_str())
+                        .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
+                } else {
+                    host == p.host
+                }
+        })
+    }
+}
+
+/// Same scheme, host and port: where a registry's credentials may go, and where it may always
+/// send the client.
+pub(crate) fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Whether `host` is the S3 bucket ECR serves the layers of the registry `ecr_host` from:
+/// `prod-<region>-starport-layer-bucket` (named in ECR's guide to interface VPC endpoints,
+/// whose S3 gateway endpoint policy must allow `arn:aws:s3:::prod-<region>-starport-layer-bucket/*`),
+/// on an S3 endpoint: `s3`, `s3.<region>`, `s3-<region>` or `s3.dualstack.<region>`, under
+/// `amazonaws.com` (or `.com.cn`). The bucket is AWS's; the whole host is matched so that a
+/// bucket whose name merely begins the same way does not pass.
+fn ecr_layer_bucket(ecr_host: &str, host: &str) -> bool {
+    let Some(ecr) = promotion_core::ecr::EcrRegistry::from_host(&ecr_host.to_ascii_lowercase())
+    else {
+        return false;
+    };
+    let bucket = format!("prod-{}-starport-layer-bucket.", ecr.region);
+    let Some(endpoint) = host.strip_prefix(bucket.as_str()) else {
+        return false;
+    };
+    let Some(endpoint) = endpoint
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| endpoint.strip_suffix(".amazonaws.com.cn"))
+    else {
+        return false;
+    };
+    let region = |r: &str| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    endpoint == "s3"
+        || endpoint.strip_prefix("s3.dualstack.").is_some_and(region)
+        || endpoint.strip_prefix("s3.").is_some_and(region)
+        || endpoint.strip_prefix("s3-").is_some_and(region)
 }
 
 /// The system resolver, refusing internal answers for hosts the [`Guard`] does not allow. An
@@ -246,12 +425,18 @@ mod tests {
             "10.0.0.7".to_owned(),
         ]);
         let u = |s: &str| url::Url::parse(s).unwrap();
-        // A literal is allowed on the port named (any port when none was).
+        // A literal is allowed on the port named (its scheme's default when none was).
         assert!(g.check_url(&u("http://127.0.0.1:5000/v2/")).is_ok());
         assert!(g.check_url(&u("http://[::1]:5000/v2/")).is_ok());
-        assert!(g.check_url(&u("https://10.0.0.7:8443/v2/")).is_ok());
-        let e = g.check_url(&u("http://127.0.0.1:9001/v2/")).unwrap_err();
-        assert!(e.to_string().contains("127.0.0.1:9001"), "{e}");
+        assert!(g.check_url(&u("https://10.0.0.7/v2/")).is_ok());
+        for (bad, host) in [
+            ("http://127.0.0.1:9001/v2/", "127.0.0.1:9001"),
+            ("https://10.0.0.7:8443/v2/", "10.0.0.7:8443"),
+        ] {
+            let e = g.check_url(&u(bad)).unwrap_err();
+            assert!(matches!(e, EgressError::Internal { .. }), "{bad}: {e}");
+            assert!(e.to_string().contains(host), "{bad}: {e}");
+        }
         // A resolver sees names only.
         assert!(g.allows("127.0.0.1") && g.allows("::1") && !g.allows("10.0.0.8"));
         assert!(g.check_url(&u("https://registry.example/v2/")).is_ok());
@@ -264,6 +449,126 @@ mod tests {
         ] {
             let e = g.check_url(&u(bad)).unwrap_err();
             assert!(e.to_string().contains("internal address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_name_is_allowed_on_its_port_only() {
+        let g = Guard::new(&["localhost:5000".to_owned(), "registry.corp".to_owned()]);
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(g.check_url(&u("http://localhost:5000/v2/")).is_ok());
+        assert!(g.check_url(&u("https://registry.corp/v2/")).is_ok());
+        assert!(g.check_url(&u("https://REGISTRY.corp:443/v2/")).is_ok());
+        // The resolver would let these names be internal on any port: refused before sending
+        // (the Lambda runtime API is 127.0.0.1:9001; a realm or redirect may name any port).
+        for (bad, allowed) in [
+            (
+                "http://localhost:9001/2018-06-01/runtime/invocation/next",
+                "5000",
+            ),
+            ("https://registry.corp:8443/v2/", "443"),
+        ] {
+            let e = g.check_url(&u(bad)).unwrap_err();
+            assert!(matches!(e, EgressError::Port { .. }), "{bad}: {e}");
+            assert!(
+                e.to_string().contains(&format!("on port {allowed} only")),
+                "{e}"
+            );
+        }
+        // A name nobody allowed is the resolver's to judge.
+        assert!(g.check_url(&u("https://registry.example:8443/v2/")).is_ok());
+    }
+
+    fn redirect_allowed(named: &[&str], from: &str, to: &str) -> bool {
+        let named: Vec<String> = named.iter().map(|h| (*h).to_owned()).collect();
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        RedirectHosts::new(&named).unwrap().allows(&u(from), &u(to))
+    }
+
+    #[test]
+    fn redirects_go_to_the_registrys_origin_named_hosts_and_ecrs_layer_bucket() {
+        let reg = "https://registry.example/v2/app/blobs/sha256:00";
+        // The registry's own origin only: scheme, host and port.
+        assert!(redirect_allowed(&[], reg, "https://REGISTRY.example/other"));
+        assert!(!redirect_allowed(
+            &[],
+            reg,
+            "https://registry.example:8443/x"
+        ));
+        assert!(!redirect_allowed(&[], reg, "http://registry.example/x"));
+        assert!(!redirect_allowed(&[], reg, "https://cdn.example/x"));
+        // Named hosts: exact, or any name below a wildcard's domain; port 443 unless named.
+        let named = ["cdn.example", "*.blobs.example", "store.example:8443"];
+        for ok in [
+            "https://cdn.example/x",
+            "https://eu.blobs.example/x",
+            "https://a.b.blobs.example/x",
+            "https://store.example:8443/x",
+        ] {
+            assert!(redirect_allowed(&named, reg, ok), "{ok}");
+        }
+        for bad in [
+            "https://blobs.example/x",
+            "https://evilblobs.example/x",
+            "https://cdn.example.evil/x",
+            "https://cdn.example:8443/x",
+            "https://store.example/x",
+            "https://x.cdn.example/x",
+        ] {
+            assert!(!redirect_allowed(&named, reg, bad), "{bad}");
+        }
+        // ECR: its region's layer bucket on an S3 endpoint, and nothing like it.
+        let ecr = "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com/v2/app/blobs/sha256:00";
+        for ok in [
+            "https://prod-eu-west-1-starport-layer-bucket.s3.eu-west-1.amazonaws.com/x?X-Amz-Signature=1",
+            "https://prod-eu-west-1-starport-layer-bucket.s3.amazonaws.com/x",
+            "https://prod-eu-west-1-starport-layer-bucket.s3.dualstack.eu-west-1.amazonaws.com/x",
+            "https://prod-eu-west-1-starport-layer-bucket.s3-eu-west-1.amazonaws.com/x",
+        ] {
+            assert!(redirect_allowed(&[], ecr, ok), "{ok}");
+        }
+        for bad in [
+            "https://prod-us-east-1-starport-layer-bucket.s3.amazonaws.com/x",
+            "https://prod-eu-west-1-starport-layer-bucket.evil.s3.amazonaws.com/x",
+            "https://prod-eu-west-1-starport-layer-bucket.s3.amazonaws.com.evil/x",
+            "https://prod-eu-west-1-starport-layer-bucket.s3.eu-west-1.amazonaws.com:8443/x",
+            "http://prod-eu-west-1-starport-layer-bucket.s3.amazonaws.com/x",
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/x",
+        ] {
+            assert!(!redirect_allowed(&[], ecr, bad), "{bad}");
+        }
+        // Only an ECR registry may send the client to ECR's bucket.
+        let bucket = "https://prod-eu-west-1-starport-layer-bucket.s3.amazonaws.com/x";
+        assert!(!redirect_allowed(&[], reg, bucket));
+    }
+
+    #[test]
+    fn blob_storage_hosts_are_host_names_and_wildcards_name_a_domain() {
+        let parse = |h: &str| RedirectHosts::new(&[h.to_owned()]);
+        for ok in [
+            "cdn.example",
+            "CDN.example:8443",
+            "*.blobs.example",
+            " x-1.y ",
+        ] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://cdn.example",
+            "cdn.example/path",
+            "user@cdn.example",
+            "*",
+            "*.com",
+            "*cdn.example",
+            "cdn..example",
+            "cdn.example:port",
+            "-cdn.example",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("is not a blob-storage host"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -13,7 +13,7 @@
 //! Error messages name the operation, registry and object, never a credential, a token or an
 //! upload-session URL (those carry state tokens in their query).
 
-use crate::egress::{EgressError, Guard, GuardedResolver};
+use crate::egress::{EgressError, Guard, GuardedResolver, RedirectHosts, same_origin};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -50,6 +50,10 @@ pub struct HttpConfig {
     /// addresses (loopback, private, link-local, …): the deployment's own registry behind a VPC
     /// endpoint, a registry on the user's network. Every other host is refused there.
     pub internal_hosts: Vec<String>,
+    /// Hosts a registry may redirect to (or name as an upload `Location`) besides its own
+    /// origin: `host`, `host:port` or `*.domain` (port 443 unless named) — the CDNs and object
+    /// stores registries keep blobs in. An ECR registry's own layer bucket is always allowed.
+    pub redirect_hosts: Vec<String>,
     /// Retries of transient failures of single requests (a blob transfer is retried whole by
     /// the copy engine, not here).
     pub retry: RetryPolicy,
@@ -88,6 +92,7 @@ impl Default for HttpConfig {
         HttpConfig {
             insecure_hosts: Vec::new(),
             internal_hosts: Vec::new(),
+            redirect_hosts: Vec::new(),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(20),
@@ -125,6 +130,8 @@ enum Access {
 pub struct HttpRegistry {
     http: reqwest::Client,
     guard: Arc<Guard>,
+    /// Where the registry may send us besides its own origin (redirects, upload `Location`s).
+    redirects: RedirectHosts,
     creds: Arc<dyn CredentialProvider>,
     config: HttpConfig,
     /// Basic auth applies to a whole host; learnt once, sent pre-emptively afterwards.
@@ -154,6 +161,8 @@ impl HttpRegistry {
         let guard = Arc::new(Guard::new(
             config.insecure_hosts.iter().chain(&config.internal_hosts),
         ));
+        let redirects = RedirectHosts::new(&config.redirect_hosts)
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
         let http = reqwest::Client::builder()
             .user_agent(&config.user_agent)
             .connect_timeout(config.connect_timeout)
@@ -166,6 +175,7 @@ impl HttpRegistry {
             // may send us at all: [`redirect_policy`].
             .redirect(redirect_policy(
                 config.insecure_hosts.clone(),
+                redirects.clone(),
                 guard.clone(),
             ))
             .build()
@@ -173,6 +183,7 @@ impl HttpRegistry {
         Ok(HttpRegistry {
             http,
             guard,
+            redirects,
             creds,
             config,
             basic: RwLock::default(),
@@ -568,13 +579,6 @@ fn authority(url: &url::Url) -> String {
     }
 }
 
-/// Same scheme, host and port: where a registry's credentials may go.
-fn same_origin(a: &url::Url, b: &url::Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
-        && a.port_or_known_default() == b.port_or_known_default()
-}
-
 /// A `WWW-Authenticate` challenge (RFC 7235): its scheme and auth-params.
 #[derive(Debug, PartialEq, Eq)]
 struct Challenge {
@@ -739,7 +743,7 @@ impl Stream for MinThroughput {
 /// transient.
 fn egress(what: &str, e: &EgressError) -> RegistryError {
     match e {
-        EgressError::Internal { .. } => RegistryError::Refused {
+        EgressError::Internal { .. } | EgressError::Port { .. } => RegistryError::Refused {
             what: what.to_owned(),
             detail: format!(
                 "{} (the CLI: --insecure-registry or --allow-internal-registry; the Lambdas: \
@@ -758,15 +762,22 @@ fn egress(what: &str, e: &EgressError) -> RegistryError {
     }
 }
 
-/// At most 5 redirects; never from HTTPS down to plain HTTP, and never to an internal address
-/// written as an IP literal or `localhost` (loopback, private, link-local — the instance metadata
-/// service at 169.254.169.254 —, shared, unspecified): a hostile registry must not turn the
-/// pipeline into a client of the Lambda runtime API or of the VPC. A stand-in host named in
-/// `insecure` (plain HTTP on loopback in tests) is allowed, and `guard` lets the hosts it
-/// allows be internal. Names that *resolve* to internal addresses are refused when connecting
-/// ([`GuardedResolver`]).
-fn redirect_policy(insecure: Vec<String>, guard: Arc<Guard>) -> reqwest::redirect::Policy {
+/// At most 5 redirects, each to where the registry may send us ([`RedirectHosts`]: its own
+/// origin, a configured blob-storage host, an ECR registry's layer bucket); never from HTTPS down
+/// to plain HTTP, and never to an internal address written as an IP literal (loopback, private,
+/// link-local — the instance metadata service at 169.254.169.254 —, shared, unspecified) or an
+/// allowed internal host on another port: a hostile registry must not turn the pipeline into a
+/// client of the Lambda runtime API, of the VPC or of any host it likes. A stand-in host named
+/// in `insecure` (plain HTTP on loopback in tests) may be spoken to over HTTP, and `guard` lets
+/// the hosts it allows be internal. Names that *resolve* to internal addresses are refused
+/// when connecting ([`GuardedResolver`]).
+fn redirect_policy(
+    insecure: Vec<String>,
+    targets: RedirectHosts,
+    guard: Arc<Guard>,
+) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
+        // The first of `previous` is the request's own URL, the rest are redirects.
         if attempt.previous().len() > 5 {
             return attempt.error("refused to follow more than 5 redirects");
         }
@@ -775,18 +786,33 @@ fn redirect_policy(insecure: Vec<String>, guard: Arc<Guard>) -> reqwest::redirec
             return attempt.error("refused a redirect without a host");
         }
         let host = authority(url);
-        if insecure.contains(&host) {
-            return attempt.follow();
+        if let Some(from) = attempt.previous().first()
+            && !targets.allows(from, url)
+        {
+            let why = refused_target("a redirect", from, &host);
+            return attempt.error(why);
         }
-        if url.scheme() != "https" {
+        if url.scheme() != "https" && !insecure.contains(&host) {
             let why = format!("refused a redirect to plain {} at {host}", url.scheme());
             return attempt.error(why);
         }
-        if guard.check_url(url).is_err() {
-            return attempt.error(format!("refused a redirect to the internal address {host}"));
+        if let Err(e) = guard.check_url(url) {
+            return attempt.error(format!(
+                "refused a redirect to the internal address {host}: {e}"
+            ));
         }
         attempt.follow()
     })
+}
+
+/// Why a registry at `from` may not send the client to `to`, and what to configure.
+fn refused_target(what: &str, from: &url::Url, to: &str) -> String {
+    format!(
+        "refused {what} from {} to {to}: not the registry's own host nor a blob-storage host \
+         (BLOB_REDIRECT_HOSTS; the CLI: --redirect-host); name {to} there if this registry \
+         keeps its blobs there",
+        authority(from)
+    )
 }
 
 /// Whether `url` names an internal address literally (or is `localhost`).
@@ -1120,6 +1146,7 @@ impl Registry for HttpRegistry {
                         if let Ok(loc) = location(&resp, &what)
                             && let Ok(base) = url::Url::parse(&url)
                             && let Ok(u) = base.join(&loc)
+                            && self.redirects.allows(&base, &u)
                         {
                             let _ = self
                                 .send(repo, Access::Push, &what, |c| {
@@ -1152,9 +1179,17 @@ impl Registry for HttpRegistry {
             .await?;
         let resp = self.check(resp, &what).await?;
         let put = upload_url(&url, &location(&resp, &what)?, digest)?;
-        // Credentials go only to the registry itself, never to a host its Location names.
-        let same_host =
-            url::Url::parse(&self.origin(repo)).is_ok_and(|own| same_origin(&put, &own));
+        // The image goes only where a redirect could send us ([`RedirectHosts`]), and
+        // credentials only to the registry itself, never to a host its Location names.
+        let own = url::Url::parse(&url)
+            .map_err(|e| RegistryError::Config(format!("bad registry URL: {e}")))?;
+        if !self.redirects.allows(&own, &put) {
+            return Err(RegistryError::Protocol {
+                what,
+                detail: refused_target("an upload Location", &own, &authority(&put)),
+            });
+        }
+        let same_host = same_origin(&put, &own);
         // One PUT with the whole body: the upload commits only if every byte arrives and
         // hashes to `digest`, so a failure half-way leaves nothing behind. The body cannot be
         // replayed, so this request is not retried here: the caller retries the whole transfer.
@@ -1601,52 +1636,140 @@ mod tests {
         assert!(e.len() < 400, "{} bytes", e.len());
     }
 
+    /// A client of `srv` speaking plain HTTP to `insecure` and following redirects to `named`.
+    fn redirecting_client(insecure: &[&str], named: &[&str]) -> HttpRegistry {
+        let own = |v: &[&str]| v.iter().map(|h| (*h).to_owned()).collect();
+        let mut creds = StaticCredentials::default();
+        creds.insert(insecure[0], basic("u", "secret"));
+        HttpRegistry::new(
+            HttpConfig {
+                insecure_hosts: own(insecure),
+                redirect_hosts: own(named),
+                ..HttpConfig::default()
+            },
+            Arc::new(creds),
+        )
+        .unwrap()
+    }
+
     #[tokio::test]
-    async fn redirects_to_plain_http_or_internal_addresses_are_refused_and_never_followed() {
-        let elsewhere = FaultServer::start(|_, _| answer("200 OK", &[])).await;
-        let target = elsewhere.host.clone();
+    async fn redirects_go_only_to_the_registrys_own_host_or_named_blob_storage() {
+        let storage = FaultServer::start(|_, _| answer("200 OK", &["Content-Length: 0"])).await;
+        let target = storage.host.clone();
+        let (own, tls) = (Digest::of(b""), Digest::of(b"tls"));
+        let (own_path, tls_path) = (own.to_string(), tls.to_string());
         let srv = FaultServer::start(move |_, head| {
-            let to = if head.contains("/blobs/sha256:") {
-                format!("http://{target}/steal")
+            let to = if head.contains("/moved/") {
+                return answer("200 OK", &["Content-Length: 0"]);
+            } else if head.contains(&own_path) {
+                "/v2/team/app/moved/blob".to_owned()
+            } else if head.contains(&tls_path) {
+                format!("https://{target}/blob")
             } else {
-                format!("https://{target}/steal")
+                format!("http://{target}/blob")
             };
             answer("307 Temporary Redirect", &[&format!("Location: {to}")])
         })
         .await;
-        let mut creds = StaticCredentials::default();
-        creds.insert(
-            &srv.host,
-            Credentials::Basic {
-                username: "u".into(),
-                password: "secret".into(),
-            },
-        );
-        let reg = srv.registry(creds);
-        // Plain HTTP elsewhere: refused at once, not retried, and the other host hears nothing.
-        let err = reg
-            .get_blob(&srv.repo(), &Digest::of(b"x"))
+        let (reg, sto) = (srv.host.as_str(), storage.host.as_str());
+        let elsewhere = Digest::of(b"elsewhere");
+        let protocol = promotion_core::error::ErrorType::RegistryProtocol;
+
+        // Storage not named: only the registry's own origin is followed; another host (even on
+        // the same address, another port) is refused at once, naming the host to configure.
+        let unnamed = redirecting_client(&[reg, sto], &[]);
+        let blob = unnamed.get_blob(&srv.repo(), &own).await.unwrap();
+        assert_eq!(blob.size, Some(0));
+        let err = unnamed
+            .get_blob(&srv.repo(), &elsewhere)
             .await
             .err()
-            .expect("refused");
+            .unwrap();
+        assert_eq!(err.error_type(), protocol, "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("refused a redirect from {reg} to {sto}")),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("BLOB_REDIRECT_HOSTS") && msg.contains("--redirect-host"),
+            "{msg}"
+        );
+        assert!(storage.requests().is_empty(), "{:?}", storage.requests());
+
+        // Named but plain HTTP (not a stand-in): refused; over HTTPS on a loopback literal (the
+        // Lambda runtime API, the metadata service) that is not allowed internal: refused.
+        let https_only = redirecting_client(&[reg], &[sto]);
+        let err = https_only
+            .get_blob(&srv.repo(), &elsewhere)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.error_type(), protocol, "{err}");
+        assert!(
+            err.to_string().contains("refused a redirect to plain http"),
+            "{err}"
+        );
+        let err = https_only.get_blob(&srv.repo(), &tls).await.err().unwrap();
+        assert_eq!(err.error_type(), protocol, "{err}");
+        assert!(err.to_string().contains("internal address"), "{err}");
+        assert!(storage.requests().is_empty(), "{:?}", storage.requests());
+        assert_eq!(srv.requests().len(), 5, "one request each, no retries");
+
+        // Named: followed, without the registry's credentials.
+        let named = redirecting_client(&[reg, sto], &[sto]);
+        let blob = named.get_blob(&srv.repo(), &elsewhere).await.unwrap();
+        assert_eq!(blob.size, Some(0));
+        let heard = storage.requests();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(authorization(&heard[0]), None, "{heard:?}");
+    }
+
+    #[tokio::test]
+    async fn an_upload_location_on_another_host_is_refused_unless_named() {
+        let storage =
+            FaultServer::start(|_, _| answer("201 Created", &["Content-Length: 0"])).await;
+        let target = storage.host.clone();
+        let srv = FaultServer::start(move |_, _| {
+            answer(
+                "202 Accepted",
+                &[&format!("Location: http://{target}/upload/1?state=s")],
+            )
+        })
+        .await;
+        let (reg, sto) = (srv.host.as_str(), storage.host.as_str());
+        let empty = || BlobStream {
+            size: Some(0),
+            stream: futures_util::stream::empty().boxed(),
+        };
+        let unnamed = redirecting_client(&[reg, sto], &[]);
+        let err = unnamed
+            .put_blob(&srv.repo(), &Digest::of(b""), 0, empty())
+            .await
+            .unwrap_err();
         assert_eq!(
             err.error_type(),
             promotion_core::error::ErrorType::RegistryProtocol,
             "{err}"
         );
         assert!(
-            err.to_string().contains("refused a redirect to plain http"),
+            err.to_string().contains("refused an upload Location"),
             "{err}"
         );
-        // HTTPS to a loopback literal (the Lambda runtime API, the metadata service): refused.
-        let err = reg.get_manifest(&srv.repo(), "1").await.unwrap_err();
-        assert!(err.to_string().contains("internal address"), "{err}");
+        assert!(storage.requests().is_empty(), "{:?}", storage.requests());
+
+        let named = redirecting_client(&[reg, sto], &[sto]);
+        named
+            .put_blob(&srv.repo(), &Digest::of(b""), 0, empty())
+            .await
+            .unwrap();
+        let heard = storage.requests();
+        assert_eq!(heard.len(), 1, "{heard:?}");
         assert!(
-            elsewhere.requests().is_empty(),
-            "{:?}",
-            elsewhere.requests()
+            heard[0].starts_with("PUT /upload/1?state=s&digest="),
+            "{heard:?}"
         );
-        assert_eq!(srv.requests().len(), 2, "one request each, no retries");
+        assert_eq!(authorization(&heard[0]), None, "{heard:?}");
     }
 
     #[test]
@@ -1852,7 +1975,8 @@ mod tests {
         creds.insert(&srv.host, basic("u", "s3cret"));
         let reg = HttpRegistry::new(
             HttpConfig {
-                insecure_hosts: vec![srv.host.clone(), storage_host],
+                insecure_hosts: vec![srv.host.clone(), storage_host.clone()],
+                redirect_hosts: vec![storage_host],
                 ..srv.registry(StaticCredentials::default()).config
             },
             Arc::new(creds),

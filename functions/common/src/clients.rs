@@ -31,6 +31,7 @@ pub fn registry(
     let config = HttpConfig {
         insecure_hosts: settings.insecure_registries.clone(),
         internal_hosts: settings.internal_registries.clone(),
+        redirect_hosts: settings.redirect_hosts.clone(),
         ..HttpConfig::default()
     };
     HttpRegistry::new(config, Arc::new(provider)).map_err(|e| ConfigError(e.to_string()))

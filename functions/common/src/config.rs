@@ -186,6 +186,10 @@ pub struct RegistrySettings {
     /// endpoint answers with private addresses) and the `ECR_REGISTRY_ALIASES` hosts.
     /// Every other host is refused there (`promotion_registry::egress`).
     pub internal_registries: Vec<String>,
+    /// `BLOB_REDIRECT_HOSTS`: where registries may redirect blob transfers besides their own
+    /// host (`host`, `host:port`, `*.domain`): the CDNs and object stores of the
+    /// `SOURCE_REGISTRIES`. ECR's own layer bucket needs no entry. Read in every build.
+    pub redirect_hosts: Vec<String>,
 }
 
 /// The variables only stand-ins set: `ECR_REGISTRY_ALIASES` (authenticate a host with ECR's
@@ -232,6 +236,9 @@ pub fn registry(v: &Vars) -> Result<RegistrySettings, ConfigError> {
         .map(|h| h.trim().to_owned())
         .chain(settings.ecr_aliases.iter().map(|(h, _)| h.clone()))
         .collect();
+    settings.redirect_hosts = v.list("BLOB_REDIRECT_HOSTS");
+    promotion_registry::egress::RedirectHosts::new(&settings.redirect_hosts)
+        .map_err(|e| ConfigError(format!("BLOB_REDIRECT_HOSTS: {e}")))?;
     Ok(settings)
 }
 
@@ -259,7 +266,7 @@ fn registry_switches(v: &Vars) -> Result<RegistrySettings, ConfigError> {
     Ok(RegistrySettings {
         ecr_aliases,
         insecure_registries: v.list("INSECURE_REGISTRIES"),
-        internal_registries: Vec::new(),
+        ..RegistrySettings::default()
     })
 }
 
@@ -573,6 +580,32 @@ pub(crate) mod tests {
             assert_eq!(
                 reg.internal_registries,
                 ["reg.test", "ingress.test", "127.0.0.1:5000"]
+            );
+        }
+    }
+
+    #[test]
+    fn blob_redirect_hosts_are_read_in_every_build_and_checked() {
+        assert!(with(&[], registry).unwrap().redirect_hosts.is_empty());
+        let reg = with(
+            &[(
+                "BLOB_REDIRECT_HOSTS",
+                " *.cdn.example , store.example:8443 ",
+            )],
+            registry,
+        )
+        .unwrap();
+        assert_eq!(reg.redirect_hosts, ["*.cdn.example", "store.example:8443"]);
+        // A bad one stops the function at start-up, not at the first redirect.
+        for bad in ["https://cdn.example", "*.com", "cdn.example/blobs"] {
+            let e = with(&[("BLOB_REDIRECT_HOSTS", bad)], registry).unwrap_err();
+            assert!(
+                e.to_string().starts_with("BLOB_REDIRECT_HOSTS: "),
+                "{bad}: {e}"
+            );
+            assert!(
+                e.to_string().contains("not a blob-storage host"),
+                "{bad}: {e}"
             );
         }
     }
