@@ -327,7 +327,10 @@ run_one() {
   registry_start_tls "${dst_dir}" DST
   case "${tool}" in
     promote)
+      # Both registries are on loopback: allowed explicitly (the egress guard refuses internal
+      # addresses otherwise), each on its own port.
       cmd=(env -u SSL_CERT_DIR "SSL_CERT_FILE=${PKI}/ca.crt" "${PROMOTE}" --json
+        --allow-internal-registry "${SRC}" --allow-internal-registry "${DST}"
         copy "${SRC}/${REF}" "${DST}/${REF}")
       ;;
     skopeo)
