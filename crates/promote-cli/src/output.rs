@@ -83,9 +83,9 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
 /// One credentials flag as given: the registry it is for, its value, and its name for errors.
 pub type GivenCreds<'a> = (&'a ImageRef, &'a Option<String>, &'static str);
 
-/// The registry client: `--insecure-registry`, `--allow-internal-registry`, `--redirect-host`, the credentials
-/// given on the command line (by registry host), then Docker's config, ECR tokens and
-/// anonymous access.
+/// The registry client: `--insecure-registry`, `--allow-internal-registry`, `--redirect-host`,
+/// the credentials given on the command line (by registry host), then Docker's config, ECR
+/// tokens and anonymous access.
 pub fn registry(cli: &Cli, given: &[GivenCreds<'_>]) -> Result<HttpRegistry, Failure> {
     let mut fixed: Vec<(String, Credentials)> = Vec::new();
     for (r, c, flag) in given {

@@ -1772,6 +1772,43 @@ mod tests {
         assert_eq!(authorization(&heard[0]), None, "{heard:?}");
     }
 
+    #[tokio::test]
+    async fn a_declined_mount_cancels_its_session_only_where_a_redirect_could_go() {
+        let storage = FaultServer::start(|_, _| answer("204 No Content", &[])).await;
+        let target = storage.host.clone();
+        // The registry declines the mount and names an upload session on another host.
+        let srv = FaultServer::start(move |_, _| {
+            answer(
+                "202 Accepted",
+                &[&format!("Location: http://{target}/upload/1?state=s")],
+            )
+        })
+        .await;
+        let (reg, sto) = (srv.host.as_str(), storage.host.as_str());
+        let from: ImageRef = format!("{reg}/team/base").parse().unwrap();
+        let unnamed = redirecting_client(&[reg, sto], &[]);
+        let mounted = unnamed
+            .mount_blob(&srv.repo(), &Digest::of(b"x"), &from)
+            .await
+            .unwrap();
+        assert!(!mounted);
+        assert!(storage.requests().is_empty(), "{:?}", storage.requests());
+
+        let named = redirecting_client(&[reg, sto], &[sto]);
+        let mounted = named
+            .mount_blob(&srv.repo(), &Digest::of(b"x"), &from)
+            .await
+            .unwrap();
+        assert!(!mounted);
+        let heard = storage.requests();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert!(
+            heard[0].starts_with("DELETE /upload/1?state=s"),
+            "{heard:?}"
+        );
+        assert_eq!(authorization(&heard[0]), None, "{heard:?}");
+    }
+
     #[test]
     fn internal_addresses_are_recognised() {
         for u in [
