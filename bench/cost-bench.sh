@@ -12,7 +12,7 @@
 #    `CARGO_TARGET_DIR=${COST_TARGET_DIR:-/work/target-cost} nice cargo build --release ...`
 #    (fat LTO: ~8-10 minutes cold on 2 cores). LAMBDA_BIN_DIR=DIR uses binaries built elsewhere
 #    (they must have the stand-ins feature).
-# 2. Per memory size M (COST_MEMORY_SIZES), a fresh stack, as tests/it/support/pipeline.rs starts
+# 2. Per run (COST_RUNS) and memory size M (COST_MEMORY_SIZES), a fresh stack, as tests/it/support/pipeline.rs starts
 #    it: moto_server (scripts/moto_server_kms_digest.py: KMS with DIGEST corrected, Inspector2
 #    findings, ECR tokens), one docker-registry on 127.0.0.1 (random port; basic auth whose
 #    password is moto's ECR token; HTTPS with a throwaway CA unless COST_TLS=0) holding the
@@ -46,6 +46,7 @@
 #
 # Environment:
 #   COST_MEMORY_SIZES="128 256 512 1024"  memory sizes to measure (MB; CPU share M/1769)
+#   COST_RUNS=3                           runs per size (sizes interleaved; medians reported)
 #   COST_PLATFORMS="linux/amd64 linux/arm64/v8 linux/arm/v7"
 #   COST_LAYERS=2 COST_LAYER_MIB=16       layers per platform and MiB of random data per layer
 #   COST_REPEAT=1                         also run the same event again (idempotent repeat)
@@ -85,6 +86,7 @@ REGION=us-east-1
 APPROVAL_TYPE="application/vnd.ecr-promotion.approval.v1+json"
 
 SIZES="${COST_MEMORY_SIZES:-128 256 512 1024}"
+RUNS="${COST_RUNS:-3}"
 PLATFORMS="${COST_PLATFORMS:-linux/amd64 linux/arm64/v8 linux/arm/v7}"
 LAYERS="${COST_LAYERS:-2}"
 LAYER_MIB="${COST_LAYER_MIB:-16}"
@@ -96,10 +98,11 @@ GATE_POLLS="${COST_GATE_POLLS:-5}"
 STEP_BOUND_MS="${COST_STEP_BOUND_MS:-3000}"
 COPY_BOUND_S="${COST_COPY_BOUND_S:-600}"
 COPY_BOUND_GIB="${COST_COPY_BOUND_GIB:-3}"
-require_positive LAYERS LAYER_MIB GATE_POLLS STEP_BOUND_MS COPY_BOUND_S COPY_BOUND_GIB
+require_positive RUNS LAYERS LAYER_MIB GATE_POLLS STEP_BOUND_MS COPY_BOUND_S COPY_BOUND_GIB
 for m in ${SIZES}; do
-  [[ "${m}" =~ ^[1-9][0-9]*$ ]] && ((m >= 128 && m <= 10240)) ||
+  if ! [[ "${m}" =~ ^[1-9][0-9]*$ ]] || ((m < 128 || m > 10240)); then
     fail "COST_MEMORY_SIZES: ${m} is not a Lambda memory size (128-10240 MB)"
+  fi
 done
 [[ -n "${SIZES// /}" ]] || fail "COST_MEMORY_SIZES is empty"
 [[ "${REPEAT}" == 0 || "${REPEAT}" == 1 ]] || fail "COST_REPEAT must be 0 or 1"
@@ -180,7 +183,7 @@ done
 echo "binaries: ${BIN_DIR}"
 echo "machine:  $(nproc) cores, $(uname -m), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 echo "image:    ${PLATFORMS// /, }; ${LAYERS} layers x ${LAYER_MIB} MiB each"
-echo "sizes:    ${SIZES} MB; registry over $([[ "${TLS}" == 1 ]] && echo HTTPS || echo 'plain HTTP')"
+echo "sizes:    ${SIZES} MB, ${RUNS} run(s) each; registry over $([[ "${TLS}" == 1 ]] && echo HTTPS || echo 'plain HTTP')"
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -287,182 +290,184 @@ if [[ "${TLS}" == 1 ]]; then
   make_ca "${PKI}"
 fi
 
-# --- one stack per memory size ---------------------------------------------------------------
+# --- one stack per run and memory size -------------------------------------------------------
 
-for M in ${SIZES}; do
-  RUN_DIR="${TMP}/m${M}"
-  mkdir -p "${RUN_DIR}/logs" "${RUN_DIR}/home"
-  section "${M} MB: fresh stand-ins, seed, two executions"
-  moto_start
-  token="$(moto_call AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken ecr '{}' |
-    jq -r '.authorizationData[0].authorizationToken' | base64 -d)"
-  REG_USER="${token%%:*}"
-  REG_PASS="${token#*:}"
-  [[ -n "${REG_USER}" && -n "${REG_PASS}" && ${#REG_PASS} -le 72 ]] ||
-    fail "moto's ECR token is not usable as a bcrypt password"
-  mkdir -p "${RUN_DIR}/registry"
-  # bcrypt's lowest cost: the registry checks the password on every request, and the stand-in's
-  # own hashing should weigh as little as possible in the functions' durations.
-  htpasswd -BbcC 4 "${RUN_DIR}/registry/htpasswd" "${REG_USER}" "${REG_PASS}" 2>/dev/null ||
-    fail "htpasswd could not write ${RUN_DIR}/registry/htpasswd"
-  KEY_ID="$(moto_call TrentService.CreateKey kms '{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY","Description":"cost-bench signing"}' | jq -r .KeyMetadata.KeyId)"
-  APPROVER_KEY="$(moto_call TrentService.CreateKey kms '{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY","Description":"cost-bench approver"}' | jq -r .KeyMetadata.KeyId)"
-
-  # Seed over plain HTTP (seed_image.py speaks nothing else), then serve the same storage.
-  registry_up "${RUN_DIR}/registry" SEED_HOST
-  plat_args=()
-  for p in ${PLATFORMS}; do plat_args+=(--platform "${p}"); done
-  python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_HOST}" --repository incoming/app \
-    --tag 1.0.0 "${plat_args[@]}" --layers "${LAYERS}" --layer-bytes $((LAYER_MIB * 1048576)) \
-    --creds "${REG_USER}:${REG_PASS}" >"${RUN_DIR}/seed.json"
-  registry_stop "${RUN_DIR}/registry"
-  mode=""
-  [[ "${TLS}" == 1 ]] && mode=tls
-  registry_up "${RUN_DIR}/registry" HOST "${mode}"
-  UP_HOST=""
-  if [[ "${UPSTREAM}" == 1 ]]; then
-    # Another account's ECR: its password is the token moto hands out for that registry id.
-    up_token="$(moto_call AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken ecr \
-      "{\"registryIds\": [\"${UPSTREAM_ACCOUNT}\"]}" |
+for R in $(seq 1 "${RUNS}"); do
+  for M in ${SIZES}; do
+    RUN_DIR="${TMP}/m${M}/r${R}"
+    mkdir -p "${RUN_DIR}/logs" "${RUN_DIR}/home"
+    section "${M} MB, run ${R}/${RUNS}: fresh stand-ins, seed, executions"
+    moto_start
+    token="$(moto_call AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken ecr '{}' |
       jq -r '.authorizationData[0].authorizationToken' | base64 -d)"
-    mkdir -p "${RUN_DIR}/upstream"
-    htpasswd -BbcC 4 "${RUN_DIR}/upstream/htpasswd" "${up_token%%:*}" "${up_token#*:}" 2>/dev/null ||
-      fail "htpasswd could not write ${RUN_DIR}/upstream/htpasswd"
-    registry_up "${RUN_DIR}/upstream" SEED_HOST
-    python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_HOST}" --repository vendor/tool \
-      --tag 2.0.0 "${plat_args[@]}" --layers "${LAYERS}" --layer-bytes $((LAYER_MIB * 1048576)) \
-      --creds "${up_token}" >"${RUN_DIR}/seed-upstream.json"
-    registry_stop "${RUN_DIR}/upstream"
-    registry_up "${RUN_DIR}/upstream" UP_HOST "${mode}"
-  fi
-  : >"${RUN_DIR}/registry/access.log" # only the pipeline's requests from here on
-  DIGEST="$(jq -r .digest "${RUN_DIR}/seed.json")"
-  FIRST_PLATFORM="$(jq -r '.platforms[0].digest' "${RUN_DIR}/seed.json")"
-  echo "  registry ${HOST}, moto ${MOTO_URL}, incoming/app:1.0.0 @${DIGEST:0:19} ($(jq -r .blob_bytes "${RUN_DIR}/seed.json") blob bytes)"
-  [[ -z "${UP_HOST}" ]] || echo "  upstream ${UP_HOST}: vendor/tool:2.0.0 @$(jq -r .digest "${RUN_DIR}/seed-upstream.json" | cut -c1-19)"
+    REG_USER="${token%%:*}"
+    REG_PASS="${token#*:}"
+    [[ -n "${REG_USER}" && -n "${REG_PASS}" && ${#REG_PASS} -le 72 ]] ||
+      fail "moto's ECR token is not usable as a bcrypt password"
+    mkdir -p "${RUN_DIR}/registry"
+    # bcrypt's lowest cost: the registry checks the password on every request, and the stand-in's
+    # own hashing should weigh as little as possible in the functions' durations.
+    htpasswd -BbcC 4 "${RUN_DIR}/registry/htpasswd" "${REG_USER}" "${REG_PASS}" 2>/dev/null ||
+      fail "htpasswd could not write ${RUN_DIR}/registry/htpasswd"
+    KEY_ID="$(moto_call TrentService.CreateKey kms '{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY","Description":"cost-bench signing"}' | jq -r .KeyMetadata.KeyId)"
+    APPROVER_KEY="$(moto_call TrentService.CreateKey kms '{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY","Description":"cost-bench approver"}' | jq -r .KeyMetadata.KeyId)"
 
-  # Findings as tests/demo/main.rs seeds them: moto pops one queued list per distinct request.
-  jq -n --arg d "${FIRST_PLATFORM}" --arg a "${ACCOUNT}" --arg r "${REGION}" '
-    def finding($id; $sev; $pkg): {awsAccountId: $a,
-      findingArn: "arn:aws:inspector2:\($r):\($a):finding/\($id)", severity: $sev,
-      status: "ACTIVE", type: "PACKAGE_VULNERABILITY", fixAvailable: "YES",
-      firstObservedAt: 1795000000.0, lastObservedAt: 1795000000.0,
-      packageVulnerabilityDetails: {vulnerabilityId: $id, source: "DEBIAN_CVE",
-        vulnerablePackages: [{name: $pkg, version: "1.0"}]},
-      resources: [{id: "x", type: "AWS_ECR_CONTAINER_IMAGE", details: {awsEcrContainerImage:
-        {imageHash: $d, repositoryName: "quarantine/app"}}}]};
-    {results: [range(400) | [finding("CVE-2025-0001"; "MEDIUM"; "libexpat1"),
-                             finding("CVE-2025-0002"; "LOW"; "tar")]],
-     account_id: $a, region: $r}' >"${RUN_DIR}/findings.json"
-  curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@${RUN_DIR}/findings.json" \
-    "${MOTO_URL}/moto-api/static/inspector2/findings-results" >/dev/null
+    # Seed over plain HTTP (seed_image.py speaks nothing else), then serve the same storage.
+    registry_up "${RUN_DIR}/registry" SEED_HOST
+    plat_args=()
+    for p in ${PLATFORMS}; do plat_args+=(--platform "${p}"); done
+    python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_HOST}" --repository incoming/app \
+      --tag 1.0.0 "${plat_args[@]}" --layers "${LAYERS}" --layer-bytes $((LAYER_MIB * 1048576)) \
+      --creds "${REG_USER}:${REG_PASS}" >"${RUN_DIR}/seed.json"
+    registry_stop "${RUN_DIR}/registry"
+    mode=""
+    [[ "${TLS}" == 1 ]] && mode=tls
+    registry_up "${RUN_DIR}/registry" HOST "${mode}"
+    UP_HOST=""
+    if [[ "${UPSTREAM}" == 1 ]]; then
+      # Another account's ECR: its password is the token moto hands out for that registry id.
+      up_token="$(moto_call AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken ecr \
+        "{\"registryIds\": [\"${UPSTREAM_ACCOUNT}\"]}" |
+        jq -r '.authorizationData[0].authorizationToken' | base64 -d)"
+      mkdir -p "${RUN_DIR}/upstream"
+      htpasswd -BbcC 4 "${RUN_DIR}/upstream/htpasswd" "${up_token%%:*}" "${up_token#*:}" 2>/dev/null ||
+        fail "htpasswd could not write ${RUN_DIR}/upstream/htpasswd"
+      registry_up "${RUN_DIR}/upstream" SEED_HOST
+      python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_HOST}" --repository vendor/tool \
+        --tag 2.0.0 "${plat_args[@]}" --layers "${LAYERS}" --layer-bytes $((LAYER_MIB * 1048576)) \
+        --creds "${up_token}" >"${RUN_DIR}/seed-upstream.json"
+      registry_stop "${RUN_DIR}/upstream"
+      registry_up "${RUN_DIR}/upstream" UP_HOST "${mode}"
+    fi
+    : >"${RUN_DIR}/registry/access.log" # only the pipeline's requests from here on
+    DIGEST="$(jq -r .digest "${RUN_DIR}/seed.json")"
+    FIRST_PLATFORM="$(jq -r '.platforms[0].digest' "${RUN_DIR}/seed.json")"
+    echo "  registry ${HOST}, moto ${MOTO_URL}, incoming/app:1.0.0 @${DIGEST:0:19} ($(jq -r .blob_bytes "${RUN_DIR}/seed.json") blob bytes)"
+    [[ -z "${UP_HOST}" ]] || echo "  upstream ${UP_HOST}: vendor/tool:2.0.0 @$(jq -r .digest "${RUN_DIR}/seed-upstream.json" | cut -c1-19)"
 
-  # The functions' environment: tests/it/support/pipeline.rs's, plus a hermetic HOME.
-  aliases="${HOST}=${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com"
-  insecure="${HOST}"
-  if [[ -n "${UP_HOST}" ]]; then
-    aliases+=",${UP_HOST}=${UPSTREAM_ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com"
-    insecure+=",${UP_HOST}"
-  fi
-  jq -n --arg host "${HOST}" --arg key "${KEY_ID}" --arg approver "awskms:///${APPROVER_KEY}" \
-    --arg aliases "${aliases}" --arg insecure "${insecure}" --arg up "${UP_HOST}" --arg home "${RUN_DIR}/home" \
-    --arg tls "${TLS}" --arg ca "${PKI:-}/ca.crt" --arg region "${REGION}" --arg at "${APPROVAL_TYPE}" '
-    ([{name: "release-manager", key: $approver}]) as $approvers |
-    {PATH: "/usr/bin:/bin", HOME: $home, AWS_EC2_METADATA_DISABLED: "true",
-     AWS_REGION: $region, AWS_DEFAULT_REGION: $region,
-     AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", RUST_LOG: "info",
-     INGRESS_REGISTRY: $host, PIPELINE_REGISTRY: $host,
-     INGRESS_PREFIX: "incoming/", QUARANTINE_PREFIX: "quarantine/", TRUSTED_PREFIX: "trusted/",
-     APPROVALS_PREFIX: "approvals/",
-     ENVIRONMENTS: ({environments: [{name: "dev"}, {name: "staging", approvers: $approvers},
-                                    {name: "prod", approvers: $approvers}]} | tojson),
-     GATE_POLICY: "block_severities: [CRITICAL, HIGH]\nsettle_seconds: 0\n",
-     SCAN_POLL_SECONDS: "30", SCAN_MAX_WAIT_SECONDS: "1800",
-     KMS_KEY_ID: $key, SIGN_MODE: "both", APPROVAL_ARTIFACT_TYPE: $at,
-     ANNOTATIONS: ({"org.opencontainers.image.vendor": "Example Corp"} | tojson),
-     LABELS: ({"org.example.promoted": "true"} | tojson),
-     ECR_REGISTRY_ALIASES: $aliases,
-     SOURCE_REGISTRIES: $up,
-     INSPECTOR_ASSUME_SCANNED: "true"}
-    + (if $tls == "1" then {SSL_CERT_FILE: $ca} else {INSECURE_REGISTRIES: $insecure} end)' \
-    >"${RUN_DIR}/env.json"
-  fns_json="$(for f in "${FUNCTIONS[@]}"; do
-    jq -n --arg n "${f}" --arg b "${BIN_DIR}/${f}" --argjson m "${M}" --argjson t "${TIMEOUT_S[${f}]}" \
-      '{name: $n, binary: $b, memory_mb: $m, timeout_s: $t}'
-  done | jq -s .)"
-  jq -n --argjson env "$(cat "${RUN_DIR}/env.json")" --argjson fns "${fns_json}" \
-    --arg aws "${MOTO_URL}" --arg log "${RUN_DIR}/registry/access.log" --arg logs "${RUN_DIR}/logs" \
-    --arg cg "${COST_CGROUP:-auto}" --arg exec "${ROOT}/bench/cgroup-exec.sh" --arg list "${CGROUP_LIST}" \
-    '{functions: $fns, env: $env, aws_endpoint: $aws, registry_access_log: $log, log_dir: $logs,
-      cgroup: $cg, cgroup_exec: $exec, cgroup_list: $list}' >"${RUN_DIR}/invoker.json"
+    # Findings as tests/demo/main.rs seeds them: moto pops one queued list per distinct request.
+    jq -n --arg d "${FIRST_PLATFORM}" --arg a "${ACCOUNT}" --arg r "${REGION}" '
+      def finding($id; $sev; $pkg): {awsAccountId: $a,
+        findingArn: "arn:aws:inspector2:\($r):\($a):finding/\($id)", severity: $sev,
+        status: "ACTIVE", type: "PACKAGE_VULNERABILITY", fixAvailable: "YES",
+        firstObservedAt: 1795000000.0, lastObservedAt: 1795000000.0,
+        packageVulnerabilityDetails: {vulnerabilityId: $id, source: "DEBIAN_CVE",
+          vulnerablePackages: [{name: $pkg, version: "1.0"}]},
+        resources: [{id: "x", type: "AWS_ECR_CONTAINER_IMAGE", details: {awsEcrContainerImage:
+          {imageHash: $d, repositoryName: "quarantine/app"}}}]};
+      {results: [range(400) | [finding("CVE-2025-0001"; "MEDIUM"; "libexpat1"),
+                               finding("CVE-2025-0002"; "LOW"; "tar")]],
+       account_id: $a, region: $r}' >"${RUN_DIR}/findings.json"
+    curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "@${RUN_DIR}/findings.json" \
+      "${MOTO_URL}/moto-api/static/inspector2/findings-results" >/dev/null
 
-  INVOKER_STATUS=0
-  python3 "${ROOT}/bench/lambda_invoker.py" --config "${RUN_DIR}/invoker.json" \
-    --out "${RUN_DIR}/stats.json" --ready "${RUN_DIR}/ready.json" 2>"${RUN_DIR}/invoker.log" &
-  INVOKER_PID=$!
-  for _ in $(seq 1 1200); do
-    [[ -s "${RUN_DIR}/ready.json" ]] && break
-    kill -0 "${INVOKER_PID}" 2>/dev/null || break
-    sleep 0.1
+    # The functions' environment: tests/it/support/pipeline.rs's, plus a hermetic HOME.
+    aliases="${HOST}=${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com"
+    insecure="${HOST}"
+    if [[ -n "${UP_HOST}" ]]; then
+      aliases+=",${UP_HOST}=${UPSTREAM_ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com"
+      insecure+=",${UP_HOST}"
+    fi
+    jq -n --arg host "${HOST}" --arg key "${KEY_ID}" --arg approver "awskms:///${APPROVER_KEY}" \
+      --arg aliases "${aliases}" --arg insecure "${insecure}" --arg up "${UP_HOST}" --arg home "${RUN_DIR}/home" \
+      --arg tls "${TLS}" --arg ca "${PKI:-}/ca.crt" --arg region "${REGION}" --arg at "${APPROVAL_TYPE}" '
+      ([{name: "release-manager", key: $approver}]) as $approvers |
+      {PATH: "/usr/bin:/bin", HOME: $home, AWS_EC2_METADATA_DISABLED: "true",
+       AWS_REGION: $region, AWS_DEFAULT_REGION: $region,
+       AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test", RUST_LOG: "info",
+       INGRESS_REGISTRY: $host, PIPELINE_REGISTRY: $host,
+       INGRESS_PREFIX: "incoming/", QUARANTINE_PREFIX: "quarantine/", TRUSTED_PREFIX: "trusted/",
+       APPROVALS_PREFIX: "approvals/",
+       ENVIRONMENTS: ({environments: [{name: "dev"}, {name: "staging", approvers: $approvers},
+                                      {name: "prod", approvers: $approvers}]} | tojson),
+       GATE_POLICY: "block_severities: [CRITICAL, HIGH]\nsettle_seconds: 0\n",
+       SCAN_POLL_SECONDS: "30", SCAN_MAX_WAIT_SECONDS: "1800",
+       KMS_KEY_ID: $key, SIGN_MODE: "both", APPROVAL_ARTIFACT_TYPE: $at,
+       ANNOTATIONS: ({"org.opencontainers.image.vendor": "Example Corp"} | tojson),
+       LABELS: ({"org.example.promoted": "true"} | tojson),
+       ECR_REGISTRY_ALIASES: $aliases,
+       SOURCE_REGISTRIES: $up,
+       INSPECTOR_ASSUME_SCANNED: "true"}
+      + (if $tls == "1" then {SSL_CERT_FILE: $ca} else {INSECURE_REGISTRIES: $insecure} end)' \
+      >"${RUN_DIR}/env.json"
+    fns_json="$(for f in "${FUNCTIONS[@]}"; do
+      jq -n --arg n "${f}" --arg b "${BIN_DIR}/${f}" --argjson m "${M}" --argjson t "${TIMEOUT_S[${f}]}" \
+        '{name: $n, binary: $b, memory_mb: $m, timeout_s: $t}'
+    done | jq -s .)"
+    jq -n --argjson env "$(cat "${RUN_DIR}/env.json")" --argjson fns "${fns_json}" \
+      --arg aws "${MOTO_URL}" --arg log "${RUN_DIR}/registry/access.log" --arg logs "${RUN_DIR}/logs" \
+      --arg cg "${COST_CGROUP:-auto}" --arg exec "${ROOT}/bench/cgroup-exec.sh" --arg list "${CGROUP_LIST}" \
+      '{functions: $fns, env: $env, aws_endpoint: $aws, registry_access_log: $log, log_dir: $logs,
+        cgroup: $cg, cgroup_exec: $exec, cgroup_list: $list}' >"${RUN_DIR}/invoker.json"
+
+    INVOKER_STATUS=0
+    python3 "${ROOT}/bench/lambda_invoker.py" --config "${RUN_DIR}/invoker.json" \
+      --out "${RUN_DIR}/stats.json" --ready "${RUN_DIR}/ready.json" 2>"${RUN_DIR}/invoker.log" &
+    INVOKER_PID=$!
+    for _ in $(seq 1 1200); do
+      [[ -s "${RUN_DIR}/ready.json" ]] && break
+      kill -0 "${INVOKER_PID}" 2>/dev/null || break
+      sleep 0.1
+    done
+    [[ -s "${RUN_DIR}/ready.json" ]] || {
+      cat "${RUN_DIR}/invoker.log" >&2
+      fail "the functions did not start at ${M} MB (logs: ${RUN_DIR}/logs)"
+    }
+    sed 's/^/  /' "${RUN_DIR}/invoker.log"
+    INVOKER_BASE="$(jq -r .base "${RUN_DIR}/ready.json")"
+
+    # tests/sfn/run.mjs's job: the real definition, every Task routed to the invoker.
+    subs='{"EventBusName": "promotion-events"}'
+    funcs='{}'
+    for i in "${!FUNCTIONS[@]}"; do
+      f="${FUNCTIONS[${i}]}"
+      arn="arn:aws:lambda:${REGION}:${ACCOUNT}:function:${f}"
+      subs="$(jq --arg k "${SUBSTITUTIONS[${i}]}" --arg v "${arn}" '.[$k] = $v' <<<"${subs}")"
+      funcs="$(jq --arg k "${arn}" --arg v "$(jq -r --arg f "${f}" '.functions[$f]' "${RUN_DIR}/ready.json")" \
+        '.[$k] = $v' <<<"${funcs}")"
+    done
+    jq -n --arg defn "${ROOT}/statemachine/promotion.asl.json" --argjson subs "${subs}" \
+      --argjson funcs "${funcs}" --arg at "${APPROVAL_TYPE}" --arg d "${DIGEST}" \
+      --arg a "${ACCOUNT}" --arg r "${REGION}" '
+      {definition: $defn, substitutions: ($subs + {ApprovalArtifactType: $at}), functions: $funcs,
+       input: {version: "0", id: "cost-bench", "detail-type": "ECR Image Action", source: "aws.ecr",
+         account: $a, region: $r, resources: [],
+         detail: {result: "SUCCESS", "action-type": "PUSH", "repository-name": "incoming/app",
+           "image-digest": $d, "image-tag": "1.0.0",
+           "manifest-media-type": "application/vnd.oci.image.index.v1+json"}},
+       waitOverridesMs: {}, retryOverridesMs: {}}' >"${RUN_DIR}/job.json"
+
+    execute promotion "${RUN_DIR}/job.json"
+    if [[ "${REPEAT}" == 1 ]]; then execute repeat "${RUN_DIR}/job.json"; fi
+    if [[ -n "${UP_HOST}" ]]; then
+      jq --arg src "${UP_HOST}/vendor/tool:2.0.0" '.input = {source: $src}' "${RUN_DIR}/job.json" \
+        >"${RUN_DIR}/job-upstream.json"
+      execute upstream "${RUN_DIR}/job-upstream.json"
+    fi
+    # The promotion did what it should: trusted/app carries the dev tag.
+    scheme=http ca=()
+    [[ "${TLS}" == 1 ]] && scheme=https ca=(--cacert "${PKI}/ca.crt")
+    tags="$(curl -fsS "${ca[@]+"${ca[@]}"}" -u "${REG_USER}:${REG_PASS}" \
+      "${scheme}://${HOST}/v2/trusted/app/tags/list" | jq -r '.tags[]?')" || true
+    grep -qx 'dev-1.0.0' <<<"${tags}" || fail "trusted/app has no dev-1.0.0 tag after the promotion at ${M} MB (tags: ${tags//$'\n'/ })"
+    access_lines="$(wc -l <"${RUN_DIR}/registry/access.log")"
+
+    stop_invoker
+    ((INVOKER_STATUS == 0)) || fail "lambda_invoker.py exited with ${INVOKER_STATUS} at ${M} MB: $(tail -n 5 "${RUN_DIR}/invoker.log")"
+    [[ -s "${RUN_DIR}/stats.json" ]] || fail "lambda_invoker.py wrote no measurements at ${M} MB"
+    stop_moto
+    registry_stop "${RUN_DIR}/registry"
+    [[ -z "${UP_HOST}" ]] || registry_stop "${RUN_DIR}/upstream"
+    echo "  measured: $(jq '.invocations | length' "${RUN_DIR}/stats.json") invocations, ${access_lines} registry requests"
+    # Keep the small files; drop the registry's blobs.
+    rm -rf "${RUN_DIR}/registry/data" "${RUN_DIR}/upstream/data"
   done
-  [[ -s "${RUN_DIR}/ready.json" ]] || {
-    cat "${RUN_DIR}/invoker.log" >&2
-    fail "the functions did not start at ${M} MB (logs: ${RUN_DIR}/logs)"
-  }
-  sed 's/^/  /' "${RUN_DIR}/invoker.log"
-  INVOKER_BASE="$(jq -r .base "${RUN_DIR}/ready.json")"
-
-  # tests/sfn/run.mjs's job: the real definition, every Task routed to the invoker.
-  subs='{"EventBusName": "promotion-events"}'
-  funcs='{}'
-  for i in "${!FUNCTIONS[@]}"; do
-    f="${FUNCTIONS[${i}]}"
-    arn="arn:aws:lambda:${REGION}:${ACCOUNT}:function:${f}"
-    subs="$(jq --arg k "${SUBSTITUTIONS[${i}]}" --arg v "${arn}" '.[$k] = $v' <<<"${subs}")"
-    funcs="$(jq --arg k "${arn}" --arg v "$(jq -r --arg f "${f}" '.functions[$f]' "${RUN_DIR}/ready.json")" \
-      '.[$k] = $v' <<<"${funcs}")"
-  done
-  jq -n --arg defn "${ROOT}/statemachine/promotion.asl.json" --argjson subs "${subs}" \
-    --argjson funcs "${funcs}" --arg at "${APPROVAL_TYPE}" --arg d "${DIGEST}" \
-    --arg a "${ACCOUNT}" --arg r "${REGION}" '
-    {definition: $defn, substitutions: ($subs + {ApprovalArtifactType: $at}), functions: $funcs,
-     input: {version: "0", id: "cost-bench", "detail-type": "ECR Image Action", source: "aws.ecr",
-       account: $a, region: $r, resources: [],
-       detail: {result: "SUCCESS", "action-type": "PUSH", "repository-name": "incoming/app",
-         "image-digest": $d, "image-tag": "1.0.0",
-         "manifest-media-type": "application/vnd.oci.image.index.v1+json"}},
-     waitOverridesMs: {}, retryOverridesMs: {}}' >"${RUN_DIR}/job.json"
-
-  execute promotion "${RUN_DIR}/job.json"
-  if [[ "${REPEAT}" == 1 ]]; then execute repeat "${RUN_DIR}/job.json"; fi
-  if [[ -n "${UP_HOST}" ]]; then
-    jq --arg src "${UP_HOST}/vendor/tool:2.0.0" '.input = {source: $src}' "${RUN_DIR}/job.json" \
-      >"${RUN_DIR}/job-upstream.json"
-    execute upstream "${RUN_DIR}/job-upstream.json"
-  fi
-  # The promotion did what it should: trusted/app carries the dev tag.
-  scheme=http ca=()
-  [[ "${TLS}" == 1 ]] && scheme=https ca=(--cacert "${PKI}/ca.crt")
-  tags="$(curl -fsS "${ca[@]+"${ca[@]}"}" -u "${REG_USER}:${REG_PASS}" \
-    "${scheme}://${HOST}/v2/trusted/app/tags/list" | jq -r '.tags[]?')" || true
-  grep -qx 'dev-1.0.0' <<<"${tags}" || fail "trusted/app has no dev-1.0.0 tag after the promotion at ${M} MB (tags: ${tags//$'\n'/ })"
-  access_lines="$(wc -l <"${RUN_DIR}/registry/access.log")"
-
-  stop_invoker
-  ((INVOKER_STATUS == 0)) || fail "lambda_invoker.py exited with ${INVOKER_STATUS} at ${M} MB: $(tail -n 5 "${RUN_DIR}/invoker.log")"
-  [[ -s "${RUN_DIR}/stats.json" ]] || fail "lambda_invoker.py wrote no measurements at ${M} MB"
-  stop_moto
-  registry_stop "${RUN_DIR}/registry"
-  [[ -z "${UP_HOST}" ]] || registry_stop "${RUN_DIR}/upstream"
-  echo "  measured: $(jq '.invocations | length' "${RUN_DIR}/stats.json") invocations, ${access_lines} registry requests"
-  # Keep the small files; drop the registry's blobs.
-  rm -rf "${RUN_DIR}/registry/data" "${RUN_DIR}/upstream/data"
 done
 
 # --- report ------------------------------------------------------------------------------------
 
 section "Report"
-report=("${TMP}" --sizes "${SIZES}" --gate-polls "${GATE_POLLS}" --step-bound-ms "${STEP_BOUND_MS}"
+report=("${TMP}" --sizes "${SIZES}" --runs "${RUNS}" --gate-polls "${GATE_POLLS}" --step-bound-ms "${STEP_BOUND_MS}"
   --copy-bound-s "${COPY_BOUND_S}" --copy-bound-gib "${COPY_BOUND_GIB}"
   --image "$(wc -w <<<"${PLATFORMS}") platforms x ${LAYERS} layers x ${LAYER_MIB} MiB"
   --transport "$([[ "${TLS}" == 1 ]] && echo HTTPS || echo 'plain HTTP')")
