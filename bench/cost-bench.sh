@@ -270,6 +270,16 @@ make_ca() {
     { cat "${dir}/openssl.log" >&2; fail "openssl: cannot sign the server certificate"; }
 }
 
+# show_logs: the last lines each function logged (RUN_DIR is removed on exit unless COST_KEEP).
+show_logs() {
+  local f
+  for f in "${RUN_DIR}"/logs/*.log; do
+    [[ -f "${f}" ]] || continue
+    note "--- ${f##*/} (last lines; COST_KEEP=DIR keeps everything)"
+    tail -n 5 "${f}" >&2
+  done
+}
+
 # execute NAME JOB: runs the state machine on JOB (tests/sfn/run.mjs's job file) through the
 # invoker, the invocations labelled NAME; writes RUN_DIR/NAME.json.
 execute() {
@@ -277,10 +287,11 @@ execute() {
   curl -fsS -X POST --data-binary "${name}" "${INVOKER_BASE}/_bench/label" >/dev/null
   LOCAL_NODE_DIR="${ROOT}/.work/node" "${NODE}" "${ROOT}/tests/sfn/run.mjs" "${job}" \
     >"${RUN_DIR}/${name}.json" 2>"${RUN_DIR}/${name}.stderr" ||
-    fail "tests/sfn/run.mjs failed (${name}, ${M} MB): $(tail -n 5 "${RUN_DIR}/${name}.stderr")"
+    { show_logs; fail "tests/sfn/run.mjs failed (${name}, ${M} MB): $(tail -n 5 "${RUN_DIR}/${name}.stderr")"; }
   status="$(jq -r .status "${RUN_DIR}/${name}.json")"
   printf '  %-10s %s in %s ms: %s\n' "${name}" "${status}" "$(jq -r .durationMs "${RUN_DIR}/${name}.json")" \
     "$(jq -r '[.states[] | select(.type == "Task") | "\(.name) \(.ms)"] | join(", ")' "${RUN_DIR}/${name}.json")"
+  [[ "${status}" == SUCCEEDED ]] || show_logs
   [[ "${status}" == SUCCEEDED ]] ||
     fail "${name} at ${M} MB: ${status} $(jq -r '"\(.error): \(.cause)"' "${RUN_DIR}/${name}.json" | head -c 600)"
 }
@@ -411,7 +422,8 @@ for R in $(seq 1 "${RUNS}"); do
     done
     [[ -s "${RUN_DIR}/ready.json" ]] || {
       cat "${RUN_DIR}/invoker.log" >&2
-      fail "the functions did not start at ${M} MB (logs: ${RUN_DIR}/logs)"
+      show_logs
+      fail "the functions did not start at ${M} MB"
     }
     sed 's/^/  /' "${RUN_DIR}/invoker.log"
     INVOKER_BASE="$(jq -r .base "${RUN_DIR}/ready.json")"

@@ -83,6 +83,17 @@ def now() -> float:
     return time.monotonic()
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a peer goes away (a function
+    process stopped or killed in the middle of a request)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 # --- cgroups (v1 or v2), as bench/lambda-bench.sh makes them ----------------------------------
 
 def _v1_dir(controller: str) -> str | None:
@@ -300,8 +311,7 @@ class Function:
 
     @staticmethod
     def _serve(handler) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
+        server = QuietServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
@@ -350,9 +360,10 @@ class Function:
                 "init_ms": (self.first_next - self.spawned) * 1000 if ok else None,
                 "cpu_s": cg1["cpu_s"] - cg0["cpu_s"],
                 "aws_calls": dict(self.init_aws_calls),
-                "error": None if ok else (self.init_error
-                                          or f"no /next within {INIT_TIMEOUT_S:g} s "
-                                             f"(exit {proc.poll()})"),
+                "error": None if ok else (
+                    self.init_error
+                    or (f"exited with status {proc.returncode} before its first /next"
+                        if proc.poll() is not None else f"no /next within {INIT_TIMEOUT_S:g} s")),
             })
         threading.Thread(target=self._reap, args=(proc, gen), daemon=True).start()
         if not ok:
@@ -467,6 +478,9 @@ class Function:
                     return
                 t = now()
                 with fn.lock:
+                    # The process this poll belongs to: a poll left over from a process that has
+                    # since died must not take the next event.
+                    gen = fn.generation
                     if fn.first_next is None:
                         fn.first_next = t
                         fn.lock.notify_all()
@@ -478,10 +492,13 @@ class Function:
                         prev.reg_end = fn.inv.registry_offset()
                         fn.current = None
                         prev.finished.set()
-                    while not fn.queue:
-                        fn.lock.wait(1.0)
-                        if fn.inv.stopping:
+                    while True:
+                        if fn.inv.stopping or gen != fn.generation:
+                            self.close_connection = True
                             return
+                        if fn.queue:
+                            break
+                        fn.lock.wait(1.0)
                     cur = fn.queue.pop(0)
                     fn.current = cur
                     cur.cg_start = fn.inv.cgroups.read(fn.cg)
@@ -600,8 +617,7 @@ class Invoker:
         self.functions: dict[str, Function] = {}
         for spec in cfg["functions"]:
             self.functions[spec["name"]] = Function(spec, self)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def registry_offset(self) -> int:
