@@ -43,13 +43,24 @@
 #   BENCH_LAYERS=4 BENCH_LAYER_MIB=128
 #                                the image: LAYERS layers of LAYER_MIB MiB of random data
 #   BENCH_IMAGE_MIB=N            instead of BENCH_LAYER_MIB: N MiB split into BENCH_LAYERS layers
-#   BENCH_TOOLS="promote skopeo"
+#   BENCH_TOOLS="promote skopeo" also: curl (bench/curl-copy.sh over TLS in the same box, `curl |
+#                                curl` per blob with OpenSSL and no hashing; a reference, not a
+#                                floor: its pipes and small chunks cost more than promote)
+#   BENCH_COMPARE=PATH           another promote binary, run as tool "promote-b" right after each
+#                                promote run (interleaved, so drift hits both): A/B one change
+#   BENCH_DOUBLE_RUNS=1          promote runs on a second image whose layers are twice as big
+#                                (peak memory must not grow with the layer size); 0 skips them
 #   BENCH_MEMORY_MIB=128         the cgroup's memory limit
 #   BENCH_CPU_QUOTA_US=7200 BENCH_CPU_PERIOD_US=100000
 #                                the CFS quota (7200/100000 ~ 128/1769 of a CPU)
 #   BENCH_CGROUP=auto            or v1 / v2 to force one
 #   BENCH_TMPDIR=${TMPDIR:-/tmp} where the registries store blobs (needs ~2x the image)
 #   BENCH_JSON=FILE              also write the figures (medians, every run, ratios) as JSON
+#   BENCH_PERF=DIR               also profile every promote run: `perf record -g` attached to
+#                                the confined process from outside the cgroup (perf's own CPU is
+#                                not charged, but sampling still perturbs the run: use it to find
+#                                overhead, not for the figures), DIR/promote-RUN.perf.data; build
+#                                with symbols (CARGO_PROFILE_RELEASE_STRIP=false) to read it
 #   PROMOTE_BIN=PATH             use this promote binary instead of building one; otherwise
 #                                `CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-release} nice -n
 #                                19 cargo build --release -p promote-cli` (fat LTO: minutes)
@@ -66,6 +77,8 @@ source "${ROOT}/scripts/lib.sh"
 RUNS="${BENCH_RUNS:-3}"
 LAYERS="${BENCH_LAYERS:-4}"
 TOOLS="${BENCH_TOOLS:-promote skopeo}"
+DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-1}"
+[[ "${DOUBLE_RUNS}" =~ ^[0-9]+$ ]] || fail "BENCH_DOUBLE_RUNS=${DOUBLE_RUNS} must be a number"
 MEM_MIB="${BENCH_MEMORY_MIB:-128}"
 CPU_QUOTA_US="${BENCH_CPU_QUOTA_US:-7200}"
 CPU_PERIOD_US="${BENCH_CPU_PERIOD_US:-100000}"
@@ -80,7 +93,8 @@ if [[ -n "${BENCH_IMAGE_MIB:-}" ]]; then
 else
   LAYER_MIB="${BENCH_LAYER_MIB:-128}"
 fi
-require_tools promote skopeo
+[[ -n "${BENCH_COMPARE:-}" ]] && TOOLS="${TOOLS/promote/promote promote-b}"
+require_tools promote promote-b skopeo curl
 [[ ${EUID} -eq 0 ]] || fail "needs root: it creates cgroups"
 
 TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/lambda-bench.XXXXXX")"
@@ -300,36 +314,57 @@ echo "CA:      ${PKI}/ca.crt (throwaway; server certificate for IP:127.0.0.1)"
 
 # --- seed --------------------------------------------------------------------------------------
 
-REPO="bench/lambda-${LAYERS}x${LAYER_MIB}"
-REF="${REPO}:v1"
+# seed_one MIB: seeds bench/lambda-${LAYERS}x${MIB}:v1 (LAYERS layers of MIB MiB of random data)
+# through the plain registry SEED_REG into ${TMP}/seed-${MIB}.json.
+seed_one() {
+  local mib="$1"
+  section "Seeding bench/lambda-${LAYERS}x${mib}:v1: ${LAYERS} layers x ${mib} MiB of random data"
+  python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_REG}" \
+    --repository "bench/lambda-${LAYERS}x${mib}" --tag v1 --platform linux/amd64 --no-index \
+    --layers "${LAYERS}" --layer-bytes $((mib * 1024 * 1024)) >"${TMP}/seed-${mib}.json"
+}
+
+# use_image MIB: the image the next runs copy (REPO, REF, SEED, DIGEST, MEDIA_TYPE, BLOB_BYTES,
+# BLOBS), checked to be served over TLS.
+use_image() {
+  REPO="bench/lambda-${LAYERS}x$1"
+  REF="${REPO}:v1"
+  SEED="${TMP}/seed-$1.json"
+  DIGEST="$(jq -r .digest "${SEED}")"
+  MEDIA_TYPE="$(jq -r .media_type "${SEED}")"
+  BLOB_BYTES="$(jq -r .blob_bytes "${SEED}")"
+  mapfile -t BLOBS < <(jq -r '.platforms[0] | .config.digest, .layers[].digest' "${SEED}")
+  local got
+  got="$(manifest_digest "${SRC}" "${REPO}" v1)"
+  [[ "${got}" == "${DIGEST}" ]] || fail "source registry over TLS serves ${got:-nothing} for ${REF}, seeded ${DIGEST}"
+  echo "  source https://${SRC}/${REF}: ${DIGEST}, ${#BLOBS[@]} blobs, ${BLOB_BYTES} bytes"
+}
+
+DOUBLE=0
+[[ " ${TOOLS} " == *" promote "* ]] && ((DOUBLE_RUNS > 0)) && DOUBLE=1
 # scripts/seed_image.py speaks plain HTTP: seed through a plain registry, then serve the same
 # storage over TLS.
 registry_start "${TMP}/src" SEED_REG
-section "Seeding ${REF}: ${LAYERS} layers x ${LAYER_MIB} MiB of random data"
-SEED="${TMP}/seed.json"
-python3 "${ROOT}/scripts/seed_image.py" --registry "${SEED_REG}" --repository "${REPO}" \
-  --tag v1 --platform linux/amd64 --no-index --layers "${LAYERS}" \
-  --layer-bytes $((LAYER_MIB * 1024 * 1024)) >"${SEED}"
+seed_one "${LAYER_MIB}"
+((DOUBLE)) && seed_one $((2 * LAYER_MIB))
 registry_stop "${TMP}/src"
 registry_start_tls "${TMP}/src" SRC
-DIGEST="$(jq -r .digest "${SEED}")"
-MEDIA_TYPE="$(jq -r .media_type "${SEED}")"
-BLOB_BYTES="$(jq -r .blob_bytes "${SEED}")"
-got="$(manifest_digest "${SRC}" "${REPO}" v1)"
-[[ "${got}" == "${DIGEST}" ]] || fail "source registry over TLS serves ${got:-nothing}, seeded ${DIGEST}"
-echo "  source https://${SRC}: ${DIGEST}, $(jq -r .blobs "${SEED}") blobs, ${BLOB_BYTES} bytes"
+use_image "${LAYER_MIB}"
 
 # --- runs --------------------------------------------------------------------------------------
 
-# run_one TOOL RUN: one confined copy into a fresh TLS destination registry, measured.
+# run_one TOOL RUN [LABEL]: one confined copy of the current image (use_image) into a fresh TLS
+# destination registry, measured; recorded under LABEL (default TOOL).
 run_one() {
-  local tool="$1" run="$2" dst_dir="${TMP}/dst" DST cmd rc=0
+  local tool="$1" run="$2" label="${3:-$1}" dst_dir="${TMP}/dst" DST cmd rc=0
   registry_start_tls "${dst_dir}" DST
   case "${tool}" in
-    promote)
+    promote | promote-b)
+      local bin="${PROMOTE}"
+      [[ "${tool}" == promote-b ]] && bin="${BENCH_COMPARE}"
       # Both registries are on loopback: allowed explicitly (the egress guard refuses internal
       # addresses otherwise), each on its own port.
-      cmd=(env -u SSL_CERT_DIR "SSL_CERT_FILE=${PKI}/ca.crt" "${PROMOTE}" --json
+      cmd=(env -u SSL_CERT_DIR "SSL_CERT_FILE=${PKI}/ca.crt" "${bin}" --json
         --allow-internal-registry "${SRC}" --allow-internal-registry "${DST}"
         copy "${SRC}/${REF}" "${DST}/${REF}")
       ;;
@@ -338,11 +373,35 @@ run_one() {
         --src-cert-dir "${PKI}/certs.d" --dest-cert-dir "${PKI}/certs.d"
         "docker://${SRC}/${REF}" "docker://${DST}/${REF}")
       ;;
+    curl)
+      # The whole pipeline (bash and every curl) runs in the cgroup and is charged to it.
+      cmd=(env "CURL_COPY_CACERT=${PKI}/ca.crt" bash "${ROOT}/bench/curl-copy.sh" "${SRC}" "${DST}"
+        "${REPO}" v1 "${MEDIA_TYPE}" "${DIGEST}" "${BLOBS[@]}")
+      ;;
   esac
   cgroup_create "${tool}-${run}"
   /usr/bin/time -o "${TMP}/time.txt" -f '%e %U %S %M' \
     sh "${ROOT}/bench/cgroup-exec.sh" "${CG_PROCS[@]}" -- "${cmd[@]}" \
-    >"${TMP}/out.txt" 2>"${TMP}/err.txt" || rc=$?
+    >"${TMP}/out.txt" 2>"${TMP}/err.txt" &
+  local client=$! perf_pid=""
+  if [[ -n "${BENCH_PERF:-}" && "${tool}" == promote ]]; then
+    mkdir -p "${BENCH_PERF}"
+    # GNU time's child is cgroup-exec.sh, which execs promote: attach to that process.
+    local child=""
+    for _ in $(seq 1 100); do
+      child="$(pgrep -P "${client}" | head -n 1)" && [[ -n "${child}" ]] && break
+      sleep 0.01
+    done
+    [[ -n "${child}" ]] || fail "BENCH_PERF: the promote process did not start"
+    perf record -q -F 4999 -g -p "${child}" -o "${BENCH_PERF}/promote-${run}.perf.data" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  wait "${client}" || rc=$?
+  if [[ -n "${perf_pid}" ]]; then
+    kill -INT "${perf_pid}" 2>/dev/null || true
+    wait "${perf_pid}" || true
+  fi
   cgroup_read
   cgroup_remove
   if ((rc != 0)); then
@@ -353,13 +412,13 @@ run_one() {
   fi
   check_copy "${tool}" "${dst_dir}" "${DST}" "${REPO}"
   read -r wall user sys rss_kib <"${TMP}/time.txt"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${tool}" "${run}" "${wall}" "${user}" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${label}" "${run}" "${wall}" "${user}" \
     "${sys}" "${rss_kib}" "${CG_CPU_S}" "${CG_PEAK_BYTES}" "${CG_NR_THROTTLED}" \
     "${CG_THROTTLED_S}" "${BLOB_BYTES}" >>"${RESULTS}"
-  awk -v r="${run}" -v t="${tool}" -v w="${wall}" -v c="${CG_CPU_S}" -v p="${CG_PEAK_BYTES}" \
+  awk -v r="${run}" -v t="${label}" -v w="${wall}" -v c="${CG_CPU_S}" -v p="${CG_PEAK_BYTES}" \
     -v k="${rss_kib}" -v b="${BLOB_BYTES}" 'BEGIN {
       peak = (p == "-") ? "n/a" : sprintf("%.1f", p / 1048576)
-      printf "  run %s  %-8s wall %7.2f s   cpu %6.2f s (%5.2f s/GiB)   peak %6s MiB   rss %6.1f MiB\n",
+      printf "  run %s  %-10s wall %7.2f s   cpu %6.2f s (%5.2f s/GiB)   peak %6s MiB   rss %6.1f MiB\n",
         r, t, w, c, c / (b / 1073741824), peak, k / 1024 }'
 }
 
@@ -370,8 +429,58 @@ for run in $(seq 1 "${RUNS}"); do
   done
 done
 
+# The floor: what any client that verifies what it copies over TLS pays per byte, in three
+# parts. The kernel's: bench/socket_floor.py relays the image's byte count from one loopback
+# connection to another with 1 MiB reads and writes, in the same box as the copies (the
+# sender and the sink run outside). Then, measured with openssl on this CPU (unconfined;
+# CPU-seconds per GiB do not depend on the share): SHA-256 once over every byte, and AES-GCM
+# once per direction (Go's TLS 1.3 server picks AES-128-GCM on CPUs with AES instructions).
+# `openssl speed` prints k(=1000)-bytes per second per block size; the 16 KiB column matches
+# TLS records.
+section "Floor: the kernel's share (a plain loopback relay in the same box), SHA-256 and AES-GCM"
+for run in $(seq 1 "${RUNS}"); do
+  ready="${TMP}/floor.ready"
+  rm -f "${ready}"
+  python3 "${ROOT}/bench/socket_floor.py" serve "${BLOB_BYTES}" "${ready}" &
+  floor_srv=$!
+  for _ in $(seq 1 100); do [[ -s "${ready}" ]] && break; sleep 0.05; done
+  [[ -s "${ready}" ]] || fail "bench/socket_floor.py serve did not start"
+  read -r fsrc fsink <"${ready}"
+  cgroup_create "floor-${run}"
+  rc=0
+  /usr/bin/time -o "${TMP}/time.txt" -f '%e %U %S %M' \
+    sh "${ROOT}/bench/cgroup-exec.sh" "${CG_PROCS[@]}" -- \
+    python3 "${ROOT}/bench/socket_floor.py" relay "${fsrc}" "${fsink}" "${BLOB_BYTES}" || rc=$?
+  cgroup_read
+  cgroup_remove
+  wait "${floor_srv}" || rc=$?
+  ((rc == 0)) || fail "the socket floor relay failed (run ${run})"
+  read -r wall user sys rss_kib <"${TMP}/time.txt"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' socket "${run}" "${wall}" "${user}" \
+    "${sys}" "${rss_kib}" "${CG_CPU_S}" "${CG_PEAK_BYTES}" "${CG_NR_THROTTLED}" \
+    "${CG_THROTTLED_S}" "${BLOB_BYTES}" >>"${RESULTS}"
+  awk -v r="${run}" -v c="${CG_CPU_S}" -v b="${BLOB_BYTES}" 'BEGIN {
+      printf "  run %s  socket relay: cpu %6.2f s (%5.2f s/GiB)\n", r, c, c / (b / 1073741824) }'
+done
+openssl_s_per_gib() {
+  openssl speed -evp "$1" -bytes 16384 -seconds 2 2>/dev/null |
+    awk -v alg="$1" 'tolower($1) == alg && $NF ~ /k$/ { sub(/k$/, "", $NF); printf "%.4f", 1073741824 / ($NF * 1000) }'
+}
+SHA_S="$(openssl_s_per_gib sha256)"
+AES_S="$(openssl_s_per_gib aes-128-gcm)"
+[[ -n "${SHA_S}" && -n "${AES_S}" ]] || fail "openssl speed printed no figure for sha256 or aes-128-gcm"
+
+if ((DOUBLE)); then
+  section "promote on layers twice as big (${LAYERS} x $((2 * LAYER_MIB)) MiB): peak memory must stay flat"
+  use_image $((2 * LAYER_MIB))
+  for run in $(seq 1 "${DOUBLE_RUNS}"); do
+    run_one promote "${run}" "promote@2x"
+  done
+fi
+
 section "Results (medians of ${RUNS} runs; the client only, the registries run unconfined)"
 report_args=("${RESULTS}" --cgroup "${CG_VERSION}" --memory-mib "${MEM_MIB}"
-  --cpu-quota-us "${CPU_QUOTA_US}" --cpu-period-us "${CPU_PERIOD_US}" --image "${LAYERS}x${LAYER_MIB}MiB")
+  --cpu-quota-us "${CPU_QUOTA_US}" --cpu-period-us "${CPU_PERIOD_US}" --image "${LAYERS}x${LAYER_MIB}MiB"
+  --sha256-s-per-gib "${SHA_S}" --aes-gcm-s-per-gib "${AES_S}")
 [[ -n "${BENCH_JSON:-}" ]] && report_args+=(--json "${BENCH_JSON}")
 python3 "${ROOT}/bench/lambda_bench_report.py" "${report_args[@]}"

@@ -8,7 +8,10 @@ accounting (v1: cpuacct.usage, memory.max_usage_in_bytes, cpu.stat; v2: cpu.stat
 memory.peak). cg_peak_bytes is "-" when the kernel has no peak file (v2 before Linux 5.19).
 throttled_s is the kernel's throttled time, which v1 sums over CPUs (it can exceed the wall
 time), so it goes to the JSON only. `bytes` is the image's blob bytes (config + layers), the
-amount every copy moves.
+amount every copy moves. Tool "curl" is bench/curl-copy.sh over TLS (a reference);
+"promote@2x" is promote on the image with layers twice as big (memory must stay flat); "socket"
+is bench/socket_floor.py's plain relay of the same byte count (the kernel's share of the floor,
+reported with the floor, not as a tool).
 
 Standard library only.
 """
@@ -24,7 +27,15 @@ from collections import defaultdict
 GIB = 2**30
 MIB = 2**20
 ESTIMATE_GIB = 3
-TOOL_ORDER = ("promote", "skopeo")
+TOOL_ORDER = ("promote", "promote@2x", "skopeo", "curl")
+# Issue 16's targets for a 128 MB Lambda (the box this benchmark builds).
+TARGET_CPU_S_PER_GIB = 1.6
+TARGET_SPEEDUP = 2.5
+TARGET_PEAK_MIB = 48
+TARGET_3GIB_S = 72
+# Flat: a copy's memory must not follow the layer size; doubling the layers may add at most
+# this much (allocator and page-cache noise).
+FLAT_SLACK_MIB = 2.0
 
 
 def main() -> int:
@@ -36,6 +47,10 @@ def main() -> int:
     ap.add_argument("--cpu-quota-us", type=int, required=True)
     ap.add_argument("--cpu-period-us", type=int, required=True)
     ap.add_argument("--image", default="", help="LAYERSxMIB, for the header and JSON")
+    ap.add_argument("--sha256-s-per-gib", type=float,
+                    help="CPU-seconds per GiB of SHA-256 on this CPU (openssl speed)")
+    ap.add_argument("--aes-gcm-s-per-gib", type=float,
+                    help="CPU-seconds per GiB of AES-128-GCM, one direction (openssl speed)")
     args = ap.parse_args()
 
     runs: dict[str, list[dict]] = defaultdict(list)
@@ -57,6 +72,7 @@ def main() -> int:
             }
             r["est_3gib_s"] = r["wall_s"] * ESTIMATE_GIB * GIB / nbytes_i
             runs[tool].append(r)
+    socket_runs = runs.pop("socket", [])
     if not runs:
         print("no results", file=sys.stderr)
         return 1
@@ -118,6 +134,11 @@ def main() -> int:
               f"CPU/GiB {fmt(ratios['cpu_s_per_gib'], '.2f', 0)}x   "
               f"peak memory {fmt(ratios['peak_mib'], '.2f', 0)}x")
 
+    kernel = (statistics.median(r["cpu_s_per_gib"] for r in socket_runs)
+              if socket_runs else None)
+    floor = floor_line(med, kernel, args.sha256_s_per_gib, args.aes_gcm_s_per_gib)
+    targets = target_lines(med, ratios)
+
     if args.json:
         def rnd(d: dict) -> dict:
             return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
@@ -130,10 +151,67 @@ def main() -> int:
                 "image": {"layout": args.image, "blob_bytes": med[tools[0]]["bytes"]},
                 "medians": {t: rnd(m) for t, m in med.items()},
                 "ratios_promote_over_skopeo": rnd(ratios) if ratios else None,
+                "floor": rnd(floor) if floor else None,
+                "targets": targets,
                 "runs": {t: [rnd(r) for r in rs] for t, rs in runs.items()},
             }, f, indent=2)
             f.write("\n")
     return 0
+
+
+def floor_line(med: dict, kernel: float | None, sha: float | None,
+               aes: float | None) -> dict | None:
+    """Prints (and returns) the floor: what a client that verifies what it copies over TLS
+    cannot avoid per byte: the kernel moving the bytes in and out, one SHA-256 pass, and
+    AES-GCM once per direction."""
+    if kernel is None or sha is None or aes is None:
+        return None
+    total = kernel + sha + 2 * aes
+    out: dict = {"kernel_s_per_gib": kernel, "sha256_s_per_gib": sha,
+                 "aes_gcm_s_per_gib_per_direction": aes, "floor_s_per_gib": total}
+    print()
+    print(f"floor: {total:.2f} s/GiB = kernel {kernel:.2f} (a plain loopback relay in the box, "
+          f"1 MiB calls) + SHA-256 {sha:.2f} + AES-128-GCM 2 x {aes:.2f} (openssl speed)")
+    if "promote" in med:
+        p = med["promote"]["cpu_s_per_gib"]
+        out["promote_over_floor_s_per_gib"] = p - total
+        print(f"  promote: {p:.2f} s/GiB, {p - total:+.2f} s/GiB ({p / total:.2f}x) over the floor")
+    return out
+
+
+def target_lines(med: dict, ratios: dict | None) -> list[dict]:
+    """Prints issue 16's targets with the measured figure and whether it is met."""
+    if "promote" not in med:
+        return []
+    p = med["promote"]
+    rows: list[dict] = []
+
+    def row(name: str, value: str, met: bool | None) -> None:
+        rows.append({"target": name, "measured": value, "met": met})
+
+    row(f"CPU <= {TARGET_CPU_S_PER_GIB} s/GiB", f"{p['cpu_s_per_gib']:.2f}",
+        p["cpu_s_per_gib"] <= TARGET_CPU_S_PER_GIB)
+    if ratios and ratios.get("wall"):
+        speedup = 1 / ratios["wall"]
+        row(f"wall >= {TARGET_SPEEDUP}x faster than skopeo", f"{speedup:.2f}x",
+            speedup >= TARGET_SPEEDUP)
+    if p["peak_max_mib"] is not None:
+        row(f"peak memory <= {TARGET_PEAK_MIB} MiB", f"{p['peak_max_mib']:.1f} MiB",
+            p["peak_max_mib"] <= TARGET_PEAK_MIB)
+    d = med.get("promote@2x")
+    if d and d["peak_max_mib"] is not None and p["peak_max_mib"] is not None:
+        grow = d["peak_max_mib"] - p["peak_max_mib"]
+        row(f"peak flat when the layers double (+<= {FLAT_SLACK_MIB:.0f} MiB)",
+            f"{p['peak_max_mib']:.1f} -> {d['peak_max_mib']:.1f} MiB ({grow:+.1f})",
+            grow <= FLAT_SLACK_MIB)
+    row(f"3 GiB image <= {TARGET_3GIB_S} s", f"{p['est_3gib_s']:.1f} s",
+        p["est_3gib_s"] <= TARGET_3GIB_S)
+    print()
+    print("targets (issue 16, 128 MB Lambda):")
+    for r in rows:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[r["met"]]
+        print(f"  {r['target']:<46} {r['measured']:>26}   {mark}")
+    return rows
 
 
 if __name__ == "__main__":

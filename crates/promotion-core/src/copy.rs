@@ -692,92 +692,114 @@ fn verifying(
     sent: Arc<AtomicU64>,
     obs: Arc<dyn CopyObserver>,
 ) -> BlobStream {
-    struct State {
-        inner: futures_util::stream::BoxStream<'static, Result<Bytes, RegistryError>>,
-        hasher: Hasher,
-        held: Option<Bytes>,
-        done: bool,
-    }
-    let fail = {
-        let verdict = verdict.clone();
-        move |e: RegistryError| {
-            let msg = e.to_string();
-            #[allow(clippy::unwrap_used)]
-            verdict.lock().unwrap().replace(e);
-            RegistryError::Transient {
-                what: "upload aborted".into(),
-                detail: msg,
-                retry_after: None,
-            }
+    let size = Some(expected.size);
+    BlobStream {
+        size,
+        stream: Verifying {
+            inner: source.stream,
+            hasher: Hasher::default(),
+            held: None,
+            done: false,
+            expected,
+            what,
+            verdict,
+            sent,
+            obs,
         }
-    };
-    let expected_size = expected.size;
-    let state = State {
-        inner: source.stream,
-        hasher: Hasher::default(),
-        held: None,
-        done: false,
-    };
-    let s = stream::unfold(state, move |mut st| {
-        let fail = fail.clone();
-        let expected = expected.clone();
-        let what = what.clone();
-        let sent = sent.clone();
-        let obs = obs.clone();
-        let release = move |chunk: Bytes| {
-            sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            obs.streamed(chunk.len() as u64);
-            chunk
-        };
-        async move {
-            if st.done {
-                return None;
-            }
-            loop {
-                match st.inner.next().await {
-                    Some(Ok(chunk)) => {
-                        st.hasher.update(&chunk);
-                        if st.hasher.len() > expected.size {
-                            st.done = true;
-                            let e = RegistryError::DigestMismatch {
-                                what,
-                                expected: format!("{} bytes", expected.size),
-                                actual: format!("more than {} bytes", expected.size),
-                            };
-                            return Some((Err(fail(e)), st));
-                        }
-                        if let Some(prev) = st.held.replace(chunk) {
-                            return Some((Ok(release(prev)), st));
-                        }
+        .boxed(),
+    }
+}
+
+/// The stream [`verifying`] returns. Everything it needs lives here, so a chunk costs a hash
+/// update and a move, never an allocation.
+struct Verifying {
+    inner: futures_util::stream::BoxStream<'static, Result<Bytes, RegistryError>>,
+    hasher: Hasher,
+    /// The chunk released only once the next one arrived (or the whole blob verified).
+    held: Option<Bytes>,
+    done: bool,
+    expected: Descriptor,
+    what: String,
+    verdict: Arc<Mutex<Option<RegistryError>>>,
+    sent: Arc<AtomicU64>,
+    obs: Arc<dyn CopyObserver>,
+}
+
+impl Verifying {
+    /// Ends the stream with `e`: recorded as the verdict, reported to the transport as the
+    /// aborted upload it causes.
+    fn fail(&mut self, e: RegistryError) -> RegistryError {
+        self.done = true;
+        let msg = e.to_string();
+        #[allow(clippy::unwrap_used)] // poisoned only if a holder panicked
+        self.verdict.lock().unwrap().replace(e);
+        RegistryError::Transient {
+            what: "upload aborted".into(),
+            detail: msg,
+            retry_after: None,
+        }
+    }
+
+    fn release(&self, chunk: Bytes) -> Bytes {
+        self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.obs.streamed(chunk.len() as u64);
+        chunk
+    }
+}
+
+impl futures_util::Stream for Verifying {
+    type Item = Result<Bytes, RegistryError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match futures_util::ready!(this.inner.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => {
+                    this.hasher.update(&chunk);
+                    if this.hasher.len() > this.expected.size {
+                        let e = RegistryError::DigestMismatch {
+                            what: this.what.clone(),
+                            expected: format!("{} bytes", this.expected.size),
+                            actual: format!("more than {} bytes", this.expected.size),
+                        };
+                        return Poll::Ready(Some(Err(this.fail(e))));
                     }
-                    Some(Err(e)) => {
-                        // The source failed (dropped, too slow): that is the transfer's error,
-                        // not the upload the transport will report as aborted.
-                        st.done = true;
-                        return Some((Err(fail(e)), st));
+                    if let Some(prev) = this.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(this.release(prev))));
                     }
-                    None => {
-                        st.done = true;
-                        let hasher = std::mem::take(&mut st.hasher);
-                        let len = hasher.len();
-                        let actual = hasher.finish();
-                        if len != expected.size || actual != expected.digest {
-                            let e = RegistryError::DigestMismatch {
-                                what,
-                                expected: format!("{} ({} bytes)", expected.digest, expected.size),
-                                actual: format!("{actual} ({len} bytes)"),
-                            };
-                            return Some((Err(fail(e)), st));
-                        }
-                        return st.held.take().map(|last| (Ok(release(last)), st));
+                }
+                Some(Err(e)) => {
+                    // The source failed (dropped, too slow): that is the transfer's error,
+                    // not the upload the transport will report as aborted.
+                    return Poll::Ready(Some(Err(this.fail(e))));
+                }
+                None => {
+                    let hasher = std::mem::take(&mut this.hasher);
+                    let len = hasher.len();
+                    let actual = hasher.finish();
+                    if len != this.expected.size || actual != this.expected.digest {
+                        let e = RegistryError::DigestMismatch {
+                            what: this.what.clone(),
+                            expected: format!(
+                                "{} ({} bytes)",
+                                this.expected.digest, this.expected.size
+                            ),
+                            actual: format!("{actual} ({len} bytes)"),
+                        };
+                        return Poll::Ready(Some(Err(this.fail(e))));
                     }
+                    this.done = true;
+                    return Poll::Ready(this.held.take().map(|last| Ok(this.release(last))));
                 }
             }
         }
-    });
-    BlobStream {
-        size: Some(expected_size),
-        stream: s.boxed(),
     }
 }
 
