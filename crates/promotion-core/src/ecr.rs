@@ -7,9 +7,8 @@ use crate::registry::RegistryError;
 use crate::registry::auth::{CredentialProvider, Credentials};
 use async_trait::async_trait;
 use base64::Engine as _;
-use regex::Regex;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 
@@ -22,18 +21,26 @@ pub struct EcrRegistry {
     pub region: String,
 }
 
-static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)] // a constant pattern
-    Regex::new(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$").unwrap()
-});
-
 impl EcrRegistry {
-    /// Recognise `<account>.dkr.ecr.<region>.amazonaws.com` (FIPS and China partitions too).
+    /// Recognise `<account>.dkr.ecr.<region>.amazonaws.com` (FIPS and China partitions too):
+    /// the account is 12 ASCII digits, the region one label of `[a-z0-9-]`. Matched by hand
+    /// rather than with a regex, which would cost every process a compilation on first use.
     pub fn from_host(host: &str) -> Option<Self> {
-        let c = ECR_HOST.captures(host)?;
-        Some(EcrRegistry {
-            account: c[1].to_owned(),
-            region: c[2].to_owned(),
+        let rest = host
+            .strip_suffix(".amazonaws.com.cn")
+            .or_else(|| host.strip_suffix(".amazonaws.com"))?;
+        let (account, rest) = rest.split_once('.')?;
+        let region = rest
+            .strip_prefix("dkr.ecr.")
+            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
+        let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        let region_ok = !region.is_empty()
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        (account_ok && region_ok).then(|| EcrRegistry {
+            account: account.to_owned(),
+            region: region.to_owned(),
         })
     }
 }
@@ -186,6 +193,23 @@ mod tests {
             EcrRegistry::from_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.io")
                 .is_none()
         );
+        let cn = EcrRegistry::from_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn");
+        assert_eq!(cn.map(|r| r.region), Some("cn-north-1".to_owned()));
+        for not_ecr in [
+            // Digits in other scripts are not an account id.
+            "\u{661}23456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "1234567890123.dkr.ecr.eu-west-1.amazonaws.com",
+            "12345678901a.dkr.ecr.eu-west-1.amazonaws.com",
+            // The region is one lowercase label.
+            "123456789012.dkr.ecr.eu.west-1.amazonaws.com",
+            "123456789012.dkr.ecr.EU-west-1.amazonaws.com",
+            "123456789012.dkr.ecr..amazonaws.com",
+            "123456789012.dkr.ecrx.eu-west-1.amazonaws.com",
+            "x.123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn.evil",
+        ] {
+            assert!(EcrRegistry::from_host(not_ecr).is_none(), "{not_ecr}");
+        }
     }
 
     #[tokio::test]
