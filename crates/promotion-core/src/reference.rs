@@ -267,7 +267,12 @@ impl FromStr for ImageRef {
         {
             return Err(invalid("the registry port must be 1 to 65535"));
         }
-        let digest = parts.digest.map(str::parse).transpose()?;
+        // Named with the whole reference, like every other error here.
+        let digest = parts
+            .digest
+            .map(str::parse::<Digest>)
+            .transpose()
+            .map_err(|e| invalid(&format!("the digest after '@': {}", e.reason)))?;
         let tag = match (parts.tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, Some(_)) => None,
@@ -435,7 +440,11 @@ mod tests {
             (long_tag.as_str(), "a tag is 1 to 128 characters"),
             ("app:", "a tag is 1 to 128 characters"),
             ("https://ghcr.io/org/app", "scheme"),
-            ("app@sha256:1234", "digest"),
+            (
+                "app@sha256:1234",
+                "the digest after '@': a sha256 digest has 64",
+            ),
+            ("app@SHA256:1234", "the digest after '@': only sha256"),
             ("app@md5:d41d8cd98f00b204e9800998ecf8427e", "digest"),
             ("127.0.0.1:99999/x:y", "port must be 1 to 65535"),
             ("localhost:0/x", "port must be 1 to 65535"),
