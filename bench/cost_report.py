@@ -37,9 +37,9 @@ SFN_TRANSITION = 0.025 / 1_000  # USD per state transition, Standard workflows
 KMS_ASYMMETRIC = 0.15 / 10_000  # USD per asymmetric request (Sign, GetPublicKey; DescribeKey counted the same: an upper bound)
 PUTIMAGE_TPS = 10  # ECR PutImage requests per second per Region (default quota: check yours)
 MB_PER_VCPU = 1769
-# lambda-bench.sh's copy figure at 128 MB over TLS, to be replaced by the final figure of the
-# copy-path work in progress (see the README's cost section).
-LAMBDA_BENCH_CPU_S_PER_GIB = (1.6, 1.7)
+# lambda-bench.sh's copy figure at 128 MB over TLS (4 x 128 MiB), final for the copy path as
+# issue 16 left it: 1.62-1.79 CPU-s/GiB across runs (README, "In a 128 MB Lambda").
+LAMBDA_BENCH_CPU_S_PER_GIB = (1.62, 1.79)
 
 LABELS = ("promotion", "repeat", "upstream")
 TITLES = {
