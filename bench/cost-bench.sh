@@ -251,24 +251,6 @@ EOF
   fail "could not start docker-registry in ${dir}"
 }
 
-# make_ca DIR: a throwaway CA and a server certificate for IP:127.0.0.1, as bench/lambda-bench.sh.
-make_ca() {
-  local dir="$1"
-  mkdir -p "${dir}"
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=cost-bench throwaway CA" -keyout "${dir}/ca.key" -out "${dir}/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    2>"${dir}/openssl.log" || { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the CA"; }
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "${dir}/server.key" -out "${dir}/server.csr" 2>>"${dir}/openssl.log" ||
-    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the server key"; }
-  printf '%s\n' 'basicConstraints = critical, CA:FALSE' 'keyUsage = critical, digitalSignature' \
-    'extendedKeyUsage = serverAuth' 'subjectAltName = IP:127.0.0.1' >"${dir}/server.ext"
-  openssl x509 -req -in "${dir}/server.csr" -CA "${dir}/ca.crt" -CAkey "${dir}/ca.key" \
-    -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "${dir}/server.ext" \
-    -out "${dir}/server.crt" 2>>"${dir}/openssl.log" ||
-    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot sign the server certificate"; }
-}
 
 # show_logs: the last lines each function logged (RUN_DIR is removed on exit unless COST_KEEP).
 show_logs() {
@@ -298,7 +280,7 @@ execute() {
 
 if [[ "${TLS}" == 1 ]]; then
   PKI="${TMP}/pki"
-  make_ca "${PKI}"
+  make_ca "${PKI}" cost-bench
 fi
 
 # --- one stack per run and memory size -------------------------------------------------------

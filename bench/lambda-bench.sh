@@ -237,32 +237,6 @@ cgroup_remove() {
 
 # --- TLS registries ------------------------------------------------------------------------------
 
-# make_ca DIR: a throwaway CA (DIR/ca.crt, ca.key) and a server certificate for IP:127.0.0.1
-# (DIR/server.crt, server.key) signed by it; DIR/certs.d/ca.crt is skopeo's --*-cert-dir.
-make_ca() {
-  local dir="$1"
-  mkdir -p "${dir}/certs.d"
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=lambda-bench throwaway CA" -keyout "${dir}/ca.key" -out "${dir}/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    2>"${dir}/openssl.log" || { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the CA"; }
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "${dir}/server.key" -out "${dir}/server.csr" 2>>"${dir}/openssl.log" ||
-    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the server key"; }
-  cat >"${dir}/server.ext" <<'EOF'
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-EOF
-  openssl x509 -req -in "${dir}/server.csr" -CA "${dir}/ca.crt" -CAkey "${dir}/ca.key" \
-    -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "${dir}/server.ext" \
-    -out "${dir}/server.crt" 2>>"${dir}/openssl.log" ||
-    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot sign the server certificate"; }
-  openssl verify -CAfile "${dir}/ca.crt" "${dir}/server.crt" >/dev/null ||
-    fail "openssl: the server certificate does not verify against the CA"
-  cp "${dir}/ca.crt" "${dir}/certs.d/ca.crt"
-}
 
 # registry_start_tls DIR VAR: scripts/lib.sh's registry_start (same pid bookkeeping, so its
 # registry_stop and registry_stop_all apply), serving HTTPS with ${PKI}/server.{crt,key}.
@@ -309,7 +283,7 @@ echo "limits:  memory ${MEM_MIB} MiB, CPU ${CPU_QUOTA_US} us per ${CPU_PERIOD_US
 echo "runs:    ${RUNS} per tool; image ${LAYERS} layers x ${LAYER_MIB} MiB; tools: ${TOOLS}"
 
 PKI="${TMP}/pki"
-make_ca "${PKI}"
+make_ca "${PKI}" lambda-bench
 echo "CA:      ${PKI}/ca.crt (throwaway; server certificate for IP:127.0.0.1)"
 
 # --- seed --------------------------------------------------------------------------------------

@@ -100,6 +100,34 @@ check_copy() {
   rm -rf "${dst_dir}"
 }
 
+# make_ca DIR [NAME]: a throwaway CA (DIR/ca.crt, ca.key; NAME in its subject) and a server
+# certificate for IP:127.0.0.1 (DIR/server.crt, server.key) signed by it; DIR/certs.d/ca.crt is
+# skopeo's --*-cert-dir. Nothing is added to the system's trust store.
+make_ca() {
+  local dir="$1" name="${2:-bench}"
+  mkdir -p "${dir}/certs.d"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=${name} throwaway CA" -keyout "${dir}/ca.key" -out "${dir}/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>"${dir}/openssl.log" || { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the CA"; }
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "${dir}/server.key" -out "${dir}/server.csr" 2>>"${dir}/openssl.log" ||
+    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot make the server key"; }
+  cat >"${dir}/server.ext" <<'EOF'
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+EOF
+  openssl x509 -req -in "${dir}/server.csr" -CA "${dir}/ca.crt" -CAkey "${dir}/ca.key" \
+    -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "${dir}/server.ext" \
+    -out "${dir}/server.crt" 2>>"${dir}/openssl.log" ||
+    { cat "${dir}/openssl.log" >&2; fail "openssl: cannot sign the server certificate"; }
+  openssl verify -CAfile "${dir}/ca.crt" "${dir}/server.crt" >/dev/null ||
+    fail "openssl: the server certificate does not verify against the CA"
+  cp "${dir}/ca.crt" "${dir}/certs.d/ca.crt"
+}
+
 # registry_stop DIR: stops the registry started in DIR (and forgets it).
 registry_stop() {
   local dir="$1" pid p keep=()
