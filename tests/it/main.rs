@@ -22,4 +22,5 @@ mod pipeline;
 mod run;
 mod sign;
 mod stand_ins;
+mod start;
 mod support;

@@ -7,6 +7,7 @@ mod args;
 mod copy;
 mod creds;
 mod discover;
+mod execution;
 mod gate;
 mod inputs;
 mod lifecycle;
@@ -52,7 +53,7 @@ struct Cli {
     /// More logging (-v: debug for this tool, -vv: everything).
     #[arg(short = 'v', long = "debug", action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// AWS region for ECR, KMS, Inspector (default: the usual AWS chain).
+    /// AWS region for ECR, KMS, Inspector, Step Functions (default: the usual AWS chain).
     #[arg(long, global = true, value_name = "REGION")]
     aws_region: Option<String>,
     /// Endpoint for every AWS API (a local stand-in such as moto_server).
@@ -86,6 +87,11 @@ enum Command {
     /// The whole pipeline in-process: copy to quarantine, gate, promote and annotate, sign,
     /// tag for the environment.
     Run(run::RunArgs),
+    /// Start the deployed pipeline (a Step Functions execution) for an image; with --wait,
+    /// follow it and exit as it ended.
+    Start(execution::StartArgs),
+    /// Print a pipeline execution's timeline and exit as it ended (0 while it runs).
+    Status(execution::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -139,5 +145,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Approve(args) => approve::run(cli, args).await,
         Command::Lifecycle(args) => lifecycle::run(args),
         Command::Run(args) => run::run(cli, args).await,
+        Command::Start(args) => execution::start(cli, args).await,
+        Command::Status(args) => execution::status(cli, args).await,
     }
 }

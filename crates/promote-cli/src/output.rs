@@ -15,6 +15,9 @@ pub struct Failure {
     pub kind: ErrorType,
     /// What went wrong; the first line is the error line.
     pub message: String,
+    /// The verb already printed its `--json` result (which says what failed): no error object
+    /// follows it.
+    pub printed: bool,
 }
 
 impl<E: Classify + std::fmt::Display> From<E> for Failure {
@@ -22,6 +25,7 @@ impl<E: Classify + std::fmt::Display> From<E> for Failure {
         Failure {
             kind: e.error_type(),
             message: e.to_string(),
+            printed: false,
         }
     }
 }
@@ -29,7 +33,11 @@ impl<E: Classify + std::fmt::Display> From<E> for Failure {
 impl Failure {
     /// A failure of this type.
     pub fn new(kind: ErrorType, message: String) -> Self {
-        Failure { kind, message }
+        Failure {
+            kind,
+            message,
+            printed: false,
+        }
     }
 
     /// `0` is success; `2` bad input, `3` a denied gate, `1` anything else.
@@ -46,7 +54,7 @@ impl Failure {
     pub fn report(&self, json: bool, verdict_printed: bool) -> ExitCode {
         let line = self.message.lines().next().unwrap_or_default();
         eprintln!("error: {line} [{}]", self.kind);
-        if json && !(verdict_printed && self.kind == ErrorType::GateDenied) {
+        if json && !self.printed && !(verdict_printed && self.kind == ErrorType::GateDenied) {
             println!(
                 "{}",
                 serde_json::json!({"error": {"type": self.kind.as_str(), "message": self.message}})

@@ -63,6 +63,11 @@ pub enum ErrorType {
     /// Approvals exist for this digest, but none verifies: unsigned, signed by a key that is not
     /// an approver's, or for another digest, repository or environment.
     ApprovalInvalid,
+    /// The CLI could not start or follow a Step Functions execution (`promote start`,
+    /// `promote status`: the API refused or could not be reached, the state machine does not
+    /// exist), or the execution ended without success for a reason that has no name here
+    /// (`States.Timeout`, aborted, a Lambda service error). No function produces it.
+    ExecutionFailed,
 }
 
 impl ErrorType {
@@ -91,6 +96,7 @@ impl ErrorType {
         ErrorType::EnvironmentOutOfOrder,
         ErrorType::ApprovalMissing,
         ErrorType::ApprovalInvalid,
+        ErrorType::ExecutionFailed,
     ];
 
     /// The stable string, as it appears in `errorType` and in `ErrorEquals`.
@@ -119,6 +125,7 @@ impl ErrorType {
             ErrorType::EnvironmentOutOfOrder => "Environment.OutOfOrder",
             ErrorType::ApprovalMissing => "Approval.Missing",
             ErrorType::ApprovalInvalid => "Approval.Invalid",
+            ErrorType::ExecutionFailed => "Execution.Failed",
         }
     }
 

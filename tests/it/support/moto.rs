@@ -196,6 +196,27 @@ impl Moto {
         self.json_call("sqs", &format!("AmazonSQS.{action}"), "1.0", body)
     }
 
+    /// One Step Functions JSON call (`CreateStateMachine`, `ListExecutions`, ...).
+    pub fn sfn(&self, action: &str, body: Value) -> Value {
+        self.json_call("states", &format!("AWSStepFunctions.{action}"), "1.0", body)
+    }
+
+    /// Makes moto's Step Functions run executions (its ASL interpreter, ported from LocalStack:
+    /// Pass, Choice, Wait, Succeed and Fail states, with a real event history) instead of
+    /// answering every execution with a canned history.
+    pub fn execute_state_machines(&self) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}/moto-api/config", self.url()))
+            .json(&json!({"stepfunctions": {"execute_state_machine": true}}))
+            .send()
+            .expect("configure moto's Step Functions");
+        assert!(
+            resp.status().is_success(),
+            "moto-api/config answered {}",
+            resp.status()
+        );
+    }
+
     /// Creates a SIGN_VERIFY key of `spec` (`ECC_NIST_P256`, `RSA_2048`) and returns its id.
     pub fn create_signing_key(&self, spec: &str) -> String {
         let v = self.kms(
