@@ -8,7 +8,8 @@ use crate::support::images::{
     write_referrers_fallback,
 };
 use crate::support::pipeline::{
-    APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, Stack, StackConfig,
+    APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, SECRET_PREFIX, Stack,
+    StackConfig,
 };
 use crate::support::registry::TestRegistry;
 use serde_json::{Value, json};
@@ -642,6 +643,65 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
         app.bytes
     );
     assert_eq!(x.0["output"]["tags"], json!(["dev-5.0"]));
+}
+
+/// A private source (basic auth, as GHCR, Quay or Docker Hub accounts are) whose credentials
+/// exist only in Secrets Manager, in the pull-through cache shape: without the secret the copy
+/// is refused naming the host and where credentials come from; with it the image is promoted;
+/// the token is in no log, no state and no event.
+#[test]
+fn a_private_source_is_read_with_its_credentials_from_secrets_manager() {
+    const TOKEN: &str = "ghp-only-in-secrets-manager-5f1c0e";
+    let upstream = TestRegistry::start_with_basic_auth("robot", TOKEN);
+    let app = push_app(&RegistryClient::new(&upstream), "private/app", "1.0");
+    let stack = Stack::start(
+        &StackConfig::default(),
+        std::slice::from_ref(&upstream.host()),
+    );
+    stack.seed_findings(&[]);
+    let request = json!({"source": format!("{}/private/app:1.0", upstream.host())});
+
+    let refused = stack.execute(&request, &[], &[]);
+    assert_eq!(refused.status(), "FAILED", "{}", refused.describe());
+    assert_eq!(
+        refused.error(),
+        "Registry.Unauthorized",
+        "{}",
+        refused.describe()
+    );
+    let cause = refused.0["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains(&upstream.host()) && cause.contains("SOURCE_CREDENTIALS_SECRET_PREFIX"),
+        "{cause}"
+    );
+
+    let secret = format!("{SECRET_PREFIX}{}", upstream.host().replace(':', "_"));
+    stack.moto.secretsmanager(
+        "CreateSecret",
+        json!({"Name": secret,
+            "SecretString": json!({"username": "robot", "accessToken": TOKEN}).to_string()}),
+    );
+    let x = stack.execute(&request, &[], &[]);
+    assert_succeeded(&x);
+    let c = RegistryClient::new(&stack.registry);
+    assert_eq!(
+        c.manifest("quarantine/private/app", &app.digest).0,
+        app.bytes
+    );
+    assert_eq!(
+        x.0["output"]["tags"],
+        json!(["dev-1.0"]),
+        "{}",
+        x.describe()
+    );
+
+    for (what, text) in [
+        ("the functions' logs", stack.watch_log()),
+        ("the refused execution", refused.describe()),
+        ("the execution", x.describe()),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in {what}");
+    }
 }
 
 /// A manual request with `preserveDigest`: the trusted digest is the upstream one, the upstream

@@ -66,6 +66,9 @@ pub struct HttpConfig {
     pub min_throughput: Throughput,
     /// `User-Agent` sent with every request.
     pub user_agent: String,
+    /// Where credentials come from, for the error when a registry wants some and none were
+    /// found (the CLI names its flags, a Lambda its secrets).
+    pub credentials_hint: String,
 }
 
 /// At least `bytes` in every `window`: a body slower than that is abandoned as
@@ -102,6 +105,9 @@ impl Default for HttpConfig {
                 window: Duration::from_secs(10),
             },
             user_agent: concat!("ecr-promotion/", env!("CARGO_PKG_VERSION")).to_owned(),
+            credentials_hint: "use --src-creds/--dst-creds, Docker's config.json, or AWS \
+                               credentials for ECR"
+                .to_owned(),
         }
     }
 }
@@ -258,8 +264,17 @@ impl HttpRegistry {
         access: Access,
         what: &str,
         challenge: Option<&HeaderValue>,
+        refused: bool,
     ) -> Result<(HeaderValue, Option<String>), RegistryError> {
         let host = repo.api_host().to_owned();
+        // Credentials the registry just refused are asked for again, fresh (a rotated secret).
+        let provided = async || {
+            if refused {
+                self.creds.refreshed(&host).await
+            } else {
+                self.creds.credentials(&host).await
+            }
+        };
         let protocol = |detail: String| RegistryError::Protocol {
             what: what.to_owned(),
             detail,
@@ -273,7 +288,7 @@ impl HttpRegistry {
             .and_then(parse_challenge)
             .ok_or_else(|| protocol("401 without a Basic or Bearer challenge".into()))?;
         if challenge.scheme.eq_ignore_ascii_case("basic") {
-            return match self.creds.credentials(&host).await? {
+            return match provided().await? {
                 Credentials::Basic { username, password } => {
                     let b64 = base64::engine::general_purpose::STANDARD
                         .encode(format!("{username}:{password}"));
@@ -282,8 +297,8 @@ impl HttpRegistry {
                     Ok((v, None))
                 }
                 Credentials::Anonymous => Err(unauthorized(format!(
-                    "{host} requires credentials and none were found (use --src-creds/--dst-creds, \
-                     Docker's config.json, or AWS credentials for ECR)"
+                    "{host} requires credentials and none were found ({})",
+                    self.config.credentials_hint
                 ))),
             };
         }
@@ -317,7 +332,7 @@ impl HttpRegistry {
                 .iter()
                 .any(|(registry, service)| *registry == host && url.host_str() == Some(*service));
         let creds = if same_origin || known {
-            self.creds.credentials(&host).await?
+            provided().await?
         } else {
             tracing::warn!(registry = %host, realm_host = %truncate(&realm_authority),
                 "the token realm is on another host: asking for a token without credentials");
@@ -409,7 +424,7 @@ impl HttpRegistry {
                         challenge = r.headers().get(header::WWW_AUTHENTICATE).cloned();
                     }
                     let (h, note) = self
-                        .negotiate(repo, access, what, challenge.as_ref())
+                        .negotiate(repo, access, what, challenge.as_ref(), auth.is_some())
                         .await?;
                     auth = Some(h);
                     withheld = note;
@@ -1463,6 +1478,66 @@ mod tests {
             !format!("{err} {err:?}").contains("wrong-password"),
             "{err:?}"
         );
+    }
+
+    /// A provider whose source rotates: `credentials` answers what it read last,
+    /// `refreshed` reads the source again.
+    struct Rotating {
+        cached: std::sync::Mutex<String>,
+        source: std::sync::Mutex<String>,
+    }
+
+    #[async_trait]
+    impl CredentialProvider for Rotating {
+        async fn credentials(&self, _: &str) -> Result<Credentials, RegistryError> {
+            let p = self.cached.lock().unwrap().clone();
+            Ok(Credentials::parse_user_pass(&format!("robot:{p}")).unwrap())
+        }
+        async fn refreshed(&self, registry: &str) -> Result<Credentials, RegistryError> {
+            *self.cached.lock().unwrap() = self.source.lock().unwrap().clone();
+            self.credentials(registry).await
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_are_asked_for_again_fresh() {
+        use base64::Engine as _;
+        let accepted = Arc::new(std::sync::Mutex::new("old".to_owned()));
+        let now = accepted.clone();
+        let srv = FaultServer::start(move |_, head| {
+            let b64 = base64::engine::general_purpose::STANDARD
+                .encode(format!("robot:{}", now.lock().unwrap()));
+            if head
+                .to_ascii_lowercase()
+                .contains(&format!("authorization: basic {b64}").to_ascii_lowercase())
+            {
+                answer("200 OK", &["Content-Length: 7"])
+            } else {
+                answer(
+                    "401 Unauthorized",
+                    &["WWW-Authenticate: Basic realm=\"test\""],
+                )
+            }
+        })
+        .await;
+        let provider = Arc::new(Rotating {
+            cached: std::sync::Mutex::new("old".into()),
+            source: std::sync::Mutex::new("old".into()),
+        });
+        let reg = HttpRegistry::new(short(&srv), provider.clone()).unwrap();
+        assert_eq!(
+            reg.head_blob(&srv.repo(), &Digest::of(b"x")).await.unwrap(),
+            Some(7)
+        );
+        // The secret rotates: the registry refuses the cached header, the provider is asked
+        // for fresh credentials, and the request goes through with them.
+        *accepted.lock().unwrap() = "new".into();
+        *provider.source.lock().unwrap() = "new".into();
+        assert_eq!(
+            reg.head_blob(&srv.repo(), &Digest::of(b"y")).await.unwrap(),
+            Some(7)
+        );
+        assert_eq!(*provider.cached.lock().unwrap(), "new");
     }
 
     #[tokio::test]

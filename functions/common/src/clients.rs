@@ -4,9 +4,11 @@ use crate::config::{ConfigError, Gating, RegistrySettings};
 use promotion_aws::ecr::SdkTokenSource;
 use promotion_aws::inspector::InspectorSource;
 use promotion_aws::kms::{KmsMessageMode, KmsSigner};
+use promotion_aws::secrets::SecretsManagerStore;
 use promotion_core::ecr::EcrCredentials;
 use promotion_core::gate::{AssumeScanned, FindingsSource};
 use promotion_core::registry::auth::ChainProvider;
+use promotion_core::registry::secrets::SecretCredentials;
 use promotion_core::sign::PublicKey;
 use promotion_registry::{HttpConfig, HttpRegistry};
 use std::sync::Arc;
@@ -21,17 +23,58 @@ pub fn registry(
     sdk: &aws_config::SdkConfig,
     settings: &RegistrySettings,
 ) -> Result<HttpRegistry, ConfigError> {
+    build_registry(
+        settings,
+        ChainProvider::default().with(Arc::new(ecr(sdk, settings))),
+        "the function role's ECR access".to_owned(),
+    )
+}
+
+/// copy-to-quarantine's client: ECR as [`registry`], then, with a `secret_prefix`
+/// (`SOURCE_CREDENTIALS_SECRET_PREFIX`), every other registry's credentials from the Secrets
+/// Manager secret `<prefix><host>`.
+pub fn source_registry(
+    sdk: &aws_config::SdkConfig,
+    settings: &RegistrySettings,
+    secret_prefix: Option<&str>,
+) -> Result<HttpRegistry, ConfigError> {
+    let mut chain = ChainProvider::default().with(Arc::new(ecr(sdk, settings)));
+    let hint = match secret_prefix {
+        Some(prefix) => {
+            let store = SecretsManagerStore(aws_sdk_secretsmanager::Client::new(sdk));
+            chain = chain.with(Arc::new(SecretCredentials::new(Arc::new(store), prefix)));
+            format!(
+                "a Secrets Manager secret {prefix}<host> ({{\"username\", \"accessToken\"}}), \
+                 SOURCE_CREDENTIALS_SECRET_PREFIX, or for ECR the function role's access"
+            )
+        }
+        None => "SOURCE_CREDENTIALS_SECRET_PREFIX is not set: only ECR (the function role's \
+                 access) and anonymous sources can be read"
+            .to_owned(),
+    };
+    build_registry(settings, chain, hint)
+}
+
+fn ecr(sdk: &aws_config::SdkConfig, settings: &RegistrySettings) -> EcrCredentials {
     let mut ecr = EcrCredentials::new(Arc::new(SdkTokenSource::new(
         aws_sdk_ecr::config::Config::from(sdk),
     )));
     for (host, registry) in &settings.ecr_aliases {
         ecr = ecr.with_alias(host, registry.clone());
     }
-    let provider = ChainProvider::default().with(Arc::new(ecr));
+    ecr
+}
+
+fn build_registry(
+    settings: &RegistrySettings,
+    provider: ChainProvider,
+    credentials_hint: String,
+) -> Result<HttpRegistry, ConfigError> {
     let config = HttpConfig {
         insecure_hosts: settings.insecure_registries.clone(),
         internal_hosts: settings.internal_registries.clone(),
         redirect_hosts: settings.redirect_hosts.clone(),
+        credentials_hint,
         ..HttpConfig::default()
     };
     HttpRegistry::new(config, Arc::new(provider)).map_err(|e| ConfigError(e.to_string()))

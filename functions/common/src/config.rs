@@ -283,6 +283,30 @@ pub fn source_registries(v: &Vars) -> Result<SourceRegistries, ConfigError> {
         .map_err(|e| ConfigError(format!("SOURCE_REGISTRIES: {e}")))
 }
 
+/// `SOURCE_CREDENTIALS_SECRET_PREFIX`: source registries' credentials are read from Secrets
+/// Manager, secret `<prefix><host>` (`promotion_core::registry::secrets`). Unset or empty: no
+/// secret is read (public sources and the deployment's ECR only). The prefix must be usable in
+/// a secret name (letters, digits, `/_+=.@-`), so that the IAM grant scoped to it is exact.
+pub fn secret_prefix(v: &Vars) -> Result<Option<String>, ConfigError> {
+    let Some(prefix) = v
+        .var("SOURCE_CREDENTIALS_SECRET_PREFIX")
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(None);
+    };
+    let ok = prefix.len() <= 256
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if !ok {
+        return Err(ConfigError(format!(
+            "SOURCE_CREDENTIALS_SECRET_PREFIX: {prefix:?} cannot start a secret name (letters, \
+             digits and /_+=.@- only)"
+        )));
+    }
+    Ok(Some(prefix))
+}
+
 /// `GATE_POLICY` (JSON or YAML), required: the deployment states its policy.
 pub fn policy(v: &Vars) -> Result<Policy, ConfigError> {
     Policy::parse(&v.required("GATE_POLICY")?).map_err(|e| ConfigError(format!("GATE_POLICY: {e}")))
@@ -374,7 +398,13 @@ pub(crate) mod tests {
         };
         let key: Parse = |v| kms_key_id(v).map(drop);
         let sources: Parse = |v| source_registries(v).map(drop);
-        let cases: [((&str, &str), Parse, &str); 14] = [
+        let secrets: Parse = |v| secret_prefix(v).map(drop);
+        let cases: [((&str, &str), Parse, &str); 15] = [
+            (
+                ("SOURCE_CREDENTIALS_SECRET_PREFIX", "creds/*"),
+                secrets,
+                "SOURCE_CREDENTIALS_SECRET_PREFIX",
+            ),
             (("TRUSTED_PREFIX", ""), repos, "TRUSTED_PREFIX is not set"),
             (
                 ("APPROVALS_PREFIX", "trusted/approvals/"),
@@ -436,6 +466,16 @@ pub(crate) mod tests {
 
     #[test]
     fn defaults() {
+        assert_eq!(with(&[], secret_prefix).unwrap(), None);
+        assert_eq!(
+            with(
+                &[("SOURCE_CREDENTIALS_SECRET_PREFIX", "ecr-pullthroughcache/")],
+                secret_prefix
+            )
+            .unwrap()
+            .as_deref(),
+            Some("ecr-pullthroughcache/")
+        );
         assert_eq!(with(&[], environments).unwrap(), Environments::default());
         assert!(!with(&[], assume_scanned).unwrap());
         assert_eq!(with(&[], copy_options).unwrap().concurrency, 4);

@@ -20,6 +20,8 @@ pub struct Config {
     pub environments: Environments,
     /// `SOURCE_REGISTRIES`: where a source may be, besides the deployment's own registries.
     pub sources: SourceRegistries,
+    /// `SOURCE_CREDENTIALS_SECRET_PREFIX`: where the sources' credentials are kept.
+    pub secret_prefix: Option<String>,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
             limits: config::policy(v)?.limits(),
             environments: config::environments(v)?,
             sources: config::source_registries(v)?,
+            secret_prefix: config::secret_prefix(v)?,
         })
     }
 

@@ -11,7 +11,11 @@ const STEP: &str = "copy-to-quarantine";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let (config, registry) = promotion_lambda::start(STEP, config::Config::parse, |c| async {
-        let registry = clients::registry(&clients::sdk().await, &c.deployment.registry)?;
+        let registry = clients::source_registry(
+            &clients::sdk().await,
+            &c.deployment.registry,
+            c.secret_prefix.as_deref(),
+        )?;
         Ok((c, registry))
     })
     .await;

@@ -191,6 +191,16 @@ impl Moto {
         self.json_call("events", &format!("AWSEvents.{action}"), "1.1", body)
     }
 
+    /// One Secrets Manager JSON call (`CreateSecret`, `DeleteSecret`, ...).
+    pub fn secretsmanager(&self, action: &str, body: Value) -> Value {
+        self.json_call(
+            "secretsmanager",
+            &format!("secretsmanager.{action}"),
+            "1.1",
+            body,
+        )
+    }
+
     /// One SQS call in the JSON protocol that botocore and moto speak today.
     pub fn sqs(&self, action: &str, body: Value) -> Value {
         self.json_call("sqs", &format!("AmazonSQS.{action}"), "1.0", body)

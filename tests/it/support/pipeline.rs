@@ -39,6 +39,9 @@ pub const STAND_INS_FEATURE: &str = "promotion-lambda/stand-ins";
 
 /// The approval artifact type (the environments default).
 pub const APPROVAL_TYPE: &str = "application/vnd.ecr-promotion.approval.v1+json";
+/// Where copy-to-quarantine finds source credentials (`SOURCE_CREDENTIALS_SECRET_PREFIX`, the
+/// template's default): the secret `<prefix><host>` in moto's Secrets Manager.
+pub const SECRET_PREFIX: &str = "ecr-pullthroughcache/ecr-promotion/";
 /// Annotations every promoted image must carry (the deployment's `ANNOTATIONS`).
 pub const MANDATORY_ANNOTATION: (&str, &str) = ("org.opencontainers.image.vendor", "Example Corp");
 
@@ -199,6 +202,7 @@ impl Stack {
             .env("INSECURE_REGISTRIES", insecure.join(","))
             // The upstream registries a test copies from; the stack's own is always allowed.
             .env("SOURCE_REGISTRIES", extra_insecure.join(","))
+            .env("SOURCE_CREDENTIALS_SECRET_PREFIX", SECRET_PREFIX)
             .env("INSPECTOR_ASSUME_SCANNED", "true")
             .env("AWS_ENDPOINT_URL", moto.url())
             .env("AWS_REGION", super::moto::REGION)

@@ -2,8 +2,10 @@
 //!
 //! The HTTP adapter asks a [`CredentialProvider`] for a registry's credentials only when the
 //! registry challenges (401), then runs the challenge: HTTP Basic, or the bearer-token flow of
-//! Docker Hub, GHCR and Quay (credentials go to a token realm only on the registry's own origin). Providers are composed at the edge: explicit
-//! credentials, then Docker's `config.json`, then ECR's `GetAuthorizationToken`, then anonymous.
+//! Docker Hub, GHCR and Quay (credentials go to a token realm only on the registry's own
+//! origin). Providers are composed at the edge: the CLI's are explicit credentials, then
+//! Docker's `config.json`, then ECR's `GetAuthorizationToken`, then anonymous; copy-to-quarantine's
+//! are ECR's, then a secret store ([`super::secrets`]).
 
 use super::RegistryError;
 pub use async_trait::async_trait;
@@ -52,6 +54,12 @@ impl Credentials {
 pub trait CredentialProvider: Send + Sync {
     /// Credentials for `registry`, or [`Credentials::Anonymous`] when this provider has none.
     async fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError>;
+
+    /// Credentials for `registry` after it refused the ones this provider gave: a provider
+    /// that caches reads its source again (a rotated secret). By default, [`Self::credentials`].
+    async fn refreshed(&self, registry: &str) -> Result<Credentials, RegistryError> {
+        self.credentials(registry).await
+    }
 }
 
 /// Fixed credentials per registry host.
@@ -93,6 +101,16 @@ impl CredentialProvider for ChainProvider {
     async fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError> {
         for p in &self.0 {
             let c = p.credentials(registry).await?;
+            if c != Credentials::Anonymous {
+                return Ok(c);
+            }
+        }
+        Ok(Credentials::Anonymous)
+    }
+
+    async fn refreshed(&self, registry: &str) -> Result<Credentials, RegistryError> {
+        for p in &self.0 {
+            let c = p.refreshed(registry).await?;
             if c != Credentials::Anonymous {
                 return Ok(c);
             }

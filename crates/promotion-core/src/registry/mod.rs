@@ -12,6 +12,7 @@
 pub mod auth;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
+pub mod secrets;
 
 pub use crate::retry::RetryPolicy;
 
