@@ -24,3 +24,4 @@ mod sign;
 mod stand_ins;
 mod start;
 mod support;
+mod sync;

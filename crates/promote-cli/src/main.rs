@@ -16,6 +16,7 @@ mod progress;
 mod retag;
 mod run;
 mod sign;
+mod sync;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -90,6 +91,9 @@ enum Command {
     /// Start the deployed pipeline (a Step Functions execution) for an image; with --wait,
     /// follow it and exit as it ended.
     Start(execution::StartArgs),
+    /// Promote the tags of an upstream repository that the trusted repository lacks, each as
+    /// `run` would.
+    Sync(sync::SyncArgs),
     /// Print a pipeline execution's timeline and exit as it ended (0 while it runs).
     Status(execution::StatusArgs),
 }
@@ -146,6 +150,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Lifecycle(args) => lifecycle::run(args),
         Command::Run(args) => run::run(cli, args).await,
         Command::Start(args) => execution::start(cli, args).await,
+        Command::Sync(args) => sync::run(cli, args).await,
         Command::Status(args) => execution::status(cli, args).await,
     }
 }

@@ -30,10 +30,17 @@ use std::time::{Duration, Instant};
 
 /// Arguments of `promote run`.
 #[derive(Args)]
-#[command(mut_arg("dst_creds", args::quarantine_and_trusted_creds))]
 pub struct RunArgs {
     /// The image to promote (a tag is resolved once).
     src: String,
+    #[command(flatten)]
+    opts: RunOptions,
+}
+
+/// Where and how `run` promotes (and `sync`, for each tag).
+#[derive(Args)]
+#[command(mut_arg("dst_creds", args::quarantine_and_trusted_creds))]
+pub struct RunOptions {
     /// The quarantine repository (REGISTRY/PATH, no tag).
     #[arg(long, value_name = "REPO")]
     quarantine: String,
@@ -84,6 +91,18 @@ pub struct RunArgs {
     creds: SrcDstCreds,
 }
 
+impl RunOptions {
+    /// Whether `--build` was given.
+    pub fn build_given(&self) -> bool {
+        self.build.is_some()
+    }
+
+    /// `--environment`.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+}
+
 fn repo(flag: &str, s: &str) -> Result<promotion_core::ImageRef, Failure> {
     pipeline::parse_repository(flag, s).map_err(Failure::from)
 }
@@ -106,224 +125,321 @@ impl Timeline {
     }
 }
 
-/// Runs `promote run`.
-pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
-    let started = Instant::now();
-    let src = parse_ref(&args.src)?;
-    let (quarantine, trusted) = (
-        repo("--quarantine", &args.quarantine)?,
-        repo("--trusted", &args.trusted)?,
-    );
-    let registries = [quarantine.clone(), trusted.clone()];
-    let repos = Repositories::fixed(quarantine, trusted, None).map_err(Failure::from)?;
-    let envs = args.envs.load()?;
-    if let Some(e) = &args.environment {
-        envs.get(e)?;
-    }
-    let annotations = entries("annotation", "--annotation", &args.annotations)?;
-    let labels = entries("label", "--label", &args.labels)?;
-    let policy = load_policy(args.policy.as_ref())?;
-    let rules = policy.rules(args.environment.as_deref());
-    let registry = args
-        .creds
-        .registry(cli, &src, &[&registries[0], &registries[1]])?;
-    let region = EcrRegistry::from_host(registries[1].registry()).map(|e| e.region);
-    let findings =
-        findings_source(cli, args.findings.as_ref(), args.assume_scanned, region).await?;
-    let signer = signer(cli, &args.key, args.kms_message_mode).await?;
-    let mut timeline = Timeline {
-        json: cli.json,
-        steps: Vec::new(),
-    };
+/// What a promotion needs, built once: the registry client, the repositories, the documents,
+/// the findings source, the signer and the approvers' keys.
+pub struct Pipeline<'a> {
+    opts: &'a RunOptions,
+    json: bool,
+    registry: promotion_registry::HttpRegistry,
+    repos: Repositories,
+    trusted: promotion_core::ImageRef,
+    envs: promotion_core::environment::Environments,
+    annotations: promotion_core::mutate::Entries,
+    labels: promotion_core::mutate::Entries,
+    policy: promotion_core::gate::Policy,
+    findings: Box<dyn promotion_core::gate::FindingsSource>,
+    signer: Box<dyn promotion_core::sign::Signer>,
+    approvers: promotion_core::environment::ApproverKeys,
+}
 
-    // 1. copy to quarantine
-    let t = Instant::now();
-    let copy = pipeline::copy_to_quarantine(
-        &registry,
-        &repos,
-        &CopyRequest {
-            reference: Some(args.src.clone()),
-            build: args.build.clone(),
-            ..CopyRequest::default()
-        },
-        &CopySettings {
-            copy: promotion_core::CopyOptions {
-                referrers: args.referrers || args.preserve_digest,
-                inert_referrers_only: true,
-                ..promotion_core::CopyOptions::default()
-            },
-            limits: policy.limits(),
-            environments: &envs,
-            // The user named the source on the command line; internal addresses still need
-            // --insecure-registry or --allow-internal-registry (the registry client's guard).
-            sources: &pipeline::SourceRegistries::any(),
-        },
-    )
-    .await?;
-    timeline.step(
-        "copy-to-quarantine",
-        t,
-        format!("{} → {}", copy.source, copy.quarantine),
-    );
+/// How one promotion ended, when it ran to a verdict.
+pub enum Outcome {
+    /// Promoted: the `--json` result.
+    Promoted(serde_json::Value),
+    /// The gate denied: the `--json` result and the `Gate.Denied` failure.
+    Rejected(serde_json::Value, Failure),
+}
 
-    // 2. gate, polling while PENDING
-    let t = Instant::now();
-    let approvers = crate::inputs::approver_keys(cli, &envs).await?;
-    let settings = GateSettings {
-        policy: &policy,
-        environments: &envs,
-        approvers: &approvers,
-        poll_seconds: rules.poll_seconds(),
-        max_wait_seconds: rules.max_wait_seconds,
-        clock: &SystemClock,
-    };
-    // Polls so far and the previous read travel in the request, as in the state machine.
-    let req = &RefCell::new(GateRequest {
-        image: Some(copy.quarantine.clone()),
-        environment: args.environment.clone(),
-        ..GateRequest::default()
-    });
-    let (registry_ref, repos_ref, findings_ref, settings) =
-        (&registry, &repos, findings.as_ref(), &settings);
-    let json = cli.json;
-    let verdict = repeat(&SystemClock, move || async move {
-        let mut r = req.take();
-        let v = pipeline::scan_gate(registry_ref, repos_ref, findings_ref, settings, &r).await?;
-        if v.decision != Decision::Pending {
-            return Ok::<_, Failure>(Poll::Ready(v));
+impl<'a> Pipeline<'a> {
+    /// Check the options and build the clients; `src` is the source whose registry
+    /// `--src-creds` is for.
+    pub async fn prepare(
+        cli: &Cli,
+        opts: &'a RunOptions,
+        src: &promotion_core::ImageRef,
+    ) -> Result<Pipeline<'a>, Failure> {
+        let (quarantine, trusted) = (
+            repo("--quarantine", &opts.quarantine)?,
+            repo("--trusted", &opts.trusted)?,
+        );
+        let registries = [quarantine.clone(), trusted.clone()];
+        let repos =
+            Repositories::fixed(quarantine, trusted.clone(), None).map_err(Failure::from)?;
+        let envs = opts.envs.load()?;
+        if let Some(e) = &opts.environment {
+            envs.get(e)?;
         }
-        if !json {
-            eprintln!("{:<22} {:>7}     {}", "scan-gate", "…", v.message);
-        }
-        r.polls = v.polls;
-        r.observation = v.observation.clone();
-        req.replace(r);
-        Ok(Poll::Pending {
-            wait: Duration::from_secs(v.wait_seconds),
+        let annotations = entries("annotation", "--annotation", &opts.annotations)?;
+        let labels = entries("label", "--label", &opts.labels)?;
+        let policy = load_policy(opts.policy.as_ref())?;
+        let registry = opts
+            .creds
+            .registry(cli, src, &[&registries[0], &registries[1]])?;
+        let region = EcrRegistry::from_host(registries[1].registry()).map(|e| e.region);
+        let findings =
+            findings_source(cli, opts.findings.as_ref(), opts.assume_scanned, region).await?;
+        let signer = signer(cli, &opts.key, opts.kms_message_mode).await?;
+        let approvers = crate::inputs::approver_keys(cli, &envs).await?;
+        Ok(Pipeline {
+            opts,
+            json: cli.json,
+            registry,
+            repos,
+            trusted,
+            envs,
+            annotations,
+            labels,
+            policy,
+            findings,
+            signer,
+            approvers,
         })
-    })
-    .await?;
-    timeline.step("scan-gate", t, verdict.summary.clone());
-    if verdict.decision == Decision::Failed {
-        if cli.json {
-            print_json(
-                &json!({"operation": "run", "outcome": "REJECTED", "gate": verdict, "timeline": timeline.steps}),
-            )?;
-        }
-        return Err(GateError::Denied(format!("{}: {}", copy.quarantine, verdict.message)).into());
     }
 
-    // 3. promote and annotate (the gate is re-checked inside)
-    let t = Instant::now();
-    let promoted = pipeline::promote_and_annotate(
-        &registry,
-        &repos,
-        findings.as_ref(),
-        &PromoteSettings {
-            policy: &policy,
-            environments: &envs,
-            annotations: &annotations,
-            labels: &labels,
-            clock: &SystemClock,
-            copy: promotion_core::CopyOptions::default(),
-            preserve_digest: args.preserve_digest,
-        },
-        &PromoteRequest {
-            quarantine: copy.quarantine.clone(),
-            source: Some(copy.origin.clone()),
-            environment: args.environment.clone(),
-            build: args.build.clone(),
-            source_tag: copy.source_tag.clone(),
-            ..PromoteRequest::default()
-        },
-    )
-    .await?;
-    timeline.step("promote-and-annotate", t, promoted.trusted.clone());
+    /// The registry client (`sync` lists and resolves tags with it).
+    pub fn registry(&self) -> &promotion_registry::HttpRegistry {
+        &self.registry
+    }
 
-    // 4. sign
-    let t = Instant::now();
-    let signed = pipeline::sign(
-        &registry,
-        &repos,
-        signer.as_ref(),
-        args.sign_mode,
-        &SystemClock,
-        &SignRequest {
-            image: promoted.trusted.clone(),
-            quarantine: Some(copy.quarantine.clone()),
-            gate: Some(promoted.gate_record.clone()),
-            claims: promoted.claims.clone(),
-        },
-    )
-    .await?;
-    timeline.step(
-        "sign",
-        t,
-        format!(
-            "{} digests, {} new signatures, attestation {}",
-            signed.digests_signed,
-            signed.signatures_created,
-            if signed.attestation_created {
-                "written"
-            } else {
-                "present"
+    /// The trusted repository.
+    pub fn trusted(&self) -> &promotion_core::ImageRef {
+        &self.trusted
+    }
+
+    /// The environments document.
+    pub fn environments(&self) -> &promotion_core::environment::Environments {
+        &self.envs
+    }
+
+    /// Promote `src` with `build` (default: the source tag), each step on stderr as it ends
+    /// (unless `--json`).
+    pub async fn promote(&self, src: &str, build: Option<&str>) -> Result<Outcome, Failure> {
+        let started = Instant::now();
+        let opts = self.opts;
+        let (registry, repos, envs, policy) =
+            (&self.registry, &self.repos, &self.envs, &self.policy);
+        let build = build.map(str::to_owned).or_else(|| opts.build.clone());
+        let rules = policy.rules(opts.environment.as_deref());
+        let mut timeline = Timeline {
+            json: self.json,
+            steps: Vec::new(),
+        };
+
+        // 1. copy to quarantine
+        let t = Instant::now();
+        let copy = pipeline::copy_to_quarantine(
+            registry,
+            repos,
+            &CopyRequest {
+                reference: Some(src.to_owned()),
+                build: build.clone(),
+                ..CopyRequest::default()
+            },
+            &CopySettings {
+                copy: promotion_core::CopyOptions {
+                    referrers: opts.referrers || opts.preserve_digest,
+                    inert_referrers_only: true,
+                    ..promotion_core::CopyOptions::default()
+                },
+                limits: policy.limits(),
+                environments: envs,
+                // The user named the source on the command line; internal addresses still need
+                // --insecure-registry or --allow-internal-registry (the registry client's guard).
+                sources: &pipeline::SourceRegistries::any(),
+            },
+        )
+        .await?;
+        timeline.step(
+            "copy-to-quarantine",
+            t,
+            format!("{} → {}", copy.source, copy.quarantine),
+        );
+
+        // 2. gate, polling while PENDING
+        let t = Instant::now();
+        let settings = GateSettings {
+            policy,
+            environments: envs,
+            approvers: &self.approvers,
+            poll_seconds: rules.poll_seconds(),
+            max_wait_seconds: rules.max_wait_seconds,
+            clock: &SystemClock,
+        };
+        // Polls so far and the previous read travel in the request, as in the state machine.
+        let req = &RefCell::new(GateRequest {
+            image: Some(copy.quarantine.clone()),
+            environment: opts.environment.clone(),
+            ..GateRequest::default()
+        });
+        let (findings_ref, settings) = (self.findings.as_ref(), &settings);
+        let json = self.json;
+        let verdict = repeat(&SystemClock, move || async move {
+            let mut r = req.take();
+            let v = pipeline::scan_gate(registry, repos, findings_ref, settings, &r).await?;
+            if v.decision != Decision::Pending {
+                return Ok::<_, Failure>(Poll::Ready(v));
             }
-        ),
-    );
+            if !json {
+                eprintln!("{:<22} {:>7}     {}", "scan-gate", "…", v.message);
+            }
+            r.polls = v.polls;
+            r.observation = v.observation.clone();
+            req.replace(r);
+            Ok(Poll::Pending {
+                wait: Duration::from_secs(v.wait_seconds),
+            })
+        })
+        .await?;
+        timeline.step("scan-gate", t, verdict.summary.clone());
+        if verdict.decision == Decision::Failed {
+            let failure =
+                GateError::Denied(format!("{}: {}", copy.quarantine, verdict.message)).into();
+            return Ok(Outcome::Rejected(
+                json!({"operation": "run", "outcome": "REJECTED", "gate": verdict, "timeline": timeline.steps}),
+                failure,
+            ));
+        }
 
-    // 5. retag for the environment (the signature is verified first)
-    let t = Instant::now();
-    let retagged = pipeline::retag_for_environment(
-        &registry,
-        &repos,
-        findings.as_ref(),
-        &RetagSettings {
-            environments: &envs,
-            policy: &policy,
-            key: signer.public_key(),
-            approvers: &approvers,
-            clock: &SystemClock,
-        },
-        &RetagRequest {
-            image: promoted.trusted.clone(),
-            environment: args.environment.clone(),
-            build: args.build.clone(),
-            source_tag: copy.source_tag.clone(),
-            regate: false,
-        },
-    )
-    .await?;
-    timeline.step("retag-for-environment", t, retagged.tags.join(", "));
+        // 3. promote and annotate (the gate is re-checked inside)
+        let t = Instant::now();
+        let promoted = pipeline::promote_and_annotate(
+            registry,
+            repos,
+            self.findings.as_ref(),
+            &PromoteSettings {
+                policy,
+                environments: envs,
+                annotations: &self.annotations,
+                labels: &self.labels,
+                clock: &SystemClock,
+                copy: promotion_core::CopyOptions::default(),
+                preserve_digest: opts.preserve_digest,
+            },
+            &PromoteRequest {
+                quarantine: copy.quarantine.clone(),
+                source: Some(copy.origin.clone()),
+                environment: opts.environment.clone(),
+                build: build.clone(),
+                source_tag: copy.source_tag.clone(),
+                ..PromoteRequest::default()
+            },
+        )
+        .await?;
+        timeline.step("promote-and-annotate", t, promoted.trusted.clone());
 
-    done!(
-        operation = "run",
-        source = %copy.source,
-        quarantine = %copy.quarantine,
-        trusted = %promoted.trusted,
-        environment = %retagged.environment,
-        tags = %retagged.tags.join(","),
-        signatures_created = signed.signatures_created,
-        bytes_streamed = copy.bytes_streamed + promoted.bytes_streamed,
-        duration_ms = started.elapsed().as_millis() as u64,
-    );
-    if cli.json {
-        print_json(&json!({
+        // 4. sign
+        let t = Instant::now();
+        let signed = pipeline::sign(
+            registry,
+            repos,
+            self.signer.as_ref(),
+            opts.sign_mode,
+            &SystemClock,
+            &SignRequest {
+                image: promoted.trusted.clone(),
+                quarantine: Some(copy.quarantine.clone()),
+                gate: Some(promoted.gate_record.clone()),
+                claims: promoted.claims.clone(),
+            },
+        )
+        .await?;
+        timeline.step(
+            "sign",
+            t,
+            format!(
+                "{} digests, {} new signatures, attestation {}",
+                signed.digests_signed,
+                signed.signatures_created,
+                if signed.attestation_created {
+                    "written"
+                } else {
+                    "present"
+                }
+            ),
+        );
+
+        // 5. retag for the environment (the signature is verified first)
+        let t = Instant::now();
+        let retagged = pipeline::retag_for_environment(
+            registry,
+            repos,
+            self.findings.as_ref(),
+            &RetagSettings {
+                environments: envs,
+                policy,
+                key: self.signer.public_key(),
+                approvers: &self.approvers,
+                clock: &SystemClock,
+            },
+            &RetagRequest {
+                image: promoted.trusted.clone(),
+                environment: opts.environment.clone(),
+                build,
+                source_tag: copy.source_tag.clone(),
+                regate: false,
+            },
+        )
+        .await?;
+        timeline.step("retag-for-environment", t, retagged.tags.join(", "));
+
+        done!(
+            operation = "run",
+            source = %copy.source,
+            quarantine = %copy.quarantine,
+            trusted = %promoted.trusted,
+            environment = %retagged.environment,
+            tags = %retagged.tags.join(","),
+            signatures_created = signed.signatures_created,
+            bytes_streamed = copy.bytes_streamed + promoted.bytes_streamed,
+            duration_ms = started.elapsed().as_millis() as u64,
+        );
+        Ok(Outcome::Promoted(json!({
             "operation": "run", "outcome": "PROMOTED",
             "copy": copy, "gate": verdict, "promote": promoted, "sign": signed, "retag": retagged,
             "timeline": timeline.steps,
-        }))?;
-    } else {
-        println!("promoted {} → {}", copy.source, promoted.trusted);
-        println!("  gate       {}", verdict.summary);
-        println!(
-            "  signed     {} digests ({} new signatures)",
-            signed.digests_signed, signed.signatures_created
-        );
-        println!(
-            "  tags       {} ({})",
-            retagged.tags.join(", "),
-            retagged.environment
-        );
+        })))
     }
-    Ok(())
+}
+
+/// Runs `promote run`.
+pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
+    let src = parse_ref(&args.src)?;
+    let pipeline = Pipeline::prepare(cli, &args.opts, &src).await?;
+    match pipeline.promote(&args.src, None).await? {
+        Outcome::Rejected(result, failure) => {
+            if cli.json {
+                print_json(&result)?;
+            }
+            Err(failure)
+        }
+        Outcome::Promoted(result) => {
+            if cli.json {
+                print_json(&result)?;
+            } else {
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                println!(
+                    "promoted {} → {}",
+                    s(&result["copy"]["source"]),
+                    s(&result["promote"]["trusted"])
+                );
+                println!("  gate       {}", s(&result["gate"]["summary"]));
+                println!(
+                    "  signed     {} digests ({} new signatures)",
+                    result["sign"]["digestsSigned"], result["sign"]["signaturesCreated"]
+                );
+                let tags: Vec<String> = result["retag"]["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect();
+                println!(
+                    "  tags       {} ({})",
+                    tags.join(", "),
+                    s(&result["retag"]["environment"])
+                );
+            }
+            Ok(())
+        }
+    }
 }

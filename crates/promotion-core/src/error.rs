@@ -66,7 +66,8 @@ pub enum ErrorType {
     /// The CLI could not start or follow a Step Functions execution (`promote start`,
     /// `promote status`: the API refused or could not be reached, the state machine does not
     /// exist), or the execution ended without success for a reason that has no name here
-    /// (`States.Timeout`, aborted, a Lambda service error). No function produces it.
+    /// (`States.Timeout`, aborted, a Lambda service error); or a `promote sync` whose tags
+    /// failed for different reasons. No function produces it.
     ExecutionFailed,
 }
 
