@@ -23,20 +23,22 @@ free_port() {
 # registry_start DIR VAR: starts a registry storing into DIR/data and sets VAR to its
 # "127.0.0.1:PORT". Retries on another port if the chosen one was taken in the meantime.
 # With REGISTRY_TLS_DIR set (a directory holding server.crt, server.key and ca.crt) it serves
-# HTTPS with that certificate instead of plain HTTP.
+# HTTPS with that certificate instead of plain HTTP; with REGISTRY_ACCESS_LOG=1 it logs every
+# request (combined log format, second resolution) into DIR/registry.log.
 registry_start() {
-  local dir="$1" var="$2" port pid attempt tls="" scheme=http curl_ca=()
+  local dir="$1" var="$2" port pid attempt tls="" scheme=http curl_ca=() access=true
   if [[ -n "${REGISTRY_TLS_DIR:-}" ]]; then
     tls=", tls: {certificate: ${REGISTRY_TLS_DIR}/server.crt, key: ${REGISTRY_TLS_DIR}/server.key}"
     scheme=https
     curl_ca=(--cacert "${REGISTRY_TLS_DIR}/ca.crt")
   fi
+  [[ "${REGISTRY_ACCESS_LOG:-0}" == 1 ]] && access=false
   mkdir -p "${dir}/data"
   for attempt in 1 2 3 4 5; do
     port="$(free_port)"
     cat >"${dir}/config.yml" <<EOF
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
+log: {level: error, accesslog: {disabled: ${access}}}
 storage: {filesystem: {rootdirectory: ${dir}/data}, delete: {enabled: true}, cache: {blobdescriptor: inmemory}}
 http: {addr: 127.0.0.1:${port}${tls}}
 EOF

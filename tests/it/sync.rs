@@ -162,8 +162,14 @@ fn sync_promotes_exactly_the_missing_tags_and_a_rerun_promotes_none() {
 fn a_denied_tag_does_not_stop_the_others_and_a_moved_tag_is_a_conflict() {
     let (up, platforms) = Upstream::with_tags(&["2.0.0", "2.1.0", "2.2.0"]);
     let denied = findings(up.dir.path(), &[&platforms[1]]);
-    let run = up.sync(true, &denied, &[]);
+    let run = up.sync(true, &denied, &["--max-put-rate", "5"]);
     assert_eq!(run.code, 3, "{}", run.describe());
+    // Paced: 2 promotions push 16 manifests, at most 5 a second.
+    assert!(
+        run.duration >= std::time::Duration::from_secs(3),
+        "16 manifest PUTs at 5/s took {:?}",
+        run.duration
+    );
     assert!(
         run.error_line().ends_with("[Gate.Denied]"),
         "{}",

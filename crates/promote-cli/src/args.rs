@@ -40,9 +40,20 @@ impl SrcDstCreds {
         src: &ImageRef,
         dst: &[&ImageRef],
     ) -> Result<HttpRegistry, Failure> {
+        self.paced_registry(cli, src, dst, None)
+    }
+
+    /// As [`Self::registry`], at most `puts_per_second` manifest PUTs per second.
+    pub fn paced_registry(
+        &self,
+        cli: &Cli,
+        src: &ImageRef,
+        dst: &[&ImageRef],
+        puts_per_second: Option<f64>,
+    ) -> Result<HttpRegistry, Failure> {
         let mut given = vec![(src, &self.src_creds, "--src-creds")];
         given.extend(dst.iter().map(|d| (*d, &self.dst_creds, "--dst-creds")));
-        output::registry(cli, &given)
+        output::paced_registry(cli, &given, puts_per_second)
     }
 }
 

@@ -95,6 +95,15 @@ pub type GivenCreds<'a> = (&'a ImageRef, &'a Option<String>, &'static str);
 /// the credentials given on the command line (by registry host), then Docker's config, ECR
 /// tokens and anonymous access.
 pub fn registry(cli: &Cli, given: &[GivenCreds<'_>]) -> Result<HttpRegistry, Failure> {
+    paced_registry(cli, given, None)
+}
+
+/// As [`registry`], at most `puts_per_second` manifest PUTs per second (`promote sync`).
+pub fn paced_registry(
+    cli: &Cli,
+    given: &[GivenCreds<'_>],
+    puts_per_second: Option<f64>,
+) -> Result<HttpRegistry, Failure> {
     let mut fixed: Vec<(String, Credentials)> = Vec::new();
     for (r, c, flag) in given {
         if let Some(c) = c {
@@ -107,6 +116,7 @@ pub fn registry(cli: &Cli, given: &[GivenCreds<'_>]) -> Result<HttpRegistry, Fai
         insecure_hosts: cli.insecure_registry.clone(),
         internal_hosts: cli.allow_internal_registry.clone(),
         redirect_hosts: cli.redirect_host.clone(),
+        manifest_puts_per_second: puts_per_second,
         ..HttpConfig::default()
     };
     let provider = creds::chain(fixed, cli.aws_region.clone(), cli.aws_endpoint_url.clone());

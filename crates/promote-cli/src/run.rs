@@ -152,11 +152,12 @@ pub enum Outcome {
 
 impl<'a> Pipeline<'a> {
     /// Check the options and build the clients; `src` is the source whose registry
-    /// `--src-creds` is for.
+    /// `--src-creds` is for; at most `puts_per_second` manifest PUTs per second.
     pub async fn prepare(
         cli: &Cli,
         opts: &'a RunOptions,
         src: &promotion_core::ImageRef,
+        puts_per_second: Option<f64>,
     ) -> Result<Pipeline<'a>, Failure> {
         let (quarantine, trusted) = (
             repo("--quarantine", &opts.quarantine)?,
@@ -172,9 +173,12 @@ impl<'a> Pipeline<'a> {
         let annotations = entries("annotation", "--annotation", &opts.annotations)?;
         let labels = entries("label", "--label", &opts.labels)?;
         let policy = load_policy(opts.policy.as_ref())?;
-        let registry = opts
-            .creds
-            .registry(cli, src, &[&registries[0], &registries[1]])?;
+        let registry = opts.creds.paced_registry(
+            cli,
+            src,
+            &[&registries[0], &registries[1]],
+            puts_per_second,
+        )?;
         let region = EcrRegistry::from_host(registries[1].registry()).map(|e| e.region);
         let findings =
             findings_source(cli, opts.findings.as_ref(), opts.assume_scanned, region).await?;
@@ -404,7 +408,7 @@ impl<'a> Pipeline<'a> {
 /// Runs `promote run`.
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let src = parse_ref(&args.src)?;
-    let pipeline = Pipeline::prepare(cli, &args.opts, &src).await?;
+    let pipeline = Pipeline::prepare(cli, &args.opts, &src, None).await?;
     match pipeline.promote(&args.src, None).await? {
         Outcome::Rejected(result, failure) => {
             if cli.json {

@@ -9,6 +9,8 @@
 //! (`io.ecr-promotion.source.digest`), or is that digest (`--preserve-digest`). Each promotion
 //! is pinned to the digest the plan saw (`repo:tag@digest`): a tag that moves meanwhile is
 //! refused, not promoted in its new state. One tag's failure is reported and the others go on.
+//! Manifest PUTs are paced (`--max-put-rate`, default 10 per second, ECR's PutImage quota): a
+//! bulk sync must not spend the account's quota on throttled retries, nor starve the pipeline.
 //!
 //! Exit codes: 0 when every planned tag was promoted (or none was needed); 1 when one failed
 //! (or its environment tag names another source digest: the upstream tag moved after it was
@@ -54,6 +56,11 @@ pub struct SyncArgs {
     /// Print the plan (each tag, its digest, what would be done) and promote nothing.
     #[arg(long)]
     dry_run: bool,
+    /// At most this many manifest PUTs per second, every push counted (a promotion makes about
+    /// 8: quarantine, trusted, signatures, attestation, tags). ECR allows 10 PutImage calls per
+    /// second per region by default; 0: unpaced.
+    #[arg(long, value_name = "N", default_value_t = 10.0)]
+    max_put_rate: f64,
     #[command(flatten)]
     opts: RunOptions,
 }
@@ -174,7 +181,13 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         args.newest,
         args.include_latest,
     )?;
-    let p = Pipeline::prepare(cli, &args.opts, &repo).await?;
+    if !(args.max_put_rate.is_finite() && args.max_put_rate >= 0.0) {
+        return Err(input(
+            "--max-put-rate: a number of manifest PUTs per second, 0 for unpaced".into(),
+        ));
+    }
+    let rate = (args.max_put_rate > 0.0).then_some(args.max_put_rate);
+    let p = Pipeline::prepare(cli, &args.opts, &repo, rate).await?;
     let listed = p.registry().list_tags(&repo).await?;
     let tags = filters.apply(&listed);
     let env = match args.opts.environment() {

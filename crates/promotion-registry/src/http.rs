@@ -69,6 +69,10 @@ pub struct HttpConfig {
     /// Where credentials come from, for the error when a registry wants some and none were
     /// found (the CLI names its flags, a Lambda its secrets).
     pub credentials_hint: String,
+    /// At most this many manifest PUTs per second from this client, each attempt counted
+    /// (ECR's PutImage quota is 10 per second per region; `promote sync` keeps under it);
+    /// `None`: unpaced.
+    pub manifest_puts_per_second: Option<f64>,
 }
 
 /// At least `bytes` in every `window`: a body slower than that is abandoned as
@@ -108,6 +112,7 @@ impl Default for HttpConfig {
             credentials_hint: "use --src-creds/--dst-creds, Docker's config.json, or AWS \
                                credentials for ECR"
                 .to_owned(),
+            manifest_puts_per_second: None,
         }
     }
 }
@@ -144,6 +149,34 @@ pub struct HttpRegistry {
     basic: RwLock<HashMap<String, HeaderValue>>,
     /// Bearer tokens are scoped to a repository and an access.
     bearer: RwLock<HashMap<(String, String, Access), HeaderValue>>,
+    /// Manifest PUTs wait for their slot ([`HttpConfig::manifest_puts_per_second`]).
+    pacer: Option<Pacer>,
+}
+
+/// Evenly spaced slots: each caller waits for the next one. A slot is taken before the wait,
+/// so concurrent callers queue in order and none is starved.
+struct Pacer {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: f64) -> Option<Pacer> {
+        (per_second.is_finite() && per_second > 0.0).then(|| Pacer {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        })
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 /// The largest token answer read.
@@ -186,6 +219,7 @@ impl HttpRegistry {
             ))
             .build()
             .map_err(|e| RegistryError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let pacer = config.manifest_puts_per_second.and_then(Pacer::new);
         Ok(HttpRegistry {
             http,
             guard,
@@ -194,6 +228,7 @@ impl HttpRegistry {
             config,
             basic: RwLock::default(),
             bearer: RwLock::default(),
+            pacer,
         })
     }
 
@@ -1051,6 +1086,9 @@ impl Registry for HttpRegistry {
         self.config
             .retry
             .run("put_manifest", || async {
+                if let Some(p) = &self.pacer {
+                    p.wait().await;
+                }
                 let resp = self
                     .send(repo, Access::Push, &what, |c| {
                         c.put(&url)
@@ -1497,6 +1535,20 @@ mod tests {
             *self.cached.lock().unwrap() = self.source.lock().unwrap().clone();
             self.credentials(registry).await
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn manifest_puts_are_paced_to_the_configured_rate() {
+        let pacer = Pacer::new(10.0).unwrap();
+        let start = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            pacer.wait().await;
+            at.push(start.elapsed().as_millis());
+        }
+        // The first at once, then one every 100 ms: never two within a tenth of a second.
+        assert_eq!(at, [0, 100, 200, 300, 400]);
+        assert!(Pacer::new(0.0).is_none() && Pacer::new(f64::NAN).is_none());
     }
 
     #[tokio::test]
