@@ -30,15 +30,30 @@ pub fn registry(
     )
 }
 
-/// copy-to-quarantine's client: ECR as [`registry`], then, with a `secret_prefix`
+/// copy-to-quarantine's client: ECR as [`registry`], another account's ECR with a token its
+/// role in `roles` (`SOURCE_ECR_ROLES`: account, role ARN) gets, then, with a `secret_prefix`
 /// (`SOURCE_CREDENTIALS_SECRET_PREFIX`), every other registry's credentials from the Secrets
 /// Manager secret `<prefix><host>`.
-pub fn source_registry(
+pub async fn source_registry(
     sdk: &aws_config::SdkConfig,
     settings: &RegistrySettings,
+    roles: &[(String, String)],
     secret_prefix: Option<&str>,
 ) -> Result<HttpRegistry, ConfigError> {
-    let mut chain = ChainProvider::default().with(Arc::new(ecr(sdk, settings)));
+    let mut tokens = SdkTokenSource::new(aws_sdk_ecr::config::Config::from(sdk));
+    for (account, arn) in roles {
+        // Assumed lazily, at the first token for that account, and renewed before expiry.
+        let role = aws_config::sts::AssumeRoleProvider::builder(arn)
+            .session_name("ecr-promotion-copy")
+            .configure(sdk)
+            .build()
+            .await;
+        tokens = tokens.with_role(
+            account,
+            aws_sdk_ecr::config::SharedCredentialsProvider::new(role),
+        );
+    }
+    let mut chain = ChainProvider::default().with(Arc::new(ecr_with(Arc::new(tokens), settings)));
     let hint = match secret_prefix {
         Some(prefix) => {
             let store = SecretsManagerStore(aws_sdk_secretsmanager::Client::new(sdk));
@@ -56,9 +71,14 @@ pub fn source_registry(
 }
 
 fn ecr(sdk: &aws_config::SdkConfig, settings: &RegistrySettings) -> EcrCredentials {
-    let mut ecr = EcrCredentials::new(Arc::new(SdkTokenSource::new(
-        aws_sdk_ecr::config::Config::from(sdk),
-    )));
+    ecr_with(
+        Arc::new(SdkTokenSource::new(aws_sdk_ecr::config::Config::from(sdk))),
+        settings,
+    )
+}
+
+fn ecr_with(tokens: Arc<SdkTokenSource>, settings: &RegistrySettings) -> EcrCredentials {
+    let mut ecr = EcrCredentials::new(tokens);
     for (host, registry) in &settings.ecr_aliases {
         ecr = ecr.with_alias(host, registry.clone());
     }

@@ -307,6 +307,42 @@ pub fn secret_prefix(v: &Vars) -> Result<Option<String>, ConfigError> {
     Ok(Some(prefix))
 }
 
+/// `SOURCE_ECR_ROLES`: IAM role ARNs (comma-separated), one per source account: another
+/// account's ECR registry is read with a token its role gets (copy-to-quarantine assumes the
+/// role of the registry's account). Each `(account, role ARN)`; a malformed ARN, or two roles
+/// for one account, stops the function.
+pub fn source_ecr_roles(v: &Vars) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut roles: Vec<(String, String)> = Vec::new();
+    for arn in v.list("SOURCE_ECR_ROLES") {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let account = match parts.as_slice() {
+            ["arn", partition, "iam", "", account, resource]
+                if !partition.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource
+                        .strip_prefix("role/")
+                        .is_some_and(|n| !n.is_empty()) =>
+            {
+                (*account).to_owned()
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "SOURCE_ECR_ROLES: {arn:?} is not an IAM role ARN \
+                     (arn:<partition>:iam::<account>:role/<name>)"
+                )));
+            }
+        };
+        if roles.iter().any(|(a, _)| *a == account) {
+            return Err(ConfigError(format!(
+                "SOURCE_ECR_ROLES: two roles for account {account}"
+            )));
+        }
+        roles.push((account, arn));
+    }
+    Ok(roles)
+}
+
 /// `GATE_POLICY` (JSON or YAML), required: the deployment states its policy.
 pub fn policy(v: &Vars) -> Result<Policy, ConfigError> {
     Policy::parse(&v.required("GATE_POLICY")?).map_err(|e| ConfigError(format!("GATE_POLICY: {e}")))
@@ -399,7 +435,21 @@ pub(crate) mod tests {
         let key: Parse = |v| kms_key_id(v).map(drop);
         let sources: Parse = |v| source_registries(v).map(drop);
         let secrets: Parse = |v| secret_prefix(v).map(drop);
-        let cases: [((&str, &str), Parse, &str); 15] = [
+        let roles: Parse = |v| source_ecr_roles(v).map(drop);
+        let cases: [((&str, &str), Parse, &str); 17] = [
+            (
+                ("SOURCE_ECR_ROLES", "arn:aws:iam::21098765432:role/pull"),
+                roles,
+                "SOURCE_ECR_ROLES: \"arn:aws:iam::21098765432:role/pull\" is not an IAM role",
+            ),
+            (
+                (
+                    "SOURCE_ECR_ROLES",
+                    "arn:aws:iam::210987654321:role/a,arn:aws:iam::210987654321:role/b",
+                ),
+                roles,
+                "two roles for account 210987654321",
+            ),
             (
                 ("SOURCE_CREDENTIALS_SECRET_PREFIX", "creds/*"),
                 secrets,
@@ -467,6 +517,26 @@ pub(crate) mod tests {
     #[test]
     fn defaults() {
         assert_eq!(with(&[], secret_prefix).unwrap(), None);
+        assert_eq!(
+            with(
+                &[(
+                    "SOURCE_ECR_ROLES",
+                    "arn:aws:iam::210987654321:role/ecr-promotion-pull, arn:aws-cn:iam::111122223333:role/p/q"
+                )],
+                source_ecr_roles
+            )
+            .unwrap(),
+            [
+                (
+                    "210987654321".to_owned(),
+                    "arn:aws:iam::210987654321:role/ecr-promotion-pull".to_owned()
+                ),
+                (
+                    "111122223333".to_owned(),
+                    "arn:aws-cn:iam::111122223333:role/p/q".to_owned()
+                )
+            ]
+        );
         assert_eq!(
             with(
                 &[("SOURCE_CREDENTIALS_SECRET_PREFIX", "ecr-pullthroughcache/")],

@@ -22,6 +22,8 @@ pub struct Config {
     pub sources: SourceRegistries,
     /// `SOURCE_CREDENTIALS_SECRET_PREFIX`: where the sources' credentials are kept.
     pub secret_prefix: Option<String>,
+    /// `SOURCE_ECR_ROLES`: the role to assume per source account (account, role ARN).
+    pub ecr_roles: Vec<(String, String)>,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
             environments: config::environments(v)?,
             sources: config::source_registries(v)?,
             secret_prefix: config::secret_prefix(v)?,
+            ecr_roles: config::source_ecr_roles(v)?,
         })
     }
 

@@ -14,8 +14,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let registry = clients::source_registry(
             &clients::sdk().await,
             &c.deployment.registry,
+            &c.ecr_roles,
             c.secret_prefix.as_deref(),
-        )?;
+        )
+        .await?;
         Ok((c, registry))
     })
     .await;
