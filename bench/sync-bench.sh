@@ -16,6 +16,7 @@
 #
 # Environment:
 #   BENCH_TAGS=200               tags to seed and promote
+#   BENCH_PUT_RATE=10            promote sync --max-put-rate (0: unpaced)
 #   BENCH_TMPDIR=${TMPDIR:-/tmp} where the registries store blobs
 #   PROMOTE_BIN=PATH             use this promote binary instead of building --release
 #
@@ -27,7 +28,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "${ROOT}/scripts/lib.sh"
 
 TAGS="${BENCH_TAGS:-200}"
+PUT_RATE="${BENCH_PUT_RATE:-10}"
 require_positive TAGS
+[[ "${PUT_RATE}" =~ ^[0-9]+([.][0-9]+)?$ ]] || fail "BENCH_PUT_RATE=${PUT_RATE} must be a number (0: unpaced)"
 
 TMP="$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/sync-bench.XXXXXX")"
 cleanup() {
@@ -67,13 +70,13 @@ sync_once() {
     "${PROMOTE}" --insecure-registry "${SRC}" --insecure-registry "${DST}" --json \
     sync "${SRC}/bench/app" --semver '>=1' \
     --quarantine "${DST}/quarantine/app" --trusted "${DST}/trusted/app" \
-    --key "${TMP}/key.pem" --findings "${TMP}/findings.json" \
+    --key "${TMP}/key.pem" --findings "${TMP}/findings.json" --max-put-rate "${PUT_RATE}" \
     >"${TMP}/${name}.json" 2>"${TMP}/${name}.err" ||
     { tail -n 20 "${TMP}/${name}.err" >&2; fail "promote sync (${name}) failed"; }
   cp "${TMP}/dst/registry.log" "${TMP}/${name}.access.log"
 }
 
-section "promote sync: ${TAGS} tags"
+section "promote sync: ${TAGS} tags, at most ${PUT_RATE} manifest PUTs per second (0: unpaced)"
 sync_once first
 section "promote sync again (must promote nothing)"
 sync_once second
