@@ -61,6 +61,11 @@ impl Upstream {
 
     /// `promote [--json] sync <registry>/upstream/app` into `q/app` and `t/app`, with `extra`.
     fn sync(&self, json: bool, findings: &str, extra: &[&str]) -> Run {
+        self.sync_with_key(&self.key, json, findings, extra)
+    }
+
+    /// As [`Self::sync`], signing with `key`.
+    fn sync_with_key(&self, key: &str, json: bool, findings: &str, extra: &[&str]) -> Run {
         let host = self.reg.host();
         let mut p = Promote::default().arg("--insecure-registry").arg(&host);
         if json {
@@ -74,7 +79,7 @@ impl Upstream {
             .arg("--trusted")
             .arg(format!("{host}/t/app"))
             .arg("--key")
-            .arg(&self.key)
+            .arg(key)
             .arg("--findings")
             .arg(findings)
             .env("COSIGN_PASSWORD", PASSWORD);
@@ -125,9 +130,14 @@ fn sync_promotes_exactly_the_missing_tags_and_a_rerun_promotes_none() {
         ["dev-1.10.0", "dev-1.11.0", "dev-1.8.0", "dev-1.9.0"]
     );
 
-    // The plan: 8 to promote, 4 present; nothing written.
+    // The plan: 8 to promote, 4 present; nothing written, and no key read.
     let plan = up
-        .sync(true, &clean, &["--semver", ">=1", "--dry-run"])
+        .sync_with_key(
+            "/nonexistent/key.pem",
+            true,
+            &clean,
+            &["--semver", ">=1", "--dry-run"],
+        )
         .assert_ok();
     assert_eq!(items_with(&plan, "plan", "promote").len(), 8, "{plan:#}");
     assert_eq!(items_with(&plan, "plan", "present").len(), 4, "{plan:#}");

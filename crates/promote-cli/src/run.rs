@@ -128,6 +128,7 @@ impl Timeline {
 /// What a promotion needs, built once: the registry client, the repositories, the documents,
 /// the findings source, the signer and the approvers' keys.
 pub struct Pipeline<'a> {
+    cli: &'a Cli,
     opts: &'a RunOptions,
     json: bool,
     registry: promotion_registry::HttpRegistry,
@@ -138,7 +139,8 @@ pub struct Pipeline<'a> {
     labels: promotion_core::mutate::Entries,
     policy: promotion_core::gate::Policy,
     findings: Box<dyn promotion_core::gate::FindingsSource>,
-    signer: Box<dyn promotion_core::sign::Signer>,
+    /// Built at the first promotion: planning (`sync --dry-run`) needs no key.
+    signer: tokio::sync::OnceCell<Box<dyn promotion_core::sign::Signer>>,
     approvers: promotion_core::environment::ApproverKeys,
 }
 
@@ -154,7 +156,7 @@ impl<'a> Pipeline<'a> {
     /// Check the options and build the clients; `src` is the source whose registry
     /// `--src-creds` is for; at most `puts_per_second` manifest PUTs per second.
     pub async fn prepare(
-        cli: &Cli,
+        cli: &'a Cli,
         opts: &'a RunOptions,
         src: &promotion_core::ImageRef,
         puts_per_second: Option<f64>,
@@ -182,9 +184,9 @@ impl<'a> Pipeline<'a> {
         let region = EcrRegistry::from_host(registries[1].registry()).map(|e| e.region);
         let findings =
             findings_source(cli, opts.findings.as_ref(), opts.assume_scanned, region).await?;
-        let signer = signer(cli, &opts.key, opts.kms_message_mode).await?;
         let approvers = crate::inputs::approver_keys(cli, &envs).await?;
         Ok(Pipeline {
+            cli,
             opts,
             json: cli.json,
             registry,
@@ -195,7 +197,7 @@ impl<'a> Pipeline<'a> {
             labels,
             policy,
             findings,
-            signer,
+            signer: tokio::sync::OnceCell::new(),
             approvers,
         })
     }
@@ -220,6 +222,10 @@ impl<'a> Pipeline<'a> {
     pub async fn promote(&self, src: &str, build: Option<&str>) -> Result<Outcome, Failure> {
         let started = Instant::now();
         let opts = self.opts;
+        let signer = self
+            .signer
+            .get_or_try_init(|| signer(self.cli, &opts.key, opts.kms_message_mode))
+            .await?;
         let (registry, repos, envs, policy) =
             (&self.registry, &self.repos, &self.envs, &self.policy);
         let build = build.map(str::to_owned).or_else(|| opts.build.clone());
@@ -336,7 +342,7 @@ impl<'a> Pipeline<'a> {
         let signed = pipeline::sign(
             registry,
             repos,
-            self.signer.as_ref(),
+            signer.as_ref(),
             opts.sign_mode,
             &SystemClock,
             &SignRequest {
@@ -371,7 +377,7 @@ impl<'a> Pipeline<'a> {
             &RetagSettings {
                 environments: envs,
                 policy,
-                key: self.signer.public_key(),
+                key: signer.public_key(),
                 approvers: &self.approvers,
                 clock: &SystemClock,
             },

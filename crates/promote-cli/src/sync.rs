@@ -21,11 +21,9 @@ use crate::Cli;
 use crate::output::{Failure, done, input, print_json};
 use crate::run::{Outcome, Pipeline, RunOptions};
 use clap::Args;
-use promotion_core::digest::Digest;
-use promotion_core::manifest::ManifestDoc;
-use promotion_core::pipeline::{self, build_from_source_tag};
+use promotion_core::pipeline;
+use promotion_core::pipeline::sync::{self, Held};
 use promotion_core::registry::Registry as _;
-use promotion_core::sign::CLAIM_SOURCE_DIGEST;
 use promotion_core::{ErrorType, ImageRef};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -309,9 +307,7 @@ async fn plan(
         return Ok(item);
     };
     item.digest = Some(digest.to_string());
-    let rendered = build_from_source_tag(p.environments(), Some(tag))
-        .and_then(|build| env.template.render(&build).ok());
-    let Some(trusted_tag) = rendered else {
+    let Some(trusted_tag) = sync::environment_tag(p.environments(), env, tag) else {
         item.plan = "invalid";
         item.error = Some(json!({"type": ErrorType::InputInvalid.as_str(),
             "message": format!("{tag:?} cannot be a build id in {:?}'s tag template", env.name)}));
@@ -319,39 +315,22 @@ async fn plan(
     };
     item.trusted_tag = Some(trusted_tag.clone());
     let trusted = p.trusted();
-    let Some(held) = p.registry().head_manifest(trusted, &trusted_tag).await? else {
-        return Ok(item);
-    };
-    if held == digest || source_digest(p, trusted, &held).await?.as_ref() == Some(&digest) {
-        item.plan = "present";
-        item.trusted = Some(trusted.pinned(held).to_string());
-    } else {
-        item.plan = "moved";
-        item.trusted = Some(trusted.pinned(held).to_string());
-        item.error = Some(json!({"type": ErrorType::TagConflict.as_str(),
-            "message": format!("{trusted_tag} in {trusted} holds a promotion of another \
-                digest; the upstream tag {tag} moved since (environment tags never move: \
-                promote it under another build id)")}));
+    match sync::held_under(p.registry(), trusted, &trusted_tag, &digest).await? {
+        Held::Nothing => {}
+        Held::Promotion(held) => {
+            item.plan = "present";
+            item.trusted = Some(trusted.pinned(held).to_string());
+        }
+        Held::Other(held) => {
+            item.plan = "moved";
+            item.trusted = Some(trusted.pinned(held).to_string());
+            item.error = Some(json!({"type": ErrorType::TagConflict.as_str(),
+                "message": format!("{trusted_tag} in {trusted} holds a promotion of another \
+                    digest; the upstream tag {tag} moved since (environment tags never move: \
+                    promote it under another build id)")}));
+        }
     }
     Ok(item)
-}
-
-/// The source digest a trusted image records (`io.ecr-promotion.source.digest`).
-async fn source_digest(
-    p: &Pipeline<'_>,
-    trusted: &ImageRef,
-    digest: &Digest,
-) -> Result<Option<Digest>, Failure> {
-    let raw = p
-        .registry()
-        .get_manifest(trusted, &digest.to_string())
-        .await?;
-    let doc = ManifestDoc::parse(&raw.bytes, Some(&raw.media_type))
-        .map(|(doc, _, _)| doc)
-        .ok();
-    Ok(doc
-        .and_then(|d| d.annotations.get(CLAIM_SOURCE_DIGEST).cloned())
-        .and_then(|d| d.parse().ok()))
 }
 
 fn describe(i: &Item) -> String {

@@ -23,6 +23,7 @@ mod repos;
 mod retag;
 mod sign;
 mod sources;
+pub mod sync;
 #[cfg(test)]
 mod tests;
 
