@@ -228,9 +228,11 @@ async fn follow(
         let steps = timeline(&events);
         let running = described.status() == &ExecutionStatus::Running;
         if !cli.json {
-            // Finished states in order; a state still running holds back those after it.
+            // Finished states in order; while the execution runs, a state still running holds
+            // back those after it; once it ended, everything (a Fail state never exits, an
+            // aborted one never finishes).
             while let Some(s) = steps.get(printed) {
-                if s.ms.is_none() && (running || s.kind != "Fail") {
+                if running && s.ms.is_none() && s.kind != "Fail" {
                     break;
                 }
                 println!("{}", s.line());
