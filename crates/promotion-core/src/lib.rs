@@ -24,6 +24,7 @@ pub mod registry;
 pub mod retry;
 pub mod selection;
 pub mod sign;
+pub mod webhook;
 
 pub use copy::{CopyError, CopyObserver, CopyOptions, CopyReport, TransferCounts, copy_image};
 pub use digest::Digest;
