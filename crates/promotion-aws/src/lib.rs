@@ -4,6 +4,8 @@
 //! - [`inspector::InspectorSource`]: Amazon Inspector findings and scan coverage
 //!   (`promotion_core::gate::FindingsSource`);
 //! - [`kms::KmsSigner`]: AWS KMS signatures and public keys (`promotion_core::sign::Signer`);
+//! - [`events::EventBusRequests`]: EventBridge `PutEvents`, promotion requests
+//!   (`promotion_core::webhook::PromotionRequests`);
 //! - [`secrets::SecretsManagerStore`]: AWS Secrets Manager secrets
 //!   (`promotion_core::registry::secrets::SecretStore`), source registry credentials.
 //!
@@ -11,6 +13,7 @@
 //! nothing here reads the environment.
 
 pub mod ecr;
+pub mod events;
 pub mod inspector;
 pub mod kms;
 pub mod secrets;

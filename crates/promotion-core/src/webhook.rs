@@ -13,8 +13,17 @@
 
 use crate::digest::Digest;
 use crate::reference::{ImageRef, is_valid_tag};
+use crate::registry::auth::async_trait;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
+
+/// Where promotion requests go (the pipeline's own event bus in the webhook Lambda: a
+/// `Promotion Requested` event whose detail is a manual request).
+#[async_trait]
+pub trait PromotionRequests: Send + Sync {
+    /// Ask for the promotion of `image`; an error says why it could not be asked.
+    async fn request(&self, image: &ImageRef) -> Result<(), String>;
+}
 
 /// Whether `header` (`X-Hub-Signature-256`) is `sha256=` followed by the hex HMAC-SHA256 of
 /// `body` under `secret`. Anything else (absent, another algorithm, malformed hex) is not.
