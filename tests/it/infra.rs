@@ -156,7 +156,10 @@ fn every_code_uri_and_definition_uri_exists() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 6, "expected five CodeUri and one DefinitionUri");
+    assert_eq!(
+        checked, 7,
+        "expected six CodeUri (five steps and the webhook) and one DefinitionUri"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -181,6 +184,10 @@ const FUNCTIONS: [(&str, &str, &str); 5] = [
 ];
 
 /// Variables the README lists that only stand-ins (tests, the demo) or Lambda itself set.
+/// The webhook function (not a step of the state machine; deployed with
+/// `GitHubWebhookSecretArn`).
+const WEBHOOK: (&str, &str, &str) = ("GitHubWebhookFunction", "github-webhook", "webhook");
+
 const NOT_DEPLOYED: [&str; 6] = [
     "ECR_REGISTRY_ALIASES",
     "INSPECTOR_ASSUME_SCANNED",
@@ -207,9 +214,13 @@ fn functions_follow_the_functions_readme_contract() {
         .collect();
     assert_eq!(
         fns.iter().map(String::as_str).collect::<BTreeSet<_>>(),
-        FUNCTIONS.iter().map(|f| f.0).collect::<BTreeSet<_>>()
+        FUNCTIONS
+            .iter()
+            .chain([&WEBHOOK])
+            .map(|f| f.0)
+            .collect::<BTreeSet<_>>()
     );
-    for (id, package, short) in FUNCTIONS {
+    for (id, package, short) in FUNCTIONS.into_iter().chain([WEBHOOK]) {
         let r = &t["Resources"][id];
         let prop = |k: &str| {
             let v = &r["Properties"][k];
@@ -754,7 +765,7 @@ fn iam_no_wildcard_actions_and_star_resources_only_where_no_scope_exists() {
 fn iam_each_function_has_its_own_role() {
     let t = template();
     let mut seen = BTreeSet::new();
-    for (id, _, _) in FUNCTIONS {
+    for (id, _, _) in FUNCTIONS.into_iter().chain([WEBHOOK]) {
         let role = &t["Resources"][id]["Properties"]["Role"]["Fn::GetAtt"];
         let role = role[0]
             .as_str()
@@ -1952,6 +1963,22 @@ fn requests_and_outcomes_use_the_pipelines_own_bus_and_only_named_principals_put
         json!({"Fn::GetAtt": ["PromotionEventBus", "Arn"]})
     );
     let exempt = &s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]["Fn::If"];
+    assert_eq!(exempt[0], "HasGitHubWebhook", "{s}");
+    // With the webhook: its function's role too, and nobody else's.
+    let with_webhook = &exempt[1]["Fn::If"];
+    assert_eq!(with_webhook[0], "HasPromotionRequesters", "{s}");
+    assert_eq!(
+        with_webhook[1]["Fn::Split"],
+        json!([",", {"Fn::Sub": "${StateMachineRole.Arn},${GitHubWebhookFunctionRole.Arn},${PromotionRequesters}"}]),
+        "{s}"
+    );
+    assert_eq!(
+        with_webhook[2],
+        json!([{"Fn::GetAtt": ["StateMachineRole", "Arn"]},
+            {"Fn::GetAtt": ["GitHubWebhookFunctionRole", "Arn"]}]),
+        "{s}"
+    );
+    let exempt = &exempt[2]["Fn::If"];
     assert_eq!(exempt[0], "HasPromotionRequesters", "{s}");
     // With requesters: the state machine role and exactly the parameter's roles.
     assert_eq!(
@@ -1965,6 +1992,40 @@ fn requests_and_outcomes_use_the_pipelines_own_bus_and_only_named_principals_put
         json!([{"Fn::GetAtt": ["StateMachineRole", "Arn"]}]),
         "{s}"
     );
+    // The webhook's role may put events on that bus and read its one secret, nothing else.
+    let webhook: Vec<Grant> = grants(&t)
+        .into_iter()
+        .filter(|g| g.holder == "GitHubWebhookFunctionRole")
+        .collect();
+    let actions: BTreeSet<String> = webhook.iter().flat_map(|g| g.actions()).collect();
+    assert_eq!(
+        actions,
+        set(&[
+            "events:PutEvents",
+            "secretsmanager:GetSecretValue",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords"
+        ]),
+        "github-webhook's grants"
+    );
+    for g in &webhook {
+        if g.actions().contains(&"events:PutEvents".to_owned()) {
+            assert_eq!(
+                g.statement["Resource"],
+                json!({"Fn::GetAtt": ["PromotionEventBus", "Arn"]})
+            );
+        }
+        if g.actions()
+            .contains(&"secretsmanager:GetSecretValue".to_owned())
+        {
+            assert_eq!(
+                g.statement["Resource"],
+                json!({"Ref": "GitHubWebhookSecretArn"})
+            );
+        }
+    }
     assert_eq!(t["Parameters"]["PromotionRequesters"]["Default"], "");
     for ok in [
         "",
