@@ -473,7 +473,7 @@ fn event_rules_route_fixture_events_exactly() {
             } else {
                 0
             };
-            for body in receive_all(&moto, url, wait) {
+            for body in moto.receive_all(url, wait) {
                 let delivered: Value = serde_json::from_str(&body).expect("event JSON");
                 assert_eq!(
                     delivered["detail"], event["detail"],
@@ -491,33 +491,6 @@ fn event_rules_route_fixture_events_exactly() {
         }
     }
     assert!(wrong.is_empty(), "event routing:\n{}", wrong.join("\n"));
-}
-
-/// Receives (and deletes) every message now in the queue, waiting up to `wait_seconds` for the
-/// first one.
-fn receive_all(moto: &Moto, url: &str, wait_seconds: u64) -> Vec<String> {
-    let mut bodies = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(wait_seconds);
-    loop {
-        let answer = moto.sqs(
-            "ReceiveMessage",
-            json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
-        );
-        let messages = answer["Messages"].as_array().cloned().unwrap_or_default();
-        for m in &messages {
-            bodies.push(m["Body"].as_str().expect("Body").to_owned());
-            moto.sqs(
-                "DeleteMessage",
-                json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
-            );
-        }
-        if messages.is_empty() && (!bodies.is_empty() || Instant::now() >= deadline) {
-            return bodies;
-        }
-        if messages.is_empty() {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 fn fixture_events() -> BTreeMap<String, Value> {

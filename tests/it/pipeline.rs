@@ -8,8 +8,8 @@ use crate::support::images::{
     write_referrers_fallback,
 };
 use crate::support::pipeline::{
-    APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, SECRET_PREFIX, Stack,
-    StackConfig,
+    APPROVAL_TYPE, EVENT_BUS, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION,
+    SECRET_PREFIX, Stack, StackConfig, WEBHOOK_SECRET_ID, root,
 };
 use crate::support::registry::TestRegistry;
 use serde_json::{Value, json};
@@ -575,6 +575,7 @@ fn a_pending_scan_waits_in_the_loop_and_then_passes() {
         policy: "block_severities: [CRITICAL]\nsettle_seconds: 2\n".into(),
         poll_seconds: 5,
         max_wait_seconds: 600,
+        ..StackConfig::default()
     };
     let stack = Stack::start(&config, &[]);
     let c = RegistryClient::new(&stack.registry);
@@ -702,6 +703,182 @@ fn a_private_source_is_read_with_its_credentials_from_secrets_manager() {
     ] {
         assert!(!text.contains(TOKEN), "the token is in {what}");
     }
+}
+
+/// HMAC-SHA256 (RFC 2104) as GitHub signs deliveries (`sha256=<hex>`), written out here so that
+/// the webhook's own code is not its oracle.
+fn github_signature(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    format!("sha256={}", hex::encode(outer))
+}
+
+/// A function URL invocation as Lambda hands it over: GitHub's headers and body.
+fn webhook_delivery(event: &str, body: &str, signature: Option<&str>) -> Value {
+    let mut headers = json!({"content-type": "application/json", "x-github-event": event,
+        "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "user-agent": "GitHub-Hookshot/044aadd"});
+    if let Some(s) = signature {
+        headers["x-hub-signature-256"] = json!(s);
+    }
+    json!({
+        "version": "2.0", "rawPath": "/", "rawQueryString": "", "headers": headers,
+        "requestContext": {"accountId": "anonymous", "apiId": "webhook",
+            "domainName": "webhook.lambda-url.us-east-1.on.aws", "domainPrefix": "webhook",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                "sourceIp": "192.30.252.1", "userAgent": "GitHub-Hookshot/044aadd"},
+            "requestId": "7c4d7a6e", "routeKey": "$default", "stage": "$default",
+            "time": "05/Dec/2026:13:30:00 +0000", "timeEpoch": 1_796_477_400_000_i64},
+        "body": body, "isBase64Encoded": false
+    })
+}
+
+/// GitHub package webhooks end to end: the real github-webhook binary (cargo lambda watch)
+/// with its secret in moto's Secrets Manager puts its requests on the pipeline's bus in moto's
+/// EventBridge, where the template's PromotionRequestedRule pattern routes them to a queue; the
+/// one event it delivers is run through the real state machine. A delivery with a bad
+/// signature, a replayed body with another signature and a ping put nothing there.
+#[test]
+fn a_signed_package_publication_starts_exactly_one_promotion() {
+    const SECRET: &str = "gh-webhook-secret-3d1f";
+    let upstream = TestRegistry::start();
+    let app = push_app(&RegistryClient::new(&upstream), "acme/app", "1.0");
+    let config = StackConfig {
+        webhook_registry: upstream.host(),
+        ..StackConfig::default()
+    };
+    let stack = Stack::start(&config, std::slice::from_ref(&upstream.host()));
+    stack.seed_findings(&[]);
+    let moto = &stack.moto;
+    moto.secretsmanager(
+        "CreateSecret",
+        json!({"Name": WEBHOOK_SECRET_ID, "SecretString": SECRET}),
+    );
+    moto.events("CreateEventBus", json!({"Name": EVENT_BUS}));
+    let queue = moto.sqs("CreateQueue", json!({"QueueName": "requests"}))["QueueUrl"]
+        .as_str()
+        .expect("QueueUrl")
+        .to_owned();
+    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("infra/template.yaml")).expect("template"),
+    )
+    .expect("template YAML");
+    let pattern: Value = serde_json::to_value(
+        &template["Resources"]["PromotionRequestedRule"]["Properties"]["EventPattern"],
+    )
+    .expect("EventPattern");
+    assert!(pattern.is_object(), "PromotionRequestedRule has a pattern");
+    moto.events(
+        "PutRule",
+        json!({"Name": "PromotionRequestedRule", "EventBusName": EVENT_BUS,
+            "EventPattern": pattern.to_string(), "State": "ENABLED"}),
+    );
+    moto.events(
+        "PutTargets",
+        json!({"Rule": "PromotionRequestedRule", "EventBusName": EVENT_BUS,
+            "Targets": [{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:requests"}]}),
+    );
+
+    let published = |tag: &str| {
+        json!({"action": "published", "registry_package": {
+            "name": "app", "namespace": "acme", "package_type": "CONTAINER",
+            "owner": {"login": "acme"},
+            "package_version": {"version": app.digest,
+                "container_metadata": {"tag": {"name": tag, "digest": app.digest}}}}})
+        .to_string()
+    };
+    let body = published("1.0");
+    let other = published("9.9");
+    let ping = r#"{"zen": "Half measures are as bad as nothing at all."}"#;
+    let status = |delivery: Value| {
+        stack
+            .invoke("github-webhook", &delivery)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "github-webhook failed: {e:?}
+{}",
+                    stack.watch_log()
+                )
+            })["statusCode"]
+            .as_i64()
+    };
+    let sign = |b: &str| github_signature(SECRET.as_bytes(), b.as_bytes());
+    let cases = [
+        (
+            "signed",
+            webhook_delivery("registry_package", &body, Some(&sign(&body))),
+            202,
+        ),
+        (
+            "another secret",
+            webhook_delivery(
+                "registry_package",
+                &body,
+                Some(&github_signature(b"guessed", body.as_bytes())),
+            ),
+            401,
+        ),
+        (
+            "a replayed body with another delivery's signature",
+            webhook_delivery("registry_package", &body, Some(&sign(&other))),
+            401,
+        ),
+        (
+            "unsigned",
+            webhook_delivery("registry_package", &body, None),
+            401,
+        ),
+        (
+            "a ping",
+            webhook_delivery("ping", ping, Some(&sign(ping))),
+            204,
+        ),
+    ];
+    for (what, delivery, expected) in cases {
+        assert_eq!(
+            status(delivery),
+            Some(expected),
+            "{what}
+{}",
+            stack.watch_log()
+        );
+    }
+
+    let delivered = moto.receive_all(&queue, 5);
+    assert_eq!(delivered.len(), 1, "exactly one request: {delivered:?}");
+    let event: Value = serde_json::from_str(&delivered[0]).expect("event JSON");
+    let source = format!("{}/acme/app:1.0@{}", upstream.host(), app.digest);
+    assert_eq!(event["detail"], json!({"source": source}), "{event:#}");
+    assert!(
+        !stack.watch_log().contains(SECRET),
+        "the secret is in the functions' logs"
+    );
+
+    // That event, as the rule hands it to the state machine, promotes the published image.
+    let x = stack.execute(&event, &[], &[]);
+    assert_succeeded(&x);
+    assert_eq!(
+        x.0["output"]["tags"],
+        json!(["dev-1.0"]),
+        "{}",
+        x.describe()
+    );
+    let c = RegistryClient::new(&stack.registry);
+    assert_eq!(c.manifest("quarantine/acme/app", &app.digest).0, app.bytes);
 }
 
 /// A manual request with `preserveDigest`: the trusted digest is the upstream one, the upstream

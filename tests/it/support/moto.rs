@@ -227,6 +227,33 @@ impl Moto {
         );
     }
 
+    /// Receives (and deletes) every message now in SQS queue `url`, waiting up to
+    /// `wait_seconds` for the first one.
+    pub fn receive_all(&self, url: &str, wait_seconds: u64) -> Vec<String> {
+        let mut bodies = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(wait_seconds);
+        loop {
+            let answer = self.sqs(
+                "ReceiveMessage",
+                json!({"QueueUrl": url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 0}),
+            );
+            let messages = answer["Messages"].as_array().cloned().unwrap_or_default();
+            for m in &messages {
+                bodies.push(m["Body"].as_str().expect("Body").to_owned());
+                self.sqs(
+                    "DeleteMessage",
+                    json!({"QueueUrl": url, "ReceiptHandle": m["ReceiptHandle"]}),
+                );
+            }
+            if messages.is_empty() && (!bodies.is_empty() || Instant::now() >= deadline) {
+                return bodies;
+            }
+            if messages.is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
     /// Creates a SIGN_VERIFY key of `spec` (`ECC_NIST_P256`, `RSA_2048`) and returns its id.
     pub fn create_signing_key(&self, spec: &str) -> String {
         let v = self.kms(

@@ -72,7 +72,15 @@ pub struct StackConfig {
     pub poll_seconds: u64,
     /// `SCAN_MAX_WAIT_SECONDS`.
     pub max_wait_seconds: u64,
+    /// github-webhook's `WEBHOOK_REGISTRY` (its secret is [`WEBHOOK_SECRET_ID`] in moto's
+    /// Secrets Manager, its bus [`EVENT_BUS`]).
+    pub webhook_registry: String,
 }
+
+/// github-webhook's secret (`WEBHOOK_SECRET_ID`), to be created by the test that needs it.
+pub const WEBHOOK_SECRET_ID: &str = "github-webhook";
+/// The pipeline's bus (`EVENT_BUS_NAME`, the state machine's `EventBusName`).
+pub const EVENT_BUS: &str = "promotion-events";
 
 impl Default for StackConfig {
     fn default() -> Self {
@@ -80,6 +88,7 @@ impl Default for StackConfig {
             policy: "block_severities: [CRITICAL, HIGH]\nsettle_seconds: 0\n".into(),
             poll_seconds: 30,
             max_wait_seconds: 1800,
+            webhook_registry: "ghcr.io".into(),
         }
     }
 }
@@ -203,6 +212,9 @@ impl Stack {
             // The upstream registries a test copies from; the stack's own is always allowed.
             .env("SOURCE_REGISTRIES", extra_insecure.join(","))
             .env("SOURCE_CREDENTIALS_SECRET_PREFIX", SECRET_PREFIX)
+            .env("WEBHOOK_SECRET_ID", WEBHOOK_SECRET_ID)
+            .env("EVENT_BUS_NAME", EVENT_BUS)
+            .env("WEBHOOK_REGISTRY", &config.webhook_registry)
             .env("INSPECTOR_ASSUME_SCANNED", "true")
             .env("AWS_ENDPOINT_URL", moto.url())
             .env("AWS_REGION", super::moto::REGION)
@@ -313,7 +325,7 @@ impl Stack {
             substitutions.insert(sub.into(), Self::arn(name).into());
             functions.insert(Self::arn(name), self.invoke_url(name).into());
         }
-        substitutions.insert("EventBusName".into(), "promotion-events".into());
+        substitutions.insert("EventBusName".into(), EVENT_BUS.into());
         substitutions.insert("ApprovalArtifactType".into(), APPROVAL_TYPE.into());
         let job = json!({
             "definition": root().join("statemachine/promotion.asl.json"),
