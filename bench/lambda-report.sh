@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Lambda report: release binary sizes and cold starts of the five pipeline Lambdas.
+# Lambda report: release binary sizes and cold starts of the five pipeline Lambdas and the
+# GitHub webhook function.
 #
 #   bench/lambda-report.sh [RUNS]
 #
 # 1. Builds `cargo build --release -p copy-to-quarantine -p scan-gate -p promote-and-annotate
-#    -p sign -p retag-for-environment` (honours CARGO_TARGET_DIR, else cargo's default target/)
+#    -p sign -p retag-for-environment -p github-webhook` (honours CARGO_TARGET_DIR, else cargo's default target/)
 #    and prints each binary's size in bytes and MB (target < 15 MB); when [profile.release]
 #    does not strip symbols (`strip = "debuginfo"` keeps the symbol table), also the size of a
 #    `strip`ped copy.
@@ -13,8 +14,8 @@
 #    (bench/lambda_report.py, 127.0.0.1, random port), median / max / min over RUNS runs
 #    (default 10, after one untimed warm-up run per function; functions run round-robin),
 #    plus the `init_ms` each function logs in its `"message":"ready"` line. Target < 50 ms,
-#    judged on the median. Each process gets one event (`{}`, rejected as Input.Invalid) to
-#    prove the handshake, then is stopped. The environment is hermetic: dummy credentials,
+#    judged on the median. Each process gets one event (`{}`, rejected as Input.Invalid; the
+#    webhook rejects it as no function URL request) to prove the handshake, then is stopped. The environment is hermetic: dummy credentials,
 #    AWS_REGION, repositories on 127.0.0.1:1, HOME in a temp dir (no ~/.aws), IMDS disabled.
 #    `sign` and `retag-for-environment` call KMS while starting (KMS_KEY_ID), so they run against
 #    a local moto_server (ECC_NIST_P256 SIGN_VERIFY key) and are reported separately: their
@@ -38,7 +39,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
 source "${ROOT}/scripts/lib.sh"
 
-FUNCTIONS=(copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment)
+FUNCTIONS=(copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment github-webhook)
 RUNS="${1:-${BENCH_RUNS:-10}}"
 WARMUP="${BENCH_WARMUP:-1}"
 [[ "${RUNS}" =~ ^[1-9][0-9]*$ ]] || fail "RUNS must be a positive integer (got '${RUNS}')"

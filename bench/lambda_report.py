@@ -34,6 +34,7 @@ FUNCTIONS = [
     "promote-and-annotate",
     "sign",
     "retag-for-environment",
+    "github-webhook",
 ]
 # Functions that call KMS while starting (KMS_KEY_ID) and the calls they make there.
 KMS_AT_START = {
@@ -295,6 +296,9 @@ def main() -> int:
             "QUARANTINE_PREFIX": "quarantine/",
             "TRUSTED_PREFIX": "trusted/",
             "INGRESS_REGISTRY": "127.0.0.1:1",
+            # github-webhook reads its secret at the first delivery, not while starting.
+            "WEBHOOK_SECRET_ID": "bench-webhook",
+            "EVENT_BUS_NAME": "bench-promotion",
             # Required by every function but sign (no default for the policy; copy reads its limits);
             # the template's default value.
             "GATE_POLICY": '{"block_severities":["CRITICAL","HIGH"],"allow_unscannable":false}',
