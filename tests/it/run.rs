@@ -375,3 +375,23 @@ fn run_preserving_the_digest_keeps_upstream_referrers_and_adds_our_signatures_an
         "nothing in trusted"
     );
 }
+
+#[test]
+fn run_without_a_key_is_a_usage_error_before_anything_is_fetched() {
+    // No registry is running at that address: the key is checked first.
+    let run = Promote::default()
+        .arg("run")
+        .arg("127.0.0.1:9/upstream/app:1.0")
+        .arg("--quarantine")
+        .arg("127.0.0.1:9/q/app")
+        .arg("--trusted")
+        .arg("127.0.0.1:9/t/app")
+        .run();
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.only_stderr_line().contains("--key")
+            && run.only_stderr_line().ends_with("[Input.Invalid]"),
+        "{}",
+        run.describe()
+    );
+}

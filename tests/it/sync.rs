@@ -61,11 +61,11 @@ impl Upstream {
 
     /// `promote [--json] sync <registry>/upstream/app` into `q/app` and `t/app`, with `extra`.
     fn sync(&self, json: bool, findings: &str, extra: &[&str]) -> Run {
-        self.sync_with_key(&self.key, json, findings, extra)
+        self.sync_with_key(Some(&self.key), json, findings, extra)
     }
 
-    /// As [`Self::sync`], signing with `key`.
-    fn sync_with_key(&self, key: &str, json: bool, findings: &str, extra: &[&str]) -> Run {
+    /// As [`Self::sync`], signing with `key` (none: no `--key`).
+    fn sync_with_key(&self, key: Option<&str>, json: bool, findings: &str, extra: &[&str]) -> Run {
         let host = self.reg.host();
         let mut p = Promote::default().arg("--insecure-registry").arg(&host);
         if json {
@@ -78,11 +78,12 @@ impl Upstream {
             .arg(format!("{host}/q/app"))
             .arg("--trusted")
             .arg(format!("{host}/t/app"))
-            .arg("--key")
-            .arg(key)
             .arg("--findings")
             .arg(findings)
             .env("COSIGN_PASSWORD", PASSWORD);
+        if let Some(k) = key {
+            p = p.arg("--key").arg(k);
+        }
         for e in extra {
             p = p.arg(*e);
         }
@@ -130,14 +131,9 @@ fn sync_promotes_exactly_the_missing_tags_and_a_rerun_promotes_none() {
         ["dev-1.10.0", "dev-1.11.0", "dev-1.8.0", "dev-1.9.0"]
     );
 
-    // The plan: 8 to promote, 4 present; nothing written, and no key read.
+    // The plan: 8 to promote, 4 present; nothing written, and no key needed.
     let plan = up
-        .sync_with_key(
-            "/nonexistent/key.pem",
-            true,
-            &clean,
-            &["--semver", ">=1", "--dry-run"],
-        )
+        .sync_with_key(None, true, &clean, &["--semver", ">=1", "--dry-run"])
         .assert_ok();
     assert_eq!(items_with(&plan, "plan", "promote").len(), 8, "{plan:#}");
     assert_eq!(items_with(&plan, "plan", "present").len(), 4, "{plan:#}");
@@ -225,6 +221,15 @@ fn a_denied_tag_does_not_stop_the_others_and_a_moved_tag_is_a_conflict() {
         "{report:#}"
     );
     assert_eq!(c.manifest("t/app", "dev-2.0.0"), before);
+
+    // Promoting needs a key (only the plan does not).
+    let keyless = up.sync_with_key(None, false, &denied, &[]);
+    assert_eq!(keyless.code, 2, "{}", keyless.describe());
+    assert!(
+        keyless.error_line().contains("--key"),
+        "{}",
+        keyless.describe()
+    );
 
     // Bad filters and --build are usage errors before anything is listed.
     for extra in [

@@ -10,7 +10,7 @@
 use crate::Cli;
 use crate::args::{self, EnvFileArg, SrcDstCreds, entries};
 use crate::inputs::{findings_source, load_policy, signer};
-use crate::output::{Failure, done, parse_ref, print_json};
+use crate::output::{Failure, done, input, parse_ref, print_json};
 use clap::Args;
 use promotion_aws::kms::KmsMessageMode;
 use promotion_core::clock::SystemClock;
@@ -59,9 +59,10 @@ pub struct RunOptions {
     /// Label KEY=VALUE for every image config; repeatable.
     #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
     labels: Vec<OsString>,
-    /// Signing key: `awskms:///KEY` or a private key file (cosign's, or PEM PKCS#8).
+    /// Signing key: `awskms:///KEY` or a private key file (cosign's, or PEM PKCS#8). Required
+    /// (but by `sync --dry-run`, which signs nothing).
     #[arg(long, value_name = "awskms:///KEY | FILE")]
-    key: String,
+    key: Option<String>,
     /// KMS message mode (`digest`, or `raw` for stand-ins whose DIGEST mode is wrong).
     #[arg(long, default_value = "digest", value_name = "digest|raw")]
     kms_message_mode: KmsMessageMode,
@@ -92,6 +93,13 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// `--key`, or the usage error saying it is needed.
+    pub fn key(&self) -> Result<&str, Failure> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| input("--key: a signing key is needed to promote".into()))
+    }
+
     /// Whether `--build` was given.
     pub fn build_given(&self) -> bool {
         self.build.is_some()
@@ -224,7 +232,7 @@ impl<'a> Pipeline<'a> {
         let opts = self.opts;
         let signer = self
             .signer
-            .get_or_try_init(|| signer(self.cli, &opts.key, opts.kms_message_mode))
+            .get_or_try_init(async || signer(self.cli, opts.key()?, opts.kms_message_mode).await)
             .await?;
         let (registry, repos, envs, policy) =
             (&self.registry, &self.repos, &self.envs, &self.policy);
@@ -413,6 +421,7 @@ impl<'a> Pipeline<'a> {
 
 /// Runs `promote run`.
 pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
+    args.opts.key()?;
     let src = parse_ref(&args.src)?;
     let pipeline = Pipeline::prepare(cli, &args.opts, &src, None).await?;
     match pipeline.promote(&args.src, None).await? {

@@ -167,6 +167,9 @@ struct Item {
 pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let repo = pipeline::parse_repository("REPOSITORY", &args.repository)?;
+    if !args.dry_run {
+        args.opts.key()?;
+    }
     if args.opts.build_given() {
         return Err(input(
             "--build: each tag is its own build id in a sync (it names the environment tag)".into(),
