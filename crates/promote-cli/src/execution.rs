@@ -15,7 +15,7 @@ use crate::Cli;
 use crate::args::entries;
 use crate::inputs::aws_config;
 use crate::output::{Failure, done, input, parse_ref, print_json};
-use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use clap::Args;
 use promotion_core::ErrorType;
@@ -283,18 +283,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let mut detail = match e.as_service_error() {
-        Some(s) => format!(
-            "{}: {}",
-            s.code().unwrap_or("error"),
-            s.message().unwrap_or_default()
-        ),
-        None => DisplayErrorContext(&e).to_string(),
-    };
-    if detail.len() > 400 {
-        detail.truncate(detail.floor_char_boundary(400));
-        detail.push('…');
-    }
+    let (_, detail) = promotion_aws::sdk_failure(&e);
     Failure::new(ErrorType::ExecutionFailed, format!("{what}: {detail}"))
 }
 

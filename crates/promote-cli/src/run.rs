@@ -152,10 +152,28 @@ pub struct Pipeline<'a> {
     approvers: promotion_core::environment::ApproverKeys,
 }
 
+/// A promotion's result per step and its timeline: `--json`'s object.
+#[derive(serde::Serialize)]
+pub struct Promotion {
+    operation: &'static str,
+    outcome: &'static str,
+    /// Copy to quarantine.
+    pub copy: pipeline::CopyResult,
+    /// The gate's verdict.
+    pub gate: pipeline::GateResult,
+    /// Promote and annotate.
+    pub promote: pipeline::PromoteResult,
+    /// Sign.
+    pub sign: pipeline::SignResult,
+    /// Retag for the environment.
+    pub retag: pipeline::RetagResult,
+    timeline: Vec<serde_json::Value>,
+}
+
 /// How one promotion ended, when it ran to a verdict.
 pub enum Outcome {
-    /// Promoted: the `--json` result.
-    Promoted(serde_json::Value),
+    /// Promoted.
+    Promoted(Box<Promotion>),
     /// The gate denied: the `--json` result and the `Gate.Denied` failure.
     Rejected(serde_json::Value, Failure),
 }
@@ -411,10 +429,15 @@ impl<'a> Pipeline<'a> {
             bytes_streamed = copy.bytes_streamed + promoted.bytes_streamed,
             duration_ms = started.elapsed().as_millis() as u64,
         );
-        Ok(Outcome::Promoted(json!({
-            "operation": "run", "outcome": "PROMOTED",
-            "copy": copy, "gate": verdict, "promote": promoted, "sign": signed, "retag": retagged,
-            "timeline": timeline.steps,
+        Ok(Outcome::Promoted(Box::new(Promotion {
+            operation: "run",
+            outcome: "PROMOTED",
+            copy,
+            gate: verdict,
+            promote: promoted,
+            sign: signed,
+            retag: retagged,
+            timeline: timeline.steps,
         })))
     }
 }
@@ -431,31 +454,20 @@ pub async fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
             }
             Err(failure)
         }
-        Outcome::Promoted(result) => {
+        Outcome::Promoted(p) => {
             if cli.json {
-                print_json(&result)?;
+                print_json(&p)?;
             } else {
-                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-                println!(
-                    "promoted {} → {}",
-                    s(&result["copy"]["source"]),
-                    s(&result["promote"]["trusted"])
-                );
-                println!("  gate       {}", s(&result["gate"]["summary"]));
+                println!("promoted {} → {}", p.copy.source, p.promote.trusted);
+                println!("  gate       {}", p.gate.summary);
                 println!(
                     "  signed     {} digests ({} new signatures)",
-                    result["sign"]["digestsSigned"], result["sign"]["signaturesCreated"]
+                    p.sign.digests_signed, p.sign.signatures_created
                 );
-                let tags: Vec<String> = result["retag"]["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(s)
-                    .collect();
                 println!(
                     "  tags       {} ({})",
-                    tags.join(", "),
-                    s(&result["retag"]["environment"])
+                    p.retag.tags.join(", "),
+                    p.retag.environment
                 );
             }
             Ok(())

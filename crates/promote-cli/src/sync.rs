@@ -222,9 +222,9 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         );
         let outcome = p.promote(&src, Some(&item.tag)).await;
         match outcome {
-            Ok(Outcome::Promoted(v)) => {
+            Ok(Outcome::Promoted(promotion)) => {
                 item.outcome = Some("PROMOTED");
-                item.trusted = v["promote"]["trusted"].as_str().map(str::to_owned);
+                item.trusted = Some(promotion.promote.trusted.clone());
             }
             Ok(Outcome::Rejected(v, f)) => {
                 item.outcome = Some("REJECTED");
@@ -276,7 +276,7 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         f
     };
     if failed > 0 {
-        return Err(failure(ErrorType::ExecutionFailed, "tags failed", failed).retyped(&items));
+        return Err(failure(failed_kind(&items), "tags failed", failed));
     }
     if denied > 0 {
         return Err(failure(
@@ -356,28 +356,24 @@ fn describe(i: &Item) -> String {
     s
 }
 
-trait Retyped {
-    fn retyped(self, items: &[Item]) -> Failure;
-}
-
-impl Retyped for Failure {
-    /// Failed tags with one error type: the sync fails with that type (`Input.Invalid`, a tag
-    /// that cannot be a build id, stays `Execution.Failed`: exit 2 means the command line).
-    fn retyped(mut self, items: &[Item]) -> Failure {
-        let mut types: Vec<&str> = items
+/// What a sync with failed tags fails as: the tags' one error type when they share one,
+/// else `Execution.Failed` (and for `Input.Invalid`, a tag that cannot be a build id: exit 2
+/// means the command line).
+fn failed_kind(items: &[Item]) -> ErrorType {
+    let mut types: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.error.as_ref()?["type"].as_str())
+        .filter(|t| *t != ErrorType::GateDenied.as_str())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    match types.as_slice() {
+        [only] if *only != ErrorType::InputInvalid.as_str() => ErrorType::ALL
             .iter()
-            .filter_map(|i| i.error.as_ref()?["type"].as_str())
-            .filter(|t| *t != ErrorType::GateDenied.as_str())
-            .collect();
-        types.sort_unstable();
-        types.dedup();
-        if let [only] = types.as_slice()
-            && *only != ErrorType::InputInvalid.as_str()
-            && let Some(kind) = ErrorType::ALL.iter().find(|k| k.as_str() == *only)
-        {
-            self.kind = *kind;
-        }
-        self
+            .copied()
+            .find(|k| k.as_str() == *only)
+            .unwrap_or(ErrorType::ExecutionFailed),
+        _ => ErrorType::ExecutionFailed,
     }
 }
 

@@ -2,7 +2,7 @@
 //! source credentials (`promotion_core::registry::secrets`, which names, parses and caches).
 
 use async_trait::async_trait;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use promotion_core::registry::secrets::{SecretError, SecretStore};
 
 /// `GetSecretValue` on the current version (`AWSCURRENT`) of a secret.
@@ -33,27 +33,17 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let name = name.to_owned();
-    let Some(service) = e.as_service_error() else {
-        // No answer (timeout, connection, dispatch): the context names the cause, no body.
-        let mut detail = DisplayErrorContext(&e).to_string();
-        if detail.len() > 300 {
-            detail.truncate(detail.floor_char_boundary(300));
-            detail.push('…');
-        }
-        return Err(SecretError::Unavailable { name, detail });
-    };
-    let code = service.code().unwrap_or("unknown").to_owned();
-    let detail = match service.message() {
-        Some(m) => format!("{code}: {}", m.chars().take(300).collect::<String>()),
-        None => code.clone(),
-    };
-    match code.as_str() {
-        "ResourceNotFoundException" => Ok(None),
-        "AccessDeniedException"
-        | "UnrecognizedClientException"
-        | "DecryptionFailure"
-        | "InvalidRequestException"
-        | "InvalidParameterException" => Err(SecretError::Denied { name, detail }),
+    let (code, detail) = crate::sdk_failure(&e);
+    match code.as_deref() {
+        Some("ResourceNotFoundException") => Ok(None),
+        Some(
+            "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "DecryptionFailure"
+            | "InvalidRequestException"
+            | "InvalidParameterException",
+        ) => Err(SecretError::Denied { name, detail }),
+        // No answer (timeout, connection, dispatch), throttling, 5xx.
         _ => Err(SecretError::Unavailable { name, detail }),
     }
 }

@@ -96,26 +96,32 @@ impl ChainProvider {
     }
 }
 
-#[async_trait]
-impl CredentialProvider for ChainProvider {
-    async fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError> {
+impl ChainProvider {
+    /// The first provider's credentials that are not anonymous (`refresh`: each asked for
+    /// fresh ones).
+    async fn first(&self, registry: &str, refresh: bool) -> Result<Credentials, RegistryError> {
         for p in &self.0 {
-            let c = p.credentials(registry).await?;
+            let c = if refresh {
+                p.refreshed(registry).await?
+            } else {
+                p.credentials(registry).await?
+            };
             if c != Credentials::Anonymous {
                 return Ok(c);
             }
         }
         Ok(Credentials::Anonymous)
     }
+}
+
+#[async_trait]
+impl CredentialProvider for ChainProvider {
+    async fn credentials(&self, registry: &str) -> Result<Credentials, RegistryError> {
+        self.first(registry, false).await
+    }
 
     async fn refreshed(&self, registry: &str) -> Result<Credentials, RegistryError> {
-        for p in &self.0 {
-            let c = p.refreshed(registry).await?;
-            if c != Credentials::Anonymous {
-                return Ok(c);
-            }
-        }
-        Ok(Credentials::Anonymous)
+        self.first(registry, true).await
     }
 }
 
