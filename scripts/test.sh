@@ -60,7 +60,7 @@ step "build binaries" cargo build --workspace --bins
 # the tests run them with (the stand-in switches: tests/it/support/pipeline.rs STAND_INS_FEATURE).
 lambda_bins() {
   local f
-  for f in copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment github-webhook; do
+  for f in copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment github-webhook sync-plan; do
     cargo build --bin "${f}" --features promotion-lambda/stand-ins
   done
 }

@@ -146,19 +146,31 @@ fn every_code_uri_and_definition_uri_exists() {
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
-            for cap in placeholder.captures_iter(&text) {
+            let used: BTreeSet<&str> = placeholder
+                .captures_iter(&text)
+                .map(|c| c.get(1).expect("group").as_str())
+                .collect();
+            for name in &used {
                 assert!(
-                    subs.contains_key(&cap[1]),
-                    "{id}: {uri} uses ${{{}}}, which DefinitionSubstitutions does not define",
-                    &cap[1]
+                    subs.contains_key(*name),
+                    "{id}: {uri} uses ${{{name}}}, which DefinitionSubstitutions does not define"
+                );
+            }
+            // ... and nothing is substituted that the definition does not use (a stale
+            // substitution would hide a renamed placeholder).
+            for name in subs.keys() {
+                assert!(
+                    used.contains(name.as_str()),
+                    "{id}: DefinitionSubstitutions defines {name}, which {uri} does not use"
                 );
             }
             checked += 1;
         }
     }
     assert_eq!(
-        checked, 7,
-        "expected six CodeUri (five steps and the webhook) and one DefinitionUri"
+        checked, 9,
+        "expected seven CodeUri (five steps, the webhook, sync-plan) and two DefinitionUri \
+         (promotion, sync)"
     );
 }
 
@@ -183,11 +195,14 @@ const FUNCTIONS: [(&str, &str, &str); 5] = [
     ),
 ];
 
-/// Variables the README lists that only stand-ins (tests, the demo) or Lambda itself set.
 /// The webhook function (not a step of the state machine; deployed with
 /// `GitHubWebhookSecretArn`).
 const WEBHOOK: (&str, &str, &str) = ("GitHubWebhookFunction", "github-webhook", "webhook");
 
+/// The sync state machine's listing step (not a step of the promotion state machine).
+const SYNC: (&str, &str, &str) = ("SyncPlanFunction", "sync-plan", "sync");
+
+/// Variables the README lists that only stand-ins (tests, the demo) or Lambda itself set.
 const NOT_DEPLOYED: [&str; 6] = [
     "ECR_REGISTRY_ALIASES",
     "INSPECTOR_ASSUME_SCANNED",
@@ -216,11 +231,11 @@ fn functions_follow_the_functions_readme_contract() {
         fns.iter().map(String::as_str).collect::<BTreeSet<_>>(),
         FUNCTIONS
             .iter()
-            .chain([&WEBHOOK])
+            .chain([&WEBHOOK, &SYNC])
             .map(|f| f.0)
             .collect::<BTreeSet<_>>()
     );
-    for (id, package, short) in FUNCTIONS.into_iter().chain([WEBHOOK]) {
+    for (id, package, short) in FUNCTIONS.into_iter().chain([WEBHOOK, SYNC]) {
         let r = &t["Resources"][id];
         let prop = |k: &str| {
             let v = &r["Properties"][k];
@@ -276,24 +291,98 @@ fn functions_follow_the_functions_readme_contract() {
         }
     }
 
-    let subs: BTreeSet<&str> =
-        t["Resources"]["PromotionStateMachine"]["Properties"]["DefinitionSubstitutions"]
-            .as_object()
-            .expect("DefinitionSubstitutions")
-            .keys()
-            .map(String::as_str)
-            .collect();
+    // sync-plan lists what copy fetches: every variable the two share is wired as copy's (the
+    // same parameters, the same Fn::If conditions), and its own three are the parameters.
+    let resources_of = &t["Resources"];
+    let copy = &resources_of[FUNCTIONS[0].0]["Properties"]["Environment"]["Variables"];
+    let sync = resources_of[SYNC.0]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .expect("SyncPlanFunction: environment variables");
+    for (var, value) in sync {
+        match var.as_str() {
+            "SYNC_MAX_CONCURRENCY" => {
+                assert_eq!(value, &json!({"Ref": "SyncMaxConcurrency"}), "{var}");
+            }
+            "SYNC_TOLERATED_FAILURE_PERCENTAGE" => assert_eq!(
+                value,
+                &json!({"Ref": "SyncToleratedFailurePercentage"}),
+                "{var}"
+            ),
+            "SYNC_MAX_PROMOTIONS" => {
+                assert_eq!(value, &json!({"Ref": "SyncMaxPromotions"}), "{var}");
+            }
+            _ => assert_eq!(
+                value, &copy[var],
+                "SyncPlanFunction's {var} is not wired as CopyToQuarantineFunction's"
+            ),
+        }
+    }
+
+    // The contract: one paragraph per definition, naming its file and its placeholders; each
+    // state machine substitutes exactly those.
     let contract = readme
         .split("## State machine contract")
         .nth(1)
         .expect("README: State machine contract section");
+    let contract = contract.split("\n## ").next().unwrap_or(contract);
     let placeholder = Regex::new(r"\$\{([A-Za-z0-9_]+)\}").expect("regex");
-    let want: BTreeSet<&str> = placeholder
-        .captures_iter(contract)
-        .map(|c| c.get(1).expect("group").as_str())
+    let names = |text: &str| -> BTreeSet<String> {
+        placeholder
+            .captures_iter(text)
+            .map(|c| c[1].to_owned())
+            .collect()
+    };
+    let machines: BTreeSet<&str> = resources(&t)
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::StateMachine")
+        .map(|(id, _)| id.as_str())
         .collect();
-    assert_eq!(want.len(), 7, "README names seven substitutions: {want:?}");
-    assert_eq!(subs, want, "DefinitionSubstitutions vs functions/README.md");
+    assert_eq!(
+        machines,
+        BTreeSet::from(["PromotionStateMachine", "SyncStateMachine"])
+    );
+    let mut documented = BTreeSet::new();
+    for (id, file, count) in [
+        (
+            "PromotionStateMachine",
+            "statemachine/promotion.asl.json",
+            7,
+        ),
+        ("SyncStateMachine", "statemachine/sync.asl.json", 2),
+    ] {
+        let props = &t["Resources"][id]["Properties"];
+        assert_eq!(props["DefinitionUri"], format!("../{file}"), "{id}");
+        let paragraphs: Vec<&str> = contract
+            .split("\n\n")
+            .filter(|p| p.contains(&format!("`{file}`")))
+            .collect();
+        assert_eq!(
+            paragraphs.len(),
+            1,
+            "functions/README.md: one paragraph of the state machine contract names `{file}`"
+        );
+        let want = names(paragraphs[0]);
+        assert_eq!(
+            want.len(),
+            count,
+            "README names {count} substitutions for {file}: {want:?}"
+        );
+        let subs: BTreeSet<String> = props["DefinitionSubstitutions"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{id}: DefinitionSubstitutions"))
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            subs, want,
+            "{id}: DefinitionSubstitutions vs functions/README.md"
+        );
+        documented.extend(want);
+    }
+    assert_eq!(
+        names(contract),
+        documented,
+        "every placeholder of the contract belongs to one definition's paragraph"
+    );
 }
 
 /// The end-to-end run (tests/it/support/pipeline.rs) sets no `KMS_MESSAGE_MODE`: the Sign
@@ -346,8 +435,13 @@ fn readme_variables(readme: &str) -> Vec<(String, Vec<String>)> {
         let (Some(names), Some(users)) = (cells.get(1), cells.get(2)) else {
             continue;
         };
+        // "all": the five pipeline steps and sync-plan (functions/README.md says so).
         let users: Vec<String> = if *users == "all" {
-            FUNCTIONS.iter().map(|f| f.2.to_owned()).collect()
+            FUNCTIONS
+                .iter()
+                .chain([&SYNC])
+                .map(|f| f.2.to_owned())
+                .collect()
         } else {
             users.split(',').map(|u| u.trim().to_owned()).collect()
         };
@@ -522,25 +616,70 @@ fn fixture_events() -> BTreeMap<String, Value> {
     out
 }
 
+/// The event rules start promotions with `EventsStartExecutionRole`; the schedule rule starts
+/// syncs (its `Input`: the `SyncRequest` parameter) with a role of its own, which can start
+/// nothing else.
 #[test]
 fn every_rule_targets_the_state_machine_with_a_role_retries_and_a_dead_letter_queue() {
     let t = template();
-    let mut rules = 0;
+    let mut rules = BTreeSet::new();
     for (id, r) in resources(&t).filter(|(_, r)| r["Type"] == "AWS::Events::Rule") {
-        rules += 1;
+        rules.insert(id.as_str());
         let targets = r["Properties"]["Targets"].as_array().expect("Targets");
         assert_eq!(targets.len(), 1, "{id}");
         let target = &targets[0];
-        assert_eq!(
-            target["Arn"],
-            json!({"Ref": "PromotionStateMachine"}),
-            "{id}"
-        );
+        let scheduled = !r["Properties"]["ScheduleExpression"].is_null();
+        let (machine, role) = if scheduled {
+            assert_eq!(id, "SyncScheduleRule", "the one scheduled rule");
+            assert!(
+                r["Properties"]["EventPattern"].is_null(),
+                "{id}: a schedule, not a pattern"
+            );
+            assert_eq!(
+                r["Properties"]["ScheduleExpression"],
+                json!({"Ref": "SyncSchedule"})
+            );
+            assert_eq!(r["Condition"], "HasSyncSchedule", "{id}");
+            assert_eq!(target["Input"], json!({"Ref": "SyncRequest"}), "{id}");
+            ("SyncStateMachine", "EventsStartSyncRole")
+        } else {
+            // The event passes whole: the promotion state machine normalises it.
+            assert!(
+                target["Input"].is_null()
+                    && target["InputPath"].is_null()
+                    && target["InputTransformer"].is_null(),
+                "{id}"
+            );
+            ("PromotionStateMachine", "EventsStartExecutionRole")
+        };
+        assert_eq!(target["Arn"], json!({"Ref": machine}), "{id}");
         assert_eq!(
             target["RoleArn"],
-            json!({"Fn::GetAtt": ["EventsStartExecutionRole", "Arn"]}),
+            json!({"Fn::GetAtt": [role, "Arn"]}),
             "{id}"
         );
+        // The role may start that state machine and nothing else.
+        let role_grants: Vec<Grant> = grants(&t)
+            .into_iter()
+            .filter(|g| g.holder == role)
+            .collect();
+        assert_eq!(role_grants.len(), 1, "{role}: one statement");
+        assert_eq!(
+            role_grants[0].actions(),
+            ["states:StartExecution"],
+            "{role}"
+        );
+        assert_eq!(
+            role_grants[0].statement["Resource"],
+            json!({"Ref": machine}),
+            "{role}"
+        );
+        if scheduled {
+            assert_eq!(
+                t["Resources"][role]["Condition"], r["Condition"],
+                "{role} exists exactly when {id} does"
+            );
+        }
         assert!(
             target["RetryPolicy"]["MaximumRetryAttempts"]
                 .as_u64()
@@ -565,20 +704,35 @@ fn every_rule_targets_the_state_machine_with_a_role_retries_and_a_dead_letter_qu
         {
             assert_eq!(r["Properties"]["EventBusName"], "default", "{id}");
         }
-        // The queue policy lets this rule's dead letters in.
-        let allowed = t["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
-            .to_string();
-        assert!(
-            allowed.contains(&format!("[\"{id}\",\"Arn\"]")),
-            "{id} missing from the DLQ policy"
+        // The queue policy lets this rule's dead letters in (under the rule's own condition:
+        // a conditional rule's ARN cannot be named when it is not deployed).
+        let allowed = &t["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+            ["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"];
+        let arn = json!({"Fn::GetAtt": [id, "Arn"]});
+        let admitted = list(allowed)
+            .into_iter()
+            .any(|a| match r["Condition"].as_str() {
+                None => a == arn,
+                Some(c) => a == json!({"Fn::If": [c, arn, {"Ref": "AWS::NoValue"}]}),
+            });
+        assert!(admitted, "{id} missing from the DLQ policy: {allowed}");
+    }
+    assert_eq!(
+        rules,
+        BTreeSet::from([
+            "IngressPushRule",
+            "ApprovalReferrerRule",
+            "PromotionRequestedRule",
+            "SyncScheduleRule"
+        ])
+    );
+    for role in ["EventsStartExecutionRole", "EventsStartSyncRole"] {
+        let role = &t["Resources"][role]["Properties"];
+        assert_eq!(
+            role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+            "events.amazonaws.com"
         );
     }
-    assert_eq!(rules, 3);
-    let role = &t["Resources"]["EventsStartExecutionRole"]["Properties"];
-    assert_eq!(
-        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
-        "events.amazonaws.com"
-    );
     let queue_policy = &t["Resources"]["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
         ["Statement"][0];
     assert_eq!(queue_policy["Principal"]["Service"], "events.amazonaws.com");
@@ -738,7 +892,7 @@ fn iam_no_wildcard_actions_and_star_resources_only_where_no_scope_exists() {
 fn iam_each_function_has_its_own_role() {
     let t = template();
     let mut seen = BTreeSet::new();
-    for (id, _, _) in FUNCTIONS.into_iter().chain([WEBHOOK]) {
+    for (id, _, _) in FUNCTIONS.into_iter().chain([WEBHOOK, SYNC]) {
         let role = &t["Resources"][id]["Properties"]["Role"]["Fn::GetAtt"];
         let role = role[0]
             .as_str()
@@ -964,6 +1118,7 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
     let promote = "PromoteAndAnnotateFunctionRole";
     let sign = "SignFunctionRole";
     let retag = "RetagForEnvironmentFunctionRole";
+    let sync = "SyncPlanFunctionRole";
 
     assert_eq!(
         roles_with(&all, &ECR_PUSH, "QuarantineRepositoryPrefix"),
@@ -990,7 +1145,8 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
         roles_with(&all, &ECR_PUSH, "ApprovalsRepositoryPrefix"),
         set(&[])
     );
-    // Ingress repositories are only read, and only by copy.
+    // Ingress repositories are only read: by copy (the images) and sync-plan (tags and
+    // manifests: a sync may list an ingress repository).
     let ingress: Vec<&Grant> = all
         .iter()
         .filter(|g| {
@@ -999,14 +1155,47 @@ fn iam_repository_access_is_limited_to_the_pipeline_roles() {
                 .any(|r| r.contains("${IngressRepositoryPrefix}"))
         })
         .collect();
-    assert_eq!(ingress.len(), 1);
-    assert_eq!(ingress[0].holder, copy);
-    assert!(
-        ingress[0]
-            .actions()
+    assert_eq!(
+        ingress
             .iter()
-            .all(|a| !ECR_PUSH.contains(&a.as_str()) && a != "ecr:CreateRepository")
+            .map(|g| g.holder.clone())
+            .collect::<BTreeSet<_>>(),
+        set(&[copy, sync])
     );
+    assert_eq!(ingress.len(), 2, "one statement each");
+    for g in &ingress {
+        assert!(g.allows(), "{}", g.holder);
+        assert!(
+            g.actions()
+                .iter()
+                .all(|a| !ECR_PUSH.contains(&a.as_str()) && a != "ecr:CreateRepository"),
+            "{} may write to ingress: {:?}",
+            g.holder,
+            g.actions()
+        );
+    }
+    // sync-plan reads manifests and tags (a HEAD is BatchGetImage), never blobs, and never a
+    // quarantine or approvals repository.
+    assert_eq!(
+        roles_with(
+            &all,
+            &["ecr:GetDownloadUrlForLayer"],
+            "IngressRepositoryPrefix"
+        ),
+        set(&[copy])
+    );
+    for prefix in PREFIXES {
+        let readers = roles_with(&all, &ECR_PULL, prefix);
+        let expected = matches!(
+            prefix,
+            "IngressRepositoryPrefix" | "TrustedRepositoryPrefix"
+        );
+        assert_eq!(
+            readers.contains(sync),
+            expected,
+            "sync-plan and {prefix}: {readers:?}"
+        );
+    }
     // Any ECR grant names exactly the repositories under one of the three prefixes (or is the
     // token): one repository per application, `repository/${Prefix}*`.
     let allowed: Vec<String> = PREFIXES.iter().map(|p| prefix_arn(p)).collect();
@@ -1269,25 +1458,285 @@ fn iam_state_machine_role_invokes_only_the_five_functions() {
             && g.statement["Resource"] == json!({"Fn::GetAtt": ["PromotionEventBus", "Arn"]})),
         "the state machine emits its events on the pipeline's own bus only"
     );
-    // Nothing else may invoke or start anything.
+    // The promotion state machine starts nothing and touches no other execution.
+    assert!(
+        sm.iter()
+            .flat_map(|g| g.actions())
+            .all(|a| !a.starts_with("states:")),
+        "StateMachineRole may use Step Functions actions"
+    );
+    // Nothing else may invoke or start anything: the sync state machine invokes sync-plan
+    // alone, and it and the rules start only what `iam_the_sync_state_machine_...` and
+    // `every_rule_targets_...` allow.
+    let promotion = json!({"Ref": "PromotionStateMachine"});
+    let sync = json!({"Ref": "SyncStateMachine"});
     for g in &all {
         for a in g.actions() {
             if a == "lambda:InvokeFunction" {
-                assert_eq!(g.holder, "StateMachineRole");
+                match g.holder.as_str() {
+                    "StateMachineRole" => {}
+                    "SyncStateMachineRole" => assert_eq!(
+                        g.statement["Resource"],
+                        json!({"Fn::GetAtt": ["SyncPlanFunction", "Arn"]}),
+                        "the sync state machine invokes sync-plan only"
+                    ),
+                    other => panic!("{other} may invoke functions"),
+                }
             }
             if a == "states:StartExecution" {
-                assert_eq!(g.holder, "EventsStartExecutionRole");
-                assert_eq!(
-                    g.statement["Resource"],
-                    json!({"Ref": "PromotionStateMachine"})
-                );
+                match g.holder.as_str() {
+                    "EventsStartExecutionRole" => {
+                        assert_eq!(g.statement["Resource"], promotion);
+                    }
+                    "EventsStartSyncRole" => assert_eq!(g.statement["Resource"], sync),
+                    "SyncStateMachineRole" => {}
+                    other => panic!("{other} may start executions"),
+                }
             }
         }
     }
-    let props = &t["Resources"]["PromotionStateMachine"]["Properties"];
-    assert_eq!(props["Type"], "STANDARD");
-    assert_eq!(props["Tracing"]["Enabled"], true);
-    assert_eq!(props["Logging"]["IncludeExecutionData"], false);
+    for id in ["PromotionStateMachine", "SyncStateMachine"] {
+        let props = &t["Resources"][id]["Properties"];
+        assert_eq!(props["Type"], "STANDARD", "{id}");
+        assert_eq!(props["Tracing"]["Enabled"], true, "{id}");
+        assert_eq!(props["Logging"]["IncludeExecutionData"], false, "{id}");
+    }
+}
+
+/// The sync state machine's role: it invokes sync-plan and nothing else, starts the promotion
+/// state machine and (its Distributed Map's child executions) itself and nothing else, and
+/// follows only those executions; it is named, so its ARN is built from the name and not a
+/// `GetAtt` of the state machine (which depends on the role). And sync-plan can write nothing.
+#[test]
+fn iam_the_sync_state_machine_invokes_only_sync_plan_and_starts_only_promotions() {
+    let t = template();
+    let all = grants(&t);
+    let arn = |rest: &str| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:{rest}")});
+    let name = "${AWS::StackName}-sync";
+    let props = &t["Resources"]["SyncStateMachine"]["Properties"];
+    assert_eq!(props["Name"], json!({"Fn::Sub": name}));
+    assert_eq!(
+        props["Role"],
+        json!({"Fn::GetAtt": ["SyncStateMachineRole", "Arn"]})
+    );
+    assert_eq!(
+        props["DefinitionSubstitutions"],
+        json!({
+            "SyncPlanFunctionArn": {"Fn::GetAtt": ["SyncPlanFunction", "Arn"]},
+            "PromotionStateMachineArn": {"Ref": "PromotionStateMachine"},
+        })
+    );
+    // Logged like the promotion state machine, to a log group of its own.
+    let log_group = &props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"];
+    assert_eq!(
+        log_group,
+        &json!({"Fn::GetAtt": ["SyncStateMachineLogGroup", "Arn"]})
+    );
+    assert_eq!(
+        props["Logging"]["Level"],
+        t["Resources"]["PromotionStateMachine"]["Properties"]["Logging"]["Level"]
+    );
+    assert_eq!(
+        t["Resources"]["SyncStateMachineLogGroup"]["Properties"]["LogGroupName"],
+        json!({"Fn::Sub": "/aws/vendedlogs/states/${AWS::StackName}-sync"})
+    );
+    let role = &t["Resources"]["SyncStateMachineRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "states.amazonaws.com"
+    );
+
+    // Every grant of the role, by action: exactly these resources.
+    let own = "states:${AWS::Region}:${AWS::AccountId}";
+    let promotion_executions = arn(&format!(
+        "{own}:execution:${{PromotionStateMachine.Name}}:*"
+    ));
+    let mut want: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut allow = |action: &'static str, resources: &[Value]| {
+        want.entry(action)
+            .or_default()
+            .extend(resources.iter().map(Value::to_string));
+    };
+    allow(
+        "lambda:InvokeFunction",
+        &[json!({"Fn::GetAtt": ["SyncPlanFunction", "Arn"]})],
+    );
+    // states:startExecution.sync:2 on the promotion state machine ...
+    allow(
+        "states:StartExecution",
+        &[
+            json!({"Ref": "PromotionStateMachine"}),
+            arn(&format!("{own}:stateMachine:{name}")),
+        ],
+    );
+    for action in ["states:DescribeExecution", "states:StopExecution"] {
+        allow(
+            action,
+            &[
+                promotion_executions.clone(),
+                // ... and the Distributed Map's child executions (<name>/<label>:<id>) and the
+                // sync's own.
+                arn(&format!("{own}:execution:{name}/*")),
+                arn(&format!("{own}:execution:{name}:*")),
+            ],
+        );
+    }
+    // The managed rule through which a .sync integration learns that an execution ended.
+    for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+        allow(
+            action,
+            &[arn(
+                "events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+            )],
+        );
+    }
+    for action in [
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    ] {
+        allow(action, &[json!("*")]);
+    }
+    let mut got: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let actions: Vec<(String, Vec<Value>)> = all
+        .iter()
+        .filter(|g| g.holder == "SyncStateMachineRole")
+        .map(|g| {
+            assert!(
+                g.allows() && g.statement["Condition"].is_null(),
+                "{}",
+                g.statement
+            );
+            (g.actions().join(" "), list(&g.statement["Resource"]))
+        })
+        .collect();
+    for (joined, resources) in &actions {
+        for action in joined.split(' ') {
+            let entry: &str = want
+                .keys()
+                .copied()
+                .find(|k| *k == action)
+                .unwrap_or_else(|| panic!("SyncStateMachineRole may {action}"));
+            got.entry(entry)
+                .or_default()
+                .extend(resources.iter().map(Value::to_string));
+        }
+    }
+    assert_eq!(got, want, "SyncStateMachineRole's grants");
+
+    // What the definition does is what the role allows: its tasks invoke the substituted
+    // sync-plan ARN or start the substituted promotion state machine (.sync: the managed rule
+    // and Describe/StopExecution above), and its Map is distributed (the self-start above).
+    let definition: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("statemachine/sync.asl.json")).expect("sync.asl.json"),
+    )
+    .expect("sync.asl.json: JSON");
+    let mut tasks = Vec::new();
+    let mut distributed = 0;
+    collect_states(&definition, &mut tasks, &mut distributed);
+    assert!(distributed >= 1, "sync.asl.json: no Distributed Map");
+    assert!(!tasks.is_empty());
+    for task in &tasks {
+        match task["Resource"].as_str().unwrap_or_default() {
+            "${SyncPlanFunctionArn}" => {}
+            "arn:aws:states:::states:startExecution.sync:2"
+            | "arn:aws:states:::states:startExecution.sync"
+            | "arn:aws:states:::states:startExecution" => assert_eq!(
+                task["Parameters"]["StateMachineArn"], "${PromotionStateMachineArn}",
+                "the sync starts the promotion state machine only: {task}"
+            ),
+            other => panic!("sync.asl.json: a task the role does not allow: {other}"),
+        }
+    }
+
+    // sync-plan reads; it can push nothing, create no repository and use no key.
+    let sync_plan: Vec<&Grant> = all
+        .iter()
+        .filter(|g| g.holder == "SyncPlanFunctionRole")
+        .collect();
+    assert!(!sync_plan.is_empty());
+    for g in &sync_plan {
+        for a in g.actions() {
+            assert!(
+                !ECR_PUSH.contains(&a.as_str())
+                    && !a.starts_with("kms:")
+                    && !a.starts_with("states:")
+                    && !a.starts_with("events:")
+                    && !a.starts_with("lambda:")
+                    && a != "ecr:CreateRepository"
+                    && a != "ecr:GetDownloadUrlForLayer",
+                "sync-plan may {a}"
+            );
+        }
+    }
+    // ... and reads the sources copy reads, under the same conditions.
+    for (copy_policy, sync_policy) in [
+        ("CopyReadsSourceCredentials", "SyncReadsSourceCredentials"),
+        ("CopyAssumesSourceEcrRoles", "SyncAssumesSourceEcrRoles"),
+    ] {
+        let (c, s) = (&t["Resources"][copy_policy], &t["Resources"][sync_policy]);
+        assert_eq!(s["Type"], "AWS::IAM::RolePolicy", "{sync_policy}");
+        assert_eq!(s["Condition"], c["Condition"], "{sync_policy}");
+        assert_eq!(
+            s["Properties"]["RoleName"],
+            json!({"Ref": "SyncPlanFunctionRole"})
+        );
+        assert_eq!(
+            s["Properties"]["PolicyDocument"], c["Properties"]["PolicyDocument"],
+            "{sync_policy} grants what {copy_policy} grants"
+        );
+    }
+    // Only copy and sync-plan read source credentials or assume the source roles.
+    for g in all.iter().filter(|g| g.allows()) {
+        if g.actions()
+            .iter()
+            .any(|a| a == "sts:AssumeRole" || a == "secretsmanager:GetSecretValue")
+            && g.statement["Resource"] != json!({"Ref": "GitHubWebhookSecretArn"})
+            && !g.resource_policy
+        {
+            assert!(
+                ["CopyToQuarantineFunctionRole", "SyncPlanFunctionRole"]
+                    .contains(&g.holder.as_str()),
+                "{} reads source credentials or assumes source roles",
+                g.holder
+            );
+        }
+    }
+}
+
+/// Every Task state (with its Parameters) and the number of distributed Maps, at any depth.
+fn collect_states(definition: &Value, tasks: &mut Vec<Value>, distributed: &mut usize) {
+    for (_, state) in definition["States"].as_object().into_iter().flatten() {
+        match state["Type"].as_str() {
+            Some("Task") => tasks.push(state.clone()),
+            Some("Map") => {
+                let processor = if state["ItemProcessor"].is_null() {
+                    &state["Iterator"]
+                } else {
+                    &state["ItemProcessor"]
+                };
+                if processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED" {
+                    *distributed += 1;
+                }
+                collect_states(processor, tasks, distributed);
+            }
+            Some("Parallel") => {
+                for branch in list(&state["Branches"]) {
+                    collect_states(&branch, tasks, distributed);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1612,6 +2061,108 @@ fn parameters_are_typed_constrained_and_their_defaults_pass() {
     assert_eq!(priorities, [1, 2, 3, 4, 5]);
 }
 
+/// The scheduled sync: a rule (and its role) only when both `SyncSchedule` and `SyncRequest` are
+/// set, a deploy-time refusal of a schedule without a request, and parameters that refuse what
+/// EventBridge or the sync would refuse later.
+#[test]
+fn the_sync_schedule_exists_only_with_a_schedule_and_a_request() {
+    let t = template();
+    let params = &t["Parameters"];
+    let defaults = parameter_defaults(&t);
+    let with = |schedule: &str, request: &str| {
+        let mut p = defaults.clone();
+        p.insert("SyncSchedule".into(), schedule.into());
+        p.insert("SyncRequest".into(), request.into());
+        named_condition(&t, &p, "HasSyncSchedule")
+    };
+    let request = r#"{"repository":"ghcr.io/org/app","semver":">=1.0"}"#;
+    assert!(!with("", ""), "no schedule by default");
+    assert!(!with("rate(1 day)", ""));
+    assert!(!with("", request));
+    assert!(with("rate(1 day)", request));
+    for id in ["SyncScheduleRule", "EventsStartSyncRole"] {
+        assert_eq!(t["Resources"][id]["Condition"], "HasSyncSchedule", "{id}");
+    }
+    // Every condition evaluates under the defaults (what the routing test relies on).
+    for name in t["Conditions"].as_object().expect("Conditions").keys() {
+        named_condition(&t, &defaults, name);
+    }
+
+    // A schedule without a request is refused at deploy time rather than deploying nothing.
+    let rule = &t["Rules"]["SyncScheduleNeedsARequest"];
+    assert_eq!(
+        rule["RuleCondition"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "SyncSchedule"}, ""]}]})
+    );
+    let assertions = list(&rule["Assertions"]);
+    assert_eq!(assertions.len(), 1);
+    assert_eq!(
+        assertions[0]["Assert"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "SyncRequest"}, ""]}]})
+    );
+
+    for (name, value) in [
+        ("SyncSchedule", ""),
+        ("SyncSchedule", "rate(1 day)"),
+        ("SyncSchedule", "rate(30 minutes)"),
+        ("SyncSchedule", "cron(0 3 * * ? *)"),
+        ("SyncRequest", ""),
+        ("SyncRequest", request),
+        (
+            "SyncRequest",
+            r#"{"repository":"ghcr.io/org/app","newest":5}"#,
+        ),
+        (
+            "SyncRequest",
+            r#"{ "repository": "ghcr.io/org/app", "tags": "v?[0-9.]+", "includeLatest": false }"#,
+        ),
+        ("SyncMaxConcurrency", "1"),
+        ("SyncMaxConcurrency", "1000"),
+        ("SyncToleratedFailurePercentage", "0"),
+        ("SyncToleratedFailurePercentage", "100"),
+        ("SyncMaxPromotions", "1"),
+    ] {
+        if let Err(why) = check_parameter(&params[name], value) {
+            panic!("{name} refuses {value:?}: {why}");
+        }
+    }
+    for (name, value) in [
+        ("SyncSchedule", "daily"),
+        ("SyncSchedule", "rate(0 days)"),
+        ("SyncSchedule", "rate(1 week)"),
+        ("SyncSchedule", "rate(1day)"),
+        ("SyncSchedule", "cron()"),
+        ("SyncSchedule", "cron(0 3 * * ? *) "),
+        ("SyncSchedule", "at(2030-01-01T00:00:00)"),
+        ("SyncRequest", "ghcr.io/org/app"),
+        ("SyncRequest", r#"["ghcr.io/org/app"]"#),
+        ("SyncRequest", r#"{"semver":">=1.0"}"#),
+        ("SyncMaxConcurrency", "0"),
+        ("SyncMaxConcurrency", "1001"),
+        ("SyncToleratedFailurePercentage", "101"),
+        ("SyncToleratedFailurePercentage", "-1"),
+        ("SyncMaxPromotions", "0"),
+        ("SyncMaxPromotions", "1001"),
+    ] {
+        assert!(
+            check_parameter(&params[name], value).is_err(),
+            "{name} accepts {value:?}"
+        );
+    }
+    // The defaults functions/README.md documents (3 at once: under ECR's PutImage rate).
+    for (name, default) in [
+        ("SyncMaxConcurrency", 3),
+        ("SyncToleratedFailurePercentage", 20),
+        ("SyncMaxPromotions", 200),
+    ] {
+        assert_eq!(params[name]["Default"], default, "{name}");
+    }
+    assert_eq!(
+        t["Outputs"]["SyncStateMachineArn"]["Value"],
+        json!({"Ref": "SyncStateMachine"})
+    );
+}
+
 /// A parameter's `Description`, or "".
 fn p_description(p: &Value) -> &str {
     p["Description"].as_str().unwrap_or_default()
@@ -1773,19 +2324,46 @@ fn getatt_target<'a>(s: &'a str, attribute: &str) -> Option<&'a str> {
         .strip_suffix('.')
 }
 
-/// Whether a resource's `Condition` holds; only `Fn::Equals` of a parameter and a literal.
+/// Whether a resource's `Condition` holds under `params`.
 fn condition_holds(t: &Value, params: &BTreeMap<String, String>, r: &Value) -> bool {
-    let Some(name) = r["Condition"].as_str() else {
-        return true;
-    };
-    let cond = &t["Conditions"][name]["Fn::Equals"];
-    let a = resolve(&cond[0], params);
-    let b = resolve(&cond[1], params);
-    assert!(
-        a.is_string() && b.is_string(),
-        "condition {name} is not a simple Fn::Equals"
-    );
-    a == b
+    r["Condition"]
+        .as_str()
+        .is_none_or(|name| named_condition(t, params, name))
+}
+
+/// A named condition of the template.
+fn named_condition(t: &Value, params: &BTreeMap<String, String>, name: &str) -> bool {
+    let cond = &t["Conditions"][name];
+    assert!(!cond.is_null(), "no condition {name}");
+    evaluate_condition(t, params, cond)
+}
+
+/// `Fn::Equals` of parameters, pseudo parameters and literals, `Fn::Not`, `Fn::And`, `Fn::Or`
+/// and `Condition` references: what the template's conditions use.
+fn evaluate_condition(t: &Value, params: &BTreeMap<String, String>, cond: &Value) -> bool {
+    let obj = cond
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .unwrap_or_else(|| panic!("not a condition function: {cond}"));
+    let (function, args) = obj.iter().next().expect("one key");
+    let args = list(args);
+    match function.as_str() {
+        "Fn::Equals" => {
+            assert_eq!(args.len(), 2, "{cond}");
+            let text = |v: &Value| {
+                scalar(&resolve(v, params)).unwrap_or_else(|| panic!("cannot compare {v}"))
+            };
+            text(&args[0]) == text(&args[1])
+        }
+        "Fn::Not" => {
+            assert_eq!(args.len(), 1, "{cond}");
+            !evaluate_condition(t, params, &args[0])
+        }
+        "Fn::And" => args.iter().all(|c| evaluate_condition(t, params, c)),
+        "Fn::Or" => args.iter().any(|c| evaluate_condition(t, params, c)),
+        "Condition" => named_condition(t, params, args[0].as_str().expect("a name")),
+        other => panic!("unsupported condition function {other}: {cond}"),
+    }
 }
 
 fn list(v: &Value) -> Vec<Value> {

@@ -1062,3 +1062,201 @@ fn refused_approvals_leave_the_tags_unchanged(
     }
     assert_eq!(c.list_tags(TRUSTED), tags_before, "manual: tags changed");
 }
+
+// ------------------------------------------------------------------------------------------------
+// The sync state machine: Plan (sync-plan) → Distributed Map of promotion executions
+// ------------------------------------------------------------------------------------------------
+
+/// `upstream`'s `mirror/app` with `tags`, each a different one-platform image: (tag, pushed).
+fn push_mirror(upstream: &TestRegistry, tags: &[&str]) -> Vec<(String, Pushed)> {
+    let c = RegistryClient::new(upstream);
+    tags.iter()
+        .map(|t| {
+            let pushed = push_index(&c, "mirror/app", t, Format::Oci, &["linux/amd64"], &[4096]);
+            (t.to_string(), pushed)
+        })
+        .collect()
+}
+
+/// The `dev-` tags of the trusted repository of application `mirror/app`, sorted.
+fn mirrored(stack: &Stack) -> Vec<String> {
+    let mut tags: Vec<String> = RegistryClient::new(&stack.registry)
+        .list_tags("trusted/mirror/app")
+        .into_iter()
+        .filter(|t| t.starts_with("dev-"))
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x[key].as_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_sync_execution_starts_one_promotion_per_missing_tag_and_a_second_starts_none() {
+    let upstream = TestRegistry::start();
+    // 12 versions, plus `latest` and `nightly`, which the request's range leaves out.
+    let versions: Vec<String> = (0..12).map(|i| format!("1.{i}.0")).collect();
+    let mut tags: Vec<&str> = versions.iter().map(String::as_str).collect();
+    tags.extend(["latest", "nightly"]);
+    let pushed = push_mirror(&upstream, &tags);
+    let stack = Stack::start(
+        &StackConfig::default(),
+        std::slice::from_ref(&upstream.host()),
+    );
+    stack.seed_findings(&[]);
+    let repository = format!("{}/mirror/app", upstream.host());
+
+    // 4 promoted first, each by a promotion execution of its own.
+    for tag in ["1.8.0", "1.9.0", "1.10.0", "1.11.0"] {
+        assert_succeeded(&stack.execute(
+            &json!({"source": format!("{repository}:{tag}")}),
+            &[],
+            &[],
+        ));
+    }
+    assert_eq!(mirrored(&stack).len(), 4);
+
+    let request = json!({"repository": repository, "semver": ">=1"});
+    let x = stack.execute_sync(&request, "nightly-1");
+    assert_succeeded(&x);
+    let plan = &x.0["output"];
+    assert_eq!(
+        (&plan["tagsListed"], &plan["considered"], &plan["present"]),
+        (&json!(14), &json!(12), &json!(4)),
+        "{}",
+        x.describe()
+    );
+    assert_eq!(plan["deferred"], 0);
+    assert_eq!(plan["skipped"], json!([]));
+    let planned = strings(&plan["promotions"], "tag");
+    let missing: Vec<String> = {
+        let mut m: Vec<String> = (0..8).map(|i| format!("1.{i}.0")).collect();
+        m.sort();
+        m
+    };
+    assert_eq!(planned, missing, "{}", x.describe());
+
+    // Exactly one promotion execution per planned tag, under the plan's name, on the source
+    // pinned to the digest the plan saw, and each succeeded.
+    let started = x.0["executions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(started.len(), 8, "{}", x.describe());
+    assert_eq!(
+        strings(&x.0["executions"], "name"),
+        strings(&plan["promotions"], "name")
+    );
+    for e in &started {
+        assert_eq!(e["status"], "SUCCEEDED", "{e:#}");
+        let source = e["input"]["source"].as_str().unwrap_or_default();
+        let (reference, digest) = source.split_once('@').expect("pinned");
+        let tag = reference.rsplit(':').next().unwrap_or_default();
+        let upstream_digest = &pushed.iter().find(|(t, _)| t == tag).expect("tag").1.digest;
+        assert_eq!(digest, upstream_digest, "{e:#}");
+        assert_eq!(e["input"]["build"], tag);
+        assert_eq!(e["input"]["application"], "mirror/app");
+    }
+    let runs = x.0["mapRuns"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 1, "{}", x.describe());
+    assert_eq!(
+        (&runs[0]["items"], &runs[0]["failed"]),
+        (&json!(8), &json!(0))
+    );
+    // The deployment's default (SYNC_MAX_CONCURRENCY 3) bounded the promotions in flight.
+    assert_eq!(runs[0]["maxConcurrency"], 3);
+    let peak = runs[0]["peakConcurrency"].as_u64().unwrap_or_default();
+    assert!((1..=3).contains(&peak), "peak {peak}");
+    let mut want: Vec<String> = versions.iter().map(|v| format!("dev-{v}")).collect();
+    want.sort();
+    assert_eq!(mirrored(&stack), want);
+
+    // A second sync finds nothing to do and starts nothing.
+    let again = stack.execute_sync(&request, "nightly-2");
+    assert_succeeded(&again);
+    assert_eq!(again.0["output"]["present"], 12, "{}", again.describe());
+    assert_eq!(again.0["output"]["promotions"], json!([]));
+    assert_eq!(again.0["executions"], json!([]));
+    assert_eq!(mirrored(&stack), want);
+}
+
+#[test]
+fn a_sync_tolerates_a_denied_tag_fails_past_its_threshold_and_refuses_other_registries() {
+    let upstream = TestRegistry::start();
+    let pushed = push_mirror(&upstream, &["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0"]);
+    let stack = Stack::start(
+        &StackConfig::default(),
+        std::slice::from_ref(&upstream.host()),
+    );
+    let bad = &pushed[2].1;
+    stack.seed_findings(&[finding(
+        "mirror/app",
+        &bad.child("linux/amd64").digest,
+        "CVE-2026-7777",
+        "CRITICAL",
+    )]);
+    let request = json!({"repository": format!("{}/mirror/app", upstream.host())});
+
+    // 1 of 5 denied: 20 %, what the deployment tolerates (SYNC_TOLERATED_FAILURE_PERCENTAGE).
+    let x = stack.execute_sync(&request, "sync-1");
+    assert_succeeded(&x);
+    let denied: Vec<&Value> = x.0["executions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["status"] == "FAILED")
+        .collect();
+    assert_eq!(denied.len(), 1, "{}", x.describe());
+    assert_eq!(denied[0]["error"], "Gate.Denied");
+    assert_eq!(denied[0]["input"]["build"], "2.2.0");
+    assert_eq!(
+        mirrored(&stack),
+        ["dev-2.0.0", "dev-2.1.0", "dev-2.3.0", "dev-2.4.0"]
+    );
+
+    // The next sync plans only the denied tag; its one failure is past the threshold.
+    let x = stack.execute_sync(&request, "sync-2");
+    assert_eq!(x.status(), "FAILED", "{}", x.describe());
+    assert_eq!(
+        x.error(),
+        "States.ExceedToleratedFailureThreshold",
+        "{}",
+        x.describe()
+    );
+    assert_eq!(strings(&x.0["executions"], "name").len(), 1);
+    assert_eq!(mirrored(&stack).len(), 4);
+
+    // A repository outside SOURCE_REGISTRIES, the pipeline's own trusted repository, and a
+    // request with a forged field: the plan refuses them, and nothing is started.
+    for (request, says) in [
+        (
+            json!({"repository": "registry.example.org/mirror/app"}),
+            "SOURCE_REGISTRIES",
+        ),
+        (
+            json!({"repository": format!("{}/trusted/mirror/app", stack.host())}),
+            "own quarantine or trusted",
+        ),
+        (
+            json!({"repository": format!("{}/mirror/app", upstream.host()), "gate": "PASSED"}),
+            "unknown field",
+        ),
+    ] {
+        let x = stack.execute_sync(&request, "sync-refused");
+        assert_eq!(x.status(), "FAILED", "{}", x.describe());
+        assert_eq!(x.error(), "Input.Invalid", "{}", x.describe());
+        assert!(
+            x.0["cause"].as_str().unwrap_or_default().contains(says),
+            "{}",
+            x.describe()
+        );
+        assert_eq!(x.0["executions"], json!([]), "{}", x.describe());
+    }
+    assert_eq!(mirrored(&stack).len(), 4);
+}

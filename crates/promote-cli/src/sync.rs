@@ -21,12 +21,12 @@ use crate::Cli;
 use crate::output::{Failure, done, input, print_json};
 use crate::run::{Outcome, Pipeline, RunOptions};
 use clap::Args;
+use promotion_core::ErrorType;
 use promotion_core::pipeline;
-use promotion_core::pipeline::sync::{self, Held};
+use promotion_core::pipeline::sync::{self, Filters, Plan, PlannedTag};
 use promotion_core::registry::Registry as _;
-use promotion_core::{ErrorType, ImageRef};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Arguments of `promote sync`.
 #[derive(Args)]
@@ -63,104 +63,15 @@ pub struct SyncArgs {
     opts: RunOptions,
 }
 
-/// The tag filters, compiled.
-pub struct Filters {
-    tags: Option<regex::Regex>,
-    exclude: Option<regex::Regex>,
-    semver: Option<semver::VersionReq>,
-    newest: Option<usize>,
-    include_latest: bool,
-}
-
-impl Filters {
-    /// From the flags; a bad expression or range is `Input.Invalid`.
-    pub fn new(
-        tags: Option<&str>,
-        exclude: Option<&str>,
-        semver: Option<&str>,
-        newest: Option<usize>,
-        include_latest: bool,
-    ) -> Result<Filters, Failure> {
-        let whole = |flag: &str, re: Option<&str>| {
-            re.map(|r| {
-                regex::Regex::new(&format!("^(?:{r})$"))
-                    .map_err(|e| input(format!("{flag}: {r:?} is not a regular expression: {e}")))
-            })
-            .transpose()
-        };
-        let semver = semver
-            .map(|r| {
-                semver::VersionReq::parse(r)
-                    .map_err(|e| input(format!("--semver: {r:?} is not a version range: {e}")))
-            })
-            .transpose()?;
-        if newest == Some(0) {
-            return Err(input("--newest: at least 1".into()));
-        }
-        Ok(Filters {
-            tags: whole("--tags", tags)?,
-            exclude: whole("--exclude", exclude)?,
-            semver,
-            newest,
-            include_latest,
-        })
-    }
-
-    /// The tags to consider, in the order they are promoted: highest version first where the
-    /// tags are versions, then the others by name.
-    pub fn apply(&self, tags: &[String]) -> Vec<String> {
-        let mut kept: Vec<(Option<semver::Version>, String)> = tags
-            .iter()
-            .filter(|t| self.include_latest || t.as_str() != "latest")
-            .filter(|t| self.tags.as_ref().is_none_or(|re| re.is_match(t)))
-            .filter(|t| !self.exclude.as_ref().is_some_and(|re| re.is_match(t)))
-            .map(|t| (version(t), t.clone()))
-            .filter(|(v, _)| match &self.semver {
-                None => true,
-                Some(req) => v.as_ref().is_some_and(|v| req.matches(v)),
-            })
-            .collect();
-        kept.sort_by(|(va, a), (vb, b)| match (va, vb) {
-            (Some(x), Some(y)) => y.cmp(x).then_with(|| a.cmp(b)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.cmp(b),
-        });
-        if let Some(n) = self.newest {
-            // Pre-releases count only where the range admitted them.
-            let ranged = self.semver.is_some();
-            kept.retain(|(v, _)| v.as_ref().is_some_and(|v| ranged || v.pre.is_empty()));
-            kept.truncate(n);
-        }
-        kept.into_iter().map(|(_, t)| t).collect()
-    }
-}
-
-/// A tag as a semantic version, a leading `v` allowed.
-fn version(tag: &str) -> Option<semver::Version> {
-    semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
-}
-
 /// One tag's line in the plan and the result.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Item {
-    tag: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    digest: Option<String>,
-    /// The environment tag the promotion gets (`dev-<tag>`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trusted_tag: Option<String>,
-    /// `promote`, `present` (already promoted), `moved` (the environment tag holds a
-    /// promotion of another digest), `gone` (the tag vanished while planning), `invalid`.
-    plan: &'static str,
+    #[serde(flatten)]
+    planned: PlannedTag,
     /// After the run: `PROMOTED`, `REJECTED`, `FAILED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trusted: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Value>,
 }
 
 /// Runs `promote sync`.
@@ -176,12 +87,14 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
         ));
     }
     let filters = Filters::new(
+        ["--tags", "--exclude", "--semver", "--newest"],
         args.tags.as_deref(),
         args.exclude.as_deref(),
         args.semver.as_deref(),
         args.newest,
         args.include_latest,
-    )?;
+    )
+    .map_err(Failure::from)?;
     if !(args.max_put_rate.is_finite() && args.max_put_rate >= 0.0) {
         return Err(input(
             "--max-put-rate: a number of manifest PUTs per second, 0 for unpaced".into(),
@@ -197,7 +110,12 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     };
     let mut items = Vec::new();
     for tag in &tags {
-        items.push(plan(&p, &repo, env, tag).await?);
+        let planned =
+            sync::plan_tag(p.registry(), &repo, p.trusted(), p.environments(), env, tag).await?;
+        items.push(Item {
+            planned,
+            outcome: None,
+        });
     }
     if !cli.json {
         println!(
@@ -205,35 +123,42 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
             repo,
             listed.len(),
             tags.len(),
-            items.iter().filter(|i| i.plan == "promote").count()
+            items
+                .iter()
+                .filter(|i| i.planned.plan == Plan::Promote)
+                .count()
         );
     }
     for item in &mut items {
-        if args.dry_run || item.plan != "promote" {
+        if args.dry_run || item.planned.plan != Plan::Promote {
             if !cli.json {
-                println!("  {:<9} {}", item.plan, describe(item));
+                println!("  {:<9} {}", plan_word(item.planned.plan), describe(item));
             }
             continue;
         }
         let src = format!(
             "{repo}:{}@{}",
-            item.tag,
-            item.digest.as_deref().unwrap_or_default()
+            item.planned.tag,
+            item.planned
+                .digest
+                .as_ref()
+                .map(|d| d.as_str())
+                .unwrap_or_default()
         );
-        let outcome = p.promote(&src, Some(&item.tag)).await;
+        let outcome = p.promote(&src, Some(&item.planned.tag)).await;
         match outcome {
             Ok(Outcome::Promoted(promotion)) => {
                 item.outcome = Some("PROMOTED");
-                item.trusted = Some(promotion.promote.trusted.clone());
+                item.planned.trusted = Some(promotion.promote.trusted.clone());
             }
             Ok(Outcome::Rejected(v, f)) => {
                 item.outcome = Some("REJECTED");
-                item.error = Some(json!({"type": f.kind.as_str(), "message": f.message,
+                item.planned.error = Some(json!({"type": f.kind.as_str(), "message": f.message,
                     "gate": v["gate"]["summary"]}));
             }
             Err(f) => {
                 item.outcome = Some("FAILED");
-                item.error = Some(json!({"type": f.kind.as_str(), "message": f.message}));
+                item.planned.error = Some(json!({"type": f.kind.as_str(), "message": f.message}));
             }
         }
         if !cli.json {
@@ -247,8 +172,10 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     let count = |f: &dyn Fn(&Item) -> bool| items.iter().filter(|i| f(i)).count();
     let promoted = count(&|i| i.outcome == Some("PROMOTED"));
     let denied = count(&|i| i.outcome == Some("REJECTED"));
-    let failed = count(&|i| i.outcome == Some("FAILED") || matches!(i.plan, "moved" | "invalid"));
-    let present = count(&|i| i.plan == "present");
+    let failed = count(&|i| {
+        i.outcome == Some("FAILED") || matches!(i.planned.plan, Plan::Moved | Plan::Invalid)
+    });
+    let present = count(&|i| i.planned.plan == Plan::Present);
     done!(
         operation = "sync",
         repository = %repo,
@@ -288,58 +215,24 @@ pub async fn run(cli: &Cli, args: &SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What to do with `tag`: its digest (HEAD), its environment tag in trusted, and whether that
-/// already holds a promotion of this digest.
-async fn plan(
-    p: &Pipeline<'_>,
-    repo: &ImageRef,
-    env: &promotion_core::environment::Environment,
-    tag: &str,
-) -> Result<Item, Failure> {
-    let mut item = Item {
-        tag: tag.to_owned(),
-        digest: None,
-        trusted_tag: None,
-        plan: "promote",
-        outcome: None,
-        trusted: None,
-        error: None,
-    };
-    let Some(digest) = p.registry().head_manifest(repo, tag).await? else {
-        item.plan = "gone";
-        return Ok(item);
-    };
-    item.digest = Some(digest.to_string());
-    let Some(trusted_tag) = sync::environment_tag(p.environments(), env, tag) else {
-        item.plan = "invalid";
-        item.error = Some(json!({"type": ErrorType::InputInvalid.as_str(),
-            "message": format!("{tag:?} cannot be a build id in {:?}'s tag template", env.name)}));
-        return Ok(item);
-    };
-    item.trusted_tag = Some(trusted_tag.clone());
-    let trusted = p.trusted();
-    match sync::held_under(p.registry(), trusted, &trusted_tag, &digest).await? {
-        Held::Nothing => {}
-        Held::Promotion(held) => {
-            item.plan = "present";
-            item.trusted = Some(trusted.pinned(held).to_string());
-        }
-        Held::Other(held) => {
-            item.plan = "moved";
-            item.trusted = Some(trusted.pinned(held).to_string());
-            item.error = Some(json!({"type": ErrorType::TagConflict.as_str(),
-                "message": format!("{trusted_tag} in {trusted} holds a promotion of another \
-                    digest; the upstream tag {tag} moved since (environment tags never move: \
-                    promote it under another build id)")}));
-        }
+fn plan_word(p: Plan) -> &'static str {
+    match p {
+        Plan::Promote => "promote",
+        Plan::Present => "present",
+        Plan::Moved => "moved",
+        Plan::Gone => "gone",
+        Plan::Invalid => "invalid",
     }
-    Ok(item)
 }
 
-fn describe(i: &Item) -> String {
+fn describe(item: &Item) -> String {
+    let i = &item.planned;
     let mut s = i.tag.clone();
     if let Some(d) = &i.digest {
-        s.push_str(&format!(" @{}", d.chars().take(19).collect::<String>()));
+        s.push_str(&format!(
+            " @{}",
+            d.as_str().chars().take(19).collect::<String>()
+        ));
     }
     if let Some(t) = &i.trusted {
         s.push_str(&format!(" -> {t}"));
@@ -362,7 +255,7 @@ fn describe(i: &Item) -> String {
 fn failed_kind(items: &[Item]) -> ErrorType {
     let mut types: Vec<&str> = items
         .iter()
-        .filter_map(|i| i.error.as_ref()?["type"].as_str())
+        .filter_map(|i| i.planned.error.as_ref()?["type"].as_str())
         .filter(|t| *t != ErrorType::GateDenied.as_str())
         .collect();
     types.sort_unstable();
@@ -374,86 +267,5 @@ fn failed_kind(items: &[Item]) -> ErrorType {
             .find(|k| k.as_str() == *only)
             .unwrap_or(ErrorType::ExecutionFailed),
         _ => ErrorType::ExecutionFailed,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tags(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn apply(
-        tags_re: Option<&str>,
-        exclude: Option<&str>,
-        range: Option<&str>,
-        newest: Option<usize>,
-        list: &[&str],
-    ) -> Vec<String> {
-        match Filters::new(tags_re, exclude, range, newest, false) {
-            Ok(f) => f.apply(&tags(list)),
-            Err(e) => panic!("{}", e.message),
-        }
-    }
-
-    #[test]
-    fn filters_keep_versions_newest_first_and_never_latest_unless_asked() {
-        let all = [
-            "latest",
-            "1.2.0",
-            "v1.10.0",
-            "1.9.3",
-            "2.0.0-rc.1",
-            "nightly",
-            "1.2.0-alpine",
-        ];
-        // Versions highest first (a suffix is a pre-release: 1.2.0-alpine < 1.2.0), then the
-        // other tags by name; never `latest`.
-        assert_eq!(
-            apply(None, None, None, None, &all),
-            [
-                "2.0.0-rc.1",
-                "v1.10.0",
-                "1.9.3",
-                "1.2.0",
-                "1.2.0-alpine",
-                "nightly"
-            ]
-        );
-        assert_eq!(
-            apply(None, None, Some(">=1.2, <2"), None, &all),
-            ["v1.10.0", "1.9.3", "1.2.0"]
-        );
-        // --newest counts released versions only, unless --semver admits pre-releases.
-        assert_eq!(apply(None, None, None, Some(2), &all), ["v1.10.0", "1.9.3"]);
-        assert_eq!(
-            apply(None, None, Some(">=2.0.0-rc.1"), Some(2), &all),
-            ["2.0.0-rc.1"]
-        );
-        assert_eq!(
-            apply(Some(r"1\..*"), Some(".*-alpine"), None, None, &all),
-            ["1.9.3", "1.2.0"]
-        );
-        // Whole tags only: `1.2` does not match `1.2.0`.
-        assert!(apply(Some("1.2"), None, None, None, &all).is_empty());
-        let with_latest = Filters::new(None, None, None, None, true).ok();
-        assert!(with_latest.is_some_and(|f| f.apply(&tags(&all)).contains(&"latest".to_owned())));
-    }
-
-    #[test]
-    fn bad_filters_are_usage_errors() {
-        for (t, e, r, n) in [
-            (Some("("), None, None, None),
-            (None, Some("[z-a]"), None, None),
-            (None, None, Some("one point two"), None),
-            (None, None, None, Some(0)),
-        ] {
-            match Filters::new(t, e, r, n, false) {
-                Ok(_) => panic!("accepted {t:?} {e:?} {r:?} {n:?}"),
-                Err(f) => assert_eq!(f.kind, ErrorType::InputInvalid),
-            }
-        }
     }
 }

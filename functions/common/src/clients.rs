@@ -30,21 +30,23 @@ pub fn registry(
     )
 }
 
-/// copy-to-quarantine's client: ECR as [`registry`], another account's ECR with a token its
+/// copy-to-quarantine's and sync-plan's client: ECR as [`registry`], another account's ECR with a token its
 /// role in `roles` (`SOURCE_ECR_ROLES`: account, role ARN) gets, then, with a `secret_prefix`
 /// (`SOURCE_CREDENTIALS_SECRET_PREFIX`), every other registry's credentials from the Secrets
-/// Manager secret `<prefix><host>`.
+/// Manager secret `<prefix><host>`. Assumed roles' sessions are named `session_name`
+/// (CloudTrail shows which function read the source).
 pub async fn source_registry(
     sdk: &aws_config::SdkConfig,
     settings: &RegistrySettings,
     roles: &[(String, String)],
     secret_prefix: Option<&str>,
+    session_name: &str,
 ) -> Result<HttpRegistry, ConfigError> {
     let mut tokens = SdkTokenSource::new(aws_sdk_ecr::config::Config::from(sdk));
     for (account, arn) in roles {
         // Assumed lazily, at the first token for that account, and renewed before expiry.
         let role = aws_config::sts::AssumeRoleProvider::builder(arn)
-            .session_name("ecr-promotion-copy")
+            .session_name(session_name)
             .configure(sdk)
             .build()
             .await;

@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             &c.deployment.registry,
             &c.ecr_roles,
             c.secret_prefix.as_deref(),
+            "ecr-promotion-copy",
         )
         .await?;
         Ok((c, registry))

@@ -32,6 +32,12 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
     ("retag-for-environment", "RetagForEnvironmentFunctionArn"),
 ];
 
+/// The sync state machine's listing step (package = binary), beside the five.
+pub const SYNC_PLAN: &str = "sync-plan";
+/// The promotion state machine's ARN as the sync state machine names it in tests.
+pub const PROMOTION_STATE_MACHINE: &str =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:promotion";
+
 /// The cargo feature that compiles the stand-in switches (`ECR_REGISTRY_ALIASES`,
 /// `INSECURE_REGISTRIES`, `INSPECTOR_ASSUME_SCANNED`) into the functions: the tests and the demo
 /// build with it (`scripts/test.sh`, `scripts/demo.sh`), release and SAM builds without.
@@ -248,7 +254,7 @@ impl Stack {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        for (function, _) in FUNCTIONS {
+        for function in FUNCTIONS.iter().map(|f| f.0).chain([SYNC_PLAN]) {
             let err = stack
                 .invoke(function, &json!({}))
                 .expect_err("an empty request must be refused");
@@ -310,6 +316,17 @@ impl Stack {
         format!("arn:aws:lambda:us-east-1:123456789012:function:{name}")
     }
 
+    /// The promotion state machine's `DefinitionSubstitutions` (the template's, with local ARNs).
+    fn promotion_substitutions() -> serde_json::Map<String, Value> {
+        let mut substitutions = serde_json::Map::new();
+        for (name, sub) in FUNCTIONS {
+            substitutions.insert(sub.into(), Self::arn(name).into());
+        }
+        substitutions.insert("EventBusName".into(), EVENT_BUS.into());
+        substitutions.insert("ApprovalArtifactType".into(), APPROVAL_TYPE.into());
+        substitutions
+    }
+
     /// Runs the real state machine on `input`; waits and retry pauses named in `waits_ms` /
     /// `retries_ms` are shortened by the interpreter (the definition is unchanged).
     pub fn execute(
@@ -318,23 +335,42 @@ impl Stack {
         waits_ms: &[(&str, u64)],
         retries_ms: &[(&str, u64)],
     ) -> Execution {
-        let node = work_program("node/node_modules/.bin/node", "node");
-        let mut substitutions = serde_json::Map::new();
-        let mut functions = serde_json::Map::new();
-        for (name, sub) in FUNCTIONS {
-            substitutions.insert(sub.into(), Self::arn(name).into());
-            functions.insert(Self::arn(name), self.invoke_url(name).into());
-        }
-        substitutions.insert("EventBusName".into(), EVENT_BUS.into());
-        substitutions.insert("ApprovalArtifactType".into(), APPROVAL_TYPE.into());
-        let job = json!({
+        self.run_job(json!({
             "definition": root().join("statemachine/promotion.asl.json"),
-            "substitutions": substitutions,
-            "functions": functions,
+            "substitutions": Self::promotion_substitutions(),
             "input": input,
             "waitOverridesMs": waits_ms.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "retryOverridesMs": retries_ms.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        });
+        }))
+    }
+
+    /// Runs the real sync state machine (`statemachine/sync.asl.json`) on `request` as the
+    /// execution `name`: its Plan step is the real sync-plan function, and each promotion it
+    /// starts runs the real promotion state machine (run.mjs says how the Distributed Map and
+    /// `startExecution.sync:2` are run).
+    pub fn execute_sync(&self, request: &Value, name: &str) -> Execution {
+        self.run_job(json!({
+            "definition": root().join("statemachine/sync.asl.json"),
+            "substitutions": {
+                "SyncPlanFunctionArn": Self::arn(SYNC_PLAN),
+                "PromotionStateMachineArn": PROMOTION_STATE_MACHINE,
+            },
+            "stateMachines": {PROMOTION_STATE_MACHINE: {
+                "definition": root().join("statemachine/promotion.asl.json"),
+                "substitutions": Self::promotion_substitutions(),
+            }},
+            "executionName": name,
+            "input": request,
+        }))
+    }
+
+    fn run_job(&self, mut job: Value) -> Execution {
+        let node = work_program("node/node_modules/.bin/node", "node");
+        let mut functions = serde_json::Map::new();
+        for name in FUNCTIONS.iter().map(|f| f.0).chain([SYNC_PLAN]) {
+            functions.insert(Self::arn(name), self.invoke_url(name).into());
+        }
+        job["functions"] = functions.into();
         let file = tempfile::NamedTempFile::new().expect("job file");
         std::fs::write(file.path(), job.to_string()).expect("write job");
         let out = Command::new(node)
