@@ -13,6 +13,7 @@
 
 mod copy;
 mod docs;
+mod ecr_front;
 mod egress;
 mod environment;
 mod fixtures;

@@ -5,6 +5,7 @@
 //! that a bug in the code under test cannot also hide in the fixtures.
 
 pub mod cli;
+pub mod ecr_front;
 pub mod images;
 pub mod moto;
 pub mod pipeline;
