@@ -614,6 +614,22 @@ mod tests {
         }
     }
 
+    fn repositories() -> Repositories {
+        Repositories::per_application("pipe.test", "incoming/", "quarantine/", "trusted/", None)
+            .unwrap()
+    }
+
+    /// The deployment's defaults; sources `up.test` only.
+    fn settings<'a>(envs: &'a Environments, sources: &'a SourceRegistries) -> SyncSettings<'a> {
+        SyncSettings {
+            environments: envs,
+            sources,
+            max_concurrency: 3,
+            tolerated_failure_percentage: 20,
+            max_promotions: 200,
+        }
+    }
+
     fn sync_request(request: serde_json::Value) -> SyncPlanRequest {
         serde_json::from_value(serde_json::json!({"request": request, "execution": "nightly-1"}))
             .unwrap()
@@ -622,14 +638,7 @@ mod tests {
     #[tokio::test]
     async fn a_sync_plans_exactly_the_missing_tags_pinned_and_named_and_bounded() {
         let reg = MemoryRegistry::new();
-        let repos = Repositories::per_application(
-            "pipe.test",
-            "incoming/",
-            "quarantine/",
-            "trusted/",
-            None,
-        )
-        .unwrap();
+        let repos = repositories();
         let upstream: ImageRef = "up.test/org/app".parse().unwrap();
         let trusted: ImageRef = "pipe.test/trusted/org/app".parse().unwrap();
         let mut digests = std::collections::BTreeMap::new();
@@ -649,15 +658,11 @@ mod tests {
             Some("dev-1.1.0"),
             manifest(serde_json::json!({CLAIM_SOURCE_DIGEST: Digest::of(b"old").to_string()})),
         );
-        let envs = Environments::default();
-        let sources = SourceRegistries::only(["up.test"]).unwrap();
-        let settings = SyncSettings {
-            environments: &envs,
-            sources: &sources,
-            max_concurrency: 3,
-            tolerated_failure_percentage: 20,
-            max_promotions: 200,
-        };
+        let (envs, sources) = (
+            Environments::default(),
+            SourceRegistries::only(["up.test"]).unwrap(),
+        );
+        let settings = settings(&envs, &sources);
         let req = sync_request(serde_json::json!({"repository": "up.test/org/app"}));
         let plan = plan_sync(&reg, &repos, &req, &settings).await.unwrap();
         assert_eq!((plan.tags_listed, plan.considered, plan.present), (6, 5, 1));
@@ -709,23 +714,12 @@ mod tests {
     #[tokio::test]
     async fn a_sync_refuses_other_registries_its_own_repositories_and_bad_requests() {
         let reg = MemoryRegistry::new();
-        let repos = Repositories::per_application(
-            "pipe.test",
-            "incoming/",
-            "quarantine/",
-            "trusted/",
-            None,
-        )
-        .unwrap();
-        let envs = Environments::default();
-        let sources = SourceRegistries::only(["up.test"]).unwrap();
-        let settings = SyncSettings {
-            environments: &envs,
-            sources: &sources,
-            max_concurrency: 3,
-            tolerated_failure_percentage: 20,
-            max_promotions: 200,
-        };
+        let repos = repositories();
+        let (envs, sources) = (
+            Environments::default(),
+            SourceRegistries::only(["up.test"]).unwrap(),
+        );
+        let settings = settings(&envs, &sources);
         for (request, says) in [
             (
                 serde_json::json!({"repository": "evil.test/org/app"}),
