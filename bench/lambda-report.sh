@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Lambda report: release binary sizes and cold starts of the five pipeline Lambdas and the
-# GitHub webhook function.
+# Lambda report: release binary sizes and cold starts of the five pipeline Lambdas, the
+# GitHub webhook function and the sync state machine's sync-plan.
 #
 #   bench/lambda-report.sh [RUNS]
 #
 # 1. Builds `cargo build --release -p copy-to-quarantine -p scan-gate -p promote-and-annotate
-#    -p sign -p retag-for-environment -p github-webhook` (honours CARGO_TARGET_DIR, else cargo's default target/)
+#    -p sign -p retag-for-environment -p github-webhook -p sync-plan` (honours CARGO_TARGET_DIR, else cargo's default target/)
 #    and prints each binary's size in bytes and MB (target < 15 MB); when [profile.release]
 #    does not strip symbols (`strip = "debuginfo"` keeps the symbol table), also the size of a
 #    `strip`ped copy.
@@ -39,7 +39,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
 source "${ROOT}/scripts/lib.sh"
 
-FUNCTIONS=(copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment github-webhook)
+FUNCTIONS=(copy-to-quarantine scan-gate promote-and-annotate sign retag-for-environment github-webhook sync-plan)
 RUNS="${1:-${BENCH_RUNS:-10}}"
 WARMUP="${BENCH_WARMUP:-1}"
 [[ "${RUNS}" =~ ^[1-9][0-9]*$ ]] || fail "RUNS must be a positive integer (got '${RUNS}')"

@@ -35,6 +35,7 @@ FUNCTIONS = [
     "sign",
     "retag-for-environment",
     "github-webhook",
+    "sync-plan",
 ]
 # Functions that call KMS while starting (KMS_KEY_ID) and the calls they make there.
 KMS_AT_START = {

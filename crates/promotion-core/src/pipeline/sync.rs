@@ -65,8 +65,8 @@ pub async fn held_under(
 /// Which tags a sync considers, compiled.
 #[derive(Debug)]
 pub struct Filters {
-    tags: Option<regex::Regex>,
-    exclude: Option<regex::Regex>,
+    tags: Option<regex::bytes::Regex>,
+    exclude: Option<regex::bytes::Regex>,
     semver: Option<semver::VersionReq>,
     newest: Option<usize>,
     include_latest: bool,
@@ -89,7 +89,8 @@ impl Filters {
         let [tags_name, exclude_name, semver_name, newest_name] = names;
         let whole = |field: &str, re: Option<&str>| {
             re.map(|r| {
-                regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                // ASCII mode over bytes: tags are ASCII, and no Unicode tables are linked.
+                regex::bytes::Regex::new(&format!("(?-u)^(?:{r})$")).map_err(|e| {
                     PipelineError::Input(format!("{field}: {r:?} is not a regular expression: {e}"))
                 })
             })
@@ -122,8 +123,17 @@ impl Filters {
         let mut kept: Vec<(Option<semver::Version>, String)> = tags
             .iter()
             .filter(|t| self.include_latest || t.as_str() != "latest")
-            .filter(|t| self.tags.as_ref().is_none_or(|re| re.is_match(t)))
-            .filter(|t| !self.exclude.as_ref().is_some_and(|re| re.is_match(t)))
+            .filter(|t| {
+                self.tags
+                    .as_ref()
+                    .is_none_or(|re| re.is_match(t.as_bytes()))
+            })
+            .filter(|t| {
+                !self
+                    .exclude
+                    .as_ref()
+                    .is_some_and(|re| re.is_match(t.as_bytes()))
+            })
             .map(|t| (version(t), t.clone()))
             .filter(|(v, _)| match &self.semver {
                 None => true,
@@ -589,6 +599,17 @@ mod tests {
         assert_eq!(
             apply(Some(r"1\..*"), Some(".*-alpine"), None, None, &all),
             ["1.9.3", "1.2.0"]
+        );
+        // Perl classes work (ASCII): `\d`, `\w`.
+        assert_eq!(
+            apply(
+                Some(r"v?\d+\.\d+\.\d+"),
+                Some(r"\w+-rc\.\d"),
+                None,
+                None,
+                &all
+            ),
+            ["v1.10.0", "1.9.3", "1.2.0"]
         );
         // Whole tags only: `1.2` does not match `1.2.0`.
         assert!(apply(Some("1.2"), None, None, None, &all).is_empty());
