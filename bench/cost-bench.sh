@@ -12,9 +12,9 @@
 #    `CARGO_TARGET_DIR=${COST_TARGET_DIR:-/work/target-cost} nice cargo build --release ...`
 #    (fat LTO: ~8-10 minutes cold on 2 cores). LAMBDA_BIN_DIR=DIR uses binaries built elsewhere
 #    (they must have the stand-ins feature).
-# 2. Per run (COST_RUNS) and memory size M (COST_MEMORY_SIZES), a fresh stack, as tests/it/support/pipeline.rs starts
-#    it: moto_server (scripts/moto_server_kms_digest.py: KMS with DIGEST corrected, Inspector2
-#    findings, ECR tokens), one docker-registry on 127.0.0.1 (random port; basic auth whose
+# 2. Per run (COST_RUNS) and memory size M (COST_MEMORY_SIZES), a fresh stack, as tests/it/support/pipeline.rs started
+#    it before the ECR-faithful front: moto_server (scripts/moto_server.py: KMS with DIGEST corrected, Inspector2
+#    findings, moto's own short ECR tokens), one docker-registry on 127.0.0.1 (random port; basic auth whose
 #    password is moto's ECR token; HTTPS with a throwaway CA unless COST_TLS=0) holding the
 #    ingress, quarantine and trusted repositories, a signing key and an approver key in KMS, a
 #    3-platform image pushed to incoming/app:1.0.0 (scripts/seed_image.py; default 2 layers x
@@ -198,7 +198,8 @@ moto_start() {
   local attempt port
   for attempt in 1 2 3; do
     port="$(free_port)"
-    "${PYTHON}" "${ROOT}/scripts/moto_server_kms_digest.py" -H 127.0.0.1 -p "${port}" \
+    # moto's own short ECR token: the bench's docker-registry keeps it in htpasswd (bcrypt).
+    MOTO_ECR_TOKENS=moto "${PYTHON}" "${ROOT}/scripts/moto_server.py" -H 127.0.0.1 -p "${port}" \
       >"${RUN_DIR}/moto.log" 2>&1 &
     MOTO_PID=$!
     if wait_ready "${MOTO_PID}" 600 0.1 "http://127.0.0.1:${port}/moto-api/data.json"; then

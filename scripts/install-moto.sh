@@ -2,7 +2,7 @@
 # Installs moto_server (PyPI `moto[server]`), the local stand-in for Inspector2 (and ECR, KMS,
 # STS), into the project venv `.work/venv` (gitignored). Idempotent: installs nothing when
 # `.work/venv/bin/moto_server` is already there. The tests start it through
-# scripts/moto_server_kms_digest.py (moto with KMS MessageType=DIGEST corrected), run with the
+# scripts/moto_server.py (moto with KMS MessageType=DIGEST corrected), run with the
 # venv's python; this script checks that the installed moto still has what that correction
 # replaces. No moto release on PyPI implements DIGEST yet (5.2.5 hashes the digest again).
 #
@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROOT}/.work/venv"
 
 check_kms_digest() {
-  "${VENV}/bin/python" "${ROOT}/scripts/moto_server_kms_digest.py" --help >/dev/null
+  "${VENV}/bin/python" "${ROOT}/scripts/moto_server.py" --help >/dev/null
 }
 
 bash "${ROOT}/scripts/install-locked.sh" "${VENV}" "${ROOT}/scripts/requirements/venv.txt"

@@ -1,10 +1,13 @@
 //! The README's main job: the whole pipeline on local stand-ins, no AWS account, no internet.
 //!
-//! Starts docker-registry (ingress, quarantine and trusted repositories, basic auth with moto's
-//! ECR token), moto_server (ECR, KMS, Inspector2) and `cargo lambda watch` (the five real Lambda
-//! binaries), seeds a realistic three-platform image and its Inspector findings, then starts the
-//! real state machine (statemachine/promotion.asl.json on aws-local-stepfunctions) from an ECR
-//! push event, twice, and prints a timeline and the final state of the trusted repository.
+//! Starts docker-registry (ingress, quarantine and trusted repositories) behind the ECR-faithful
+//! front (referrers API, mount rule, PutImage throttling, moto's ~2,000-character ECR token, and
+//! ECR's events put on moto's EventBridge), moto_server (ECR, KMS, Inspector2 findings,
+//! EventBridge with the template's rules, SQS), Inspector's coverage stand-in and `cargo lambda
+//! watch` (the real Lambda binaries); pushes a realistic three-platform image and seeds its
+//! Inspector findings, then starts the real state machine (statemachine/promotion.asl.json on
+//! aws-local-stepfunctions) from the event the template's ingress rule matched, twice, and prints
+//! a timeline and the final state of the trusted repository.
 //! Run through `scripts/demo.sh`, which installs what it needs first.
 #![allow(dead_code, missing_docs)]
 
@@ -12,7 +15,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::images::{Format, RegistryClient, push_index};
+use support::images::{Format, push_index};
 use support::pipeline::{Execution, Stack, StackConfig};
 
 /// Application `shop-api`'s trusted repository (`incoming/shop-api` is promoted there).
@@ -94,12 +97,13 @@ fn timeline(title: &str, x: &Execution) {
 fn main() {
     let started = std::time::Instant::now();
     println!(
-        "starting the stand-ins: docker-registry, moto_server, cargo lambda watch (5 functions)…"
+        "starting the stand-ins: docker-registry behind the ECR-faithful front, moto_server, \
+         Inspector coverage, cargo lambda watch (the functions)…"
     );
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     println!(
-        "  registry {}  moto {}  KMS key {}",
+        "  registry {} (ECR front)  moto {}  KMS key {}",
         stack.host(),
         stack.moto.url(),
         stack.key_id
@@ -138,18 +142,31 @@ fn main() {
         "seeded Inspector findings: 1 MEDIUM, 1 LOW on linux/amd64 (the policy blocks CRITICAL and HIGH)"
     );
 
-    let event = json!({"version": "0", "id": "demo", "detail-type": "ECR Image Action",
-        "source": "aws.ecr", "account": "123456789012", "region": "us-east-1", "resources": [],
-        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": "incoming/shop-api",
-            "image-digest": app.digest, "image-tag": "1.4.2",
-            "manifest-media-type": "application/vnd.oci.image.index.v1+json"}});
+    // The push sent one ECR Image Action per manifest (three platforms, then the tagged index);
+    // the template's ingress rule matched the tagged one.
+    let emitted = stack.front.emitted().len();
+    let (rule, event) = stack.triggered_once();
+    println!(
+        "ECR sent {emitted} events for the push; {rule} matched one: {} {}:{}",
+        event["detail-type"].as_str().unwrap_or_default(),
+        event["detail"]["repository-name"]
+            .as_str()
+            .unwrap_or_default(),
+        event["detail"]["image-tag"].as_str().unwrap_or_default()
+    );
     let first = stack.execute(&event, &[], &[]);
     timeline("execution 1: ECR push event", &first);
+    let own = stack.triggered();
+    println!(
+        "\nthe pipeline's own pushes (quarantine, trusted, signatures) sent {} events; rules matched {}",
+        stack.front.emitted().len() - emitted,
+        own.len()
+    );
     let second = stack.execute(&event, &[], &[]);
     timeline("execution 2: the same event again (idempotent)", &second);
 
     println!("\n== trusted repository {}/{TRUSTED}", stack.host());
-    let mut ok = first.status() == "SUCCEEDED" && second.status() == "SUCCEEDED";
+    let mut ok = first.status() == "SUCCEEDED" && second.status() == "SUCCEEDED" && own.is_empty();
     let tags = c.list_tags(TRUSTED);
     for tag in tags.iter().filter(|t| !t.starts_with("sha256-")) {
         let (bytes, _) = c.manifest(TRUSTED, tag);
@@ -158,9 +175,15 @@ fn main() {
             short(&support::sha256_digest(&bytes))
         );
     }
+    let legacy = tags.iter().filter(|t| t.ends_with(".sig")).count();
+    let fallback = tags
+        .iter()
+        .filter(|t| t.starts_with("sha256-") && !t.ends_with(".sig"))
+        .count();
     println!(
-        "  + {} referrer-fallback and signature tags (sha256-<hex>: bundles and the attestation; sha256-<hex>.sig: legacy signatures; for the index and each platform)",
-        tags.iter().filter(|t| t.starts_with("sha256-")).count()
+        "  + {legacy} legacy signature tags (sha256-<hex>.sig, for the index and each platform) and \
+         {fallback} referrers fallback tags: the registry has the referrers API, so the bundles \
+         and the attestation are listed there"
     );
     if let Some(trusted) = first.0["output"]["trusted"].as_str() {
         let digest = trusted.split('@').nth(1).unwrap_or_default();

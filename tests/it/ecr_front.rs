@@ -949,3 +949,176 @@ fn only_the_long_ecr_token_is_accepted() {
         "the CLI met the challenge first"
     );
 }
+
+// ---- 9. ECR's events through the template's rules ------------------------------------------
+
+/// Every manifest PUT and DELETE through the front is the event ECR would send, put on moto's
+/// default bus, where the template's own rules (support/pipeline.rs `Rules`: the patterns read
+/// from infra/template.yaml, each routed to an SQS queue) decide what would start an execution:
+/// a multi-arch push to an ingress repository matches exactly once (its tagged index), a signed
+/// approval's push to an approvals repository matches the approval rule, and nothing the
+/// pipeline or anyone else pushes into quarantine, trusted or approvals (an image, a referrer of
+/// another type, a deletion) matches anything.
+#[test]
+fn pushes_send_ecr_events_and_only_an_ingress_tag_or_an_approval_matches_a_rule() {
+    use crate::support::ecr_front::EventBridge;
+    use crate::support::images::push_referrer;
+    use crate::support::moto::{Moto, REGION};
+    use crate::support::pipeline::{APPROVAL_TYPE, Rules};
+    let moto = Moto::start();
+    let registry = TestRegistry::start();
+    let front = EcrFront::start(
+        &registry,
+        FrontConfig {
+            events: Some(EventBridge {
+                endpoint: moto.url(),
+                region: REGION.into(),
+            }),
+            ..FrontConfig::ecr()
+        },
+    );
+    let rules = Rules::route(&moto);
+    let c = RegistryClient::with_basic_auth(&front.host(), "AWS", front.password().expect("token"));
+    let sent = |from: usize| -> Vec<Value> {
+        let emitted = front.emitted();
+        for e in &emitted {
+            assert!(e.put.is_ok(), "PutEvents failed: {e:?}");
+        }
+        emitted[from..]
+            .iter()
+            .map(|e| json!({"detail-type": e.detail_type, "detail": e.detail}))
+            .collect()
+    };
+
+    // A multi-arch push: one ECR Image Action per manifest, the platforms with an empty tag;
+    // the ingress rule matches the tagged index only.
+    let app = push_index(&c, "incoming/app", "1.0", Format::Oci, PLATFORMS, &[1024]);
+    let events = sent(0);
+    assert_eq!(events.len(), PLATFORMS.len() + 1, "{events:#?}");
+    for e in &events[..PLATFORMS.len()] {
+        assert_eq!(e["detail"]["image-tag"], "", "{e:#}");
+        assert_eq!(e["detail"]["manifest-media-type"], OCI_MANIFEST, "{e:#}");
+        assert_eq!(
+            e["detail"]["artifact-media-type"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+    }
+    let last = &events[PLATFORMS.len()];
+    assert_eq!(last["detail"]["image-tag"], "1.0", "{last:#}");
+    assert_eq!(last["detail"]["image-digest"], app.digest.as_str());
+    let matched = rules.matched(&moto);
+    assert_eq!(matched.len(), 1, "{matched:#?}");
+    assert_eq!(matched[0].0, "IngressPushRule");
+    let event = &matched[0].1;
+    assert_eq!(event["source"], "aws.ecr");
+    assert_eq!(event["detail-type"], "ECR Image Action");
+    assert_eq!(event["detail"]["image-digest"], app.digest.as_str());
+    assert_eq!(event["detail"]["repository-name"], "incoming/app");
+
+    // Pushes that must start nothing: a digest-only push to ingress; images in the pipeline's
+    // own repositories; referrers of another type; an approval-typed referrer outside approvals.
+    let before = front.emitted().len();
+    c.push_manifest("incoming/app", &app.digest, &app.media_type, &app.bytes);
+    for repo in ["quarantine/app", "trusted/app", "approvals/app"] {
+        push_index(&c, repo, "1.0", Format::Oci, &["linux/amd64"], &[512]);
+    }
+    let in_trusted = push_index(
+        &c,
+        "trusted/app",
+        "dev-1.0",
+        Format::Oci,
+        &["linux/amd64"],
+        &[512],
+    );
+    push_referrer(
+        &c,
+        "approvals/app",
+        &in_trusted,
+        "application/spdx+json",
+        "application/spdx+json",
+        b"{}",
+    );
+    push_referrer(
+        &c,
+        "trusted/app",
+        &in_trusted,
+        APPROVAL_TYPE,
+        "application/vnd.oci.empty.v1+json",
+        b"{}",
+    );
+    let quiet = sent(before);
+    assert_eq!(quiet.len(), 11, "{quiet:#?}");
+    let matched = rules.matched(&moto);
+    assert!(matched.is_empty(), "{matched:#?}");
+
+    // An approval pushed to the approvals repository: ECR Referrer Action, the approval rule.
+    let before = front.emitted().len();
+    let approval = push_referrer(
+        &c,
+        "approvals/app",
+        &in_trusted,
+        APPROVAL_TYPE,
+        "application/vnd.oci.empty.v1+json",
+        b"{}",
+    );
+    let events = sent(before);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["detail-type"], "ECR Referrer Action");
+    assert_eq!(events[0]["detail"]["artifact-media-type"], APPROVAL_TYPE);
+    let matched = rules.matched(&moto);
+    assert_eq!(matched.len(), 1, "{matched:#?}");
+    assert_eq!(matched[0].0, "ApprovalReferrerRule");
+    assert_eq!(
+        matched[0].1["detail"]["image-digest"],
+        approval.digest.as_str()
+    );
+
+    // Its deletion is an event too, which no rule takes for an approval.
+    let resp = ecr_auth(
+        &front,
+        http().delete(url(
+            &front.host(),
+            &format!("/v2/approvals/app/manifests/{}", approval.digest),
+        )),
+    )
+    .send()
+    .expect("DELETE");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let events = sent(before + 1);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["detail"]["action-type"], "DELETE");
+    assert!(rules.matched(&moto).is_empty());
+
+    // The shapes ECR documents but the front does not send: a digest-only push without any
+    // `image-tag` (aws-oci-facts.md §1.1) matches nothing; an approval reported as an ECR Image
+    // Action (whether ECR uses it for referrers is undocumented, §1.2) matches the approval rule.
+    let put = |detail_type: &str, detail: Value| {
+        moto.events(
+            "PutEvents",
+            json!({"Entries": [{"Source": "aws.ecr", "DetailType": detail_type,
+                "Detail": detail.to_string(), "EventBusName": "default"}]}),
+        );
+    };
+    put(
+        "ECR Image Action",
+        json!({"result": "SUCCESS", "action-type": "PUSH", "repository-name": "incoming/app",
+            "image-digest": app.digest, "manifest-media-type": OCI_INDEX}),
+    );
+    assert!(rules.matched(&moto).is_empty());
+    put(
+        "ECR Image Action",
+        json!({"result": "SUCCESS", "action-type": "PUSH", "repository-name": "approvals/app",
+            "image-digest": approval.digest, "manifest-media-type": OCI_MANIFEST,
+            "artifact-media-type": APPROVAL_TYPE}),
+    );
+    let matched = rules.matched(&moto);
+    assert_eq!(matched.len(), 1, "{matched:#?}");
+    assert_eq!(matched[0].0, "ApprovalReferrerRule");
+    // A failed push is no push.
+    put(
+        "ECR Image Action",
+        json!({"result": "FAILED", "action-type": "PUSH", "repository-name": "incoming/app",
+            "image-digest": app.digest, "image-tag": "1.0"}),
+    );
+    assert!(rules.matched(&moto).is_empty());
+}

@@ -387,7 +387,7 @@ fn functions_follow_the_functions_readme_contract() {
 
 /// The end-to-end run (tests/it/support/pipeline.rs) sets no `KMS_MESSAGE_MODE`: the Sign
 /// function signs in its default mode, DIGEST, against moto with DIGEST corrected
-/// (scripts/moto_server_kms_digest.py). That proves the deployed mode only while the template
+/// (scripts/moto_server.py). That proves the deployed mode only while the template
 /// deploys the same: no function (nor `Globals`) may set `raw`, or anything but `digest`.
 #[test]
 fn the_template_signs_in_the_kms_message_mode_the_end_to_end_run_uses() {

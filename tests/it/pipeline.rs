@@ -5,11 +5,11 @@
 
 use crate::support::images::{
     Format, Pushed, RegistryClient, push_disguised_index, push_index, push_referrer,
-    write_referrers_fallback,
+    push_referrer_with, write_referrers_fallback,
 };
 use crate::support::pipeline::{
-    APPROVAL_TYPE, EVENT_BUS, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION,
-    SECRET_PREFIX, Stack, StackConfig, WEBHOOK_SECRET_ID, root,
+    APPROVAL_TYPE, Execution, FUNCTIONS, FlakyProxy, MANDATORY_ANNOTATION, SECRET_PREFIX, Stack,
+    StackConfig, WEBHOOK_SECRET_ID,
 };
 use crate::support::registry::TestRegistry;
 use serde_json::{Value, json};
@@ -39,18 +39,29 @@ fn finding(app: &str, digest: &str, id: &str, severity: &str) -> Value {
     })
 }
 
-/// The `ECR Image Action` event ECR sends for a push (tag optional).
-fn push_event(repository: &str, digest: &str, tag: Option<&str>) -> Value {
-    let mut detail = json!({"result": "SUCCESS", "repository-name": repository,
-        "image-digest": digest, "action-type": "PUSH",
-        "manifest-media-type": "application/vnd.oci.image.index.v1+json",
-        "artifact-media-type": "application/vnd.oci.image.config.v1+json"});
-    if let Some(t) = tag {
-        detail["image-tag"] = t.into();
+/// The one event the template's rules matched since the last look: `rule`'s, about
+/// `repository`. The ECR-faithful front put it on moto's bus when the test pushed; the tests
+/// start event-driven executions with nothing else.
+fn matched(stack: &Stack, rule: &str, repository: &str) -> Value {
+    let (r, event) = stack.triggered_once();
+    assert_eq!(r, rule, "{event:#}");
+    assert_eq!(event["source"], "aws.ecr", "{event:#}");
+    assert_eq!(event["detail"]["repository-name"], repository, "{event:#}");
+    event
+}
+
+/// No rule matched since the last look, although the front put events for `repositories`
+/// (so that "nothing started" is not "nothing was sent").
+fn nothing_matched(stack: &Stack, repositories: &[&str]) {
+    let matched = stack.triggered();
+    assert!(matched.is_empty(), "no execution may start: {matched:#?}");
+    let emitted = stack.front.emitted();
+    for repo in repositories {
+        assert!(
+            emitted.iter().any(|e| e.detail["repository-name"] == *repo),
+            "the front sent no event for {repo}: {emitted:#?}"
+        );
     }
-    json!({"version": "0", "id": "e2e-push", "detail-type": "ECR Image Action", "source": "aws.ecr",
-        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
-        "resources": [], "detail": detail})
 }
 
 fn assert_succeeded(x: &Execution) {
@@ -69,7 +80,7 @@ fn push_app(c: &RegistryClient, repo: &str, tag: &str) -> Pushed {
 #[test]
 fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_promotes_further() {
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     let app = push_app(&c, "incoming/app", "1.4.2");
     // A MEDIUM finding does not block (the policy blocks CRITICAL and HIGH).
     stack.seed_findings(&[finding(
@@ -79,13 +90,23 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         "MEDIUM",
     )]);
 
-    // (a) the happy path from an ECR push event.
-    let x = stack.execute(
-        &push_event("incoming/app", &app.digest, Some("1.4.2")),
-        &[],
-        &[],
-    );
+    // (a) the happy path from an ECR push event: the multi-arch push sent one event per
+    // manifest (two platforms, then the tagged index) and the ingress rule matched one.
+    let pushed: Vec<_> = stack
+        .front
+        .emitted()
+        .into_iter()
+        .filter(|e| e.detail["repository-name"] == "incoming/app")
+        .collect();
+    assert_eq!(pushed.len(), 3, "{pushed:#?}");
+    let push = matched(&stack, "IngressPushRule", "incoming/app");
+    assert_eq!(push["detail-type"], "ECR Image Action", "{push:#}");
+    assert_eq!(push["detail"]["image-digest"], app.digest.as_str());
+    assert_eq!(push["detail"]["image-tag"], "1.4.2");
+    let x = stack.execute(&push, &[], &[]);
     assert_succeeded(&x);
+    // What the pipeline pushed into quarantine and trusted started nothing.
+    nothing_matched(&stack, &[QUARANTINE, TRUSTED]);
     let path = x.path();
     for s in [
         "Copy",
@@ -160,24 +181,28 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
             .starts_with("PASSED"),
         "{verified:#}"
     );
-    let referrers_before = c
-        .manifest(
-            TRUSTED,
-            &format!("sha256-{}", crate::support::digest_hex(&digest)),
-        )
-        .0;
+    // Bundles and the attestation are listed by the referrers API: no fallback tag is written.
+    let referrers_before = c.referrers(TRUSTED, &digest);
+    assert!(
+        referrers_before["manifests"]
+            .as_array()
+            .is_some_and(|m| m.len() >= 2),
+        "{referrers_before:#}"
+    );
+    let fallback = format!("sha256-{}", crate::support::digest_hex(&digest));
+    assert!(
+        !c.list_tags(TRUSTED).contains(&fallback),
+        "{:?}",
+        c.list_tags(TRUSTED)
+    );
     let promoted = x.events("Image Promoted");
     assert_eq!(promoted.len(), 1, "{}", x.describe());
     assert_eq!(promoted[0]["Detail"]["trusted"], trusted.as_str());
     assert_eq!(promoted[0]["EventBusName"], "promotion-events");
 
-    // (f) the same event again: no duplicate work.
+    // (f) the same event again (EventBridge delivers at least once): no duplicate work.
     let tags_before = c.list_tags(TRUSTED);
-    let again = stack.execute(
-        &push_event("incoming/app", &app.digest, Some("1.4.2")),
-        &[],
-        &[],
-    );
+    let again = stack.execute(&push, &[], &[]);
     assert_succeeded(&again);
     assert_eq!(
         again.state_output("Copy")["copy"]["manifestsPushed"],
@@ -199,11 +224,7 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
         false
     );
     assert_eq!(
-        c.manifest(
-            TRUSTED,
-            &format!("sha256-{}", crate::support::digest_hex(&digest))
-        )
-        .0,
+        c.referrers(TRUSTED, &digest),
         referrers_before,
         "no referrer added by the repeat"
     );
@@ -218,8 +239,13 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     // started by the ECR Referrer Action event of that push.
     let approval = stack.approve(&trusted, "staging", &stack.approver_key);
     let approval_digest = approval["approval"].as_str().expect("digest");
-    let env = stack.execute(&approval_event(approval_digest), &[], &[]);
+    let approval_push = matched(&stack, "ApprovalReferrerRule", APPROVALS);
+    assert_eq!(approval_push["detail-type"], "ECR Referrer Action");
+    assert_eq!(approval_push["detail"]["image-digest"], approval_digest);
+    let env = stack.execute(&approval_push, &[], &[]);
     assert_succeeded(&env);
+    // The environment tag and the approval recorded in trusted started nothing.
+    nothing_matched(&stack, &[TRUSTED]);
     let path = env.path();
     assert!(path.iter().any(|p| p == "ApprovalGate"), "{path:?}");
     assert!(!path.iter().any(|p| p == "Copy" || p == "Sign"), "{path:?}");
@@ -253,10 +279,12 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     // (e') approvals that must not count: each refused with its reason, prod never tagged.
     refused_approvals_leave_the_tags_unchanged(&stack, &c, &trusted, &digest);
 
-    // (h) the ocistow payload promotes, with its annotations.
-    let tool = push_app(&c, "incoming/tool", "2.0");
+    // (h) the ocistow payload promotes, with its annotations (from outside the ingress
+    // repositories: the push starts nothing).
+    let tool = push_app(&c, "tool", "2.0");
+    nothing_matched(&stack, &["tool"]);
     let x = stack.execute(
-        &json!({"SrcImageRef": format!("{}/incoming/tool:2.0", stack.host()),
+        &json!({"SrcImageRef": format!("{}/tool:2.0", stack.host()),
             "DstImageRef": format!("{}/{TRUSTED}:2.0", stack.host()),
             "Annotations": {"org.example.team": "payments"}}),
         &[],
@@ -272,12 +300,34 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     assert_eq!(ann["org.example.team"], "payments", "{ann:#}");
     assert_eq!(ann["io.ecr-promotion.source.digest"], tool.digest.as_str());
     assert_eq!(x.0["output"]["tags"], json!(["dev-2.0"]));
+
+    // A manual environment request for a digest nobody approved: refused, nothing tagged.
+    let x = stack.execute(
+        &json!({"image": tool_trusted, "environment": "prod"}),
+        &[],
+        &[],
+    );
+    assert_eq!(x.error(), "Approval.Missing", "{}", x.describe());
+    let err = stack
+        .invoke(
+            "retag-for-environment",
+            &json!({"image": tool_trusted, "environment": "prod", "regate": true}),
+        )
+        .expect_err("no approval");
+    assert_eq!(err.0, "Approval.Missing", "{err:?}");
+    assert_eq!(
+        c.list_tags("trusted/tool")
+            .iter()
+            .filter(|t| t.starts_with("prod-"))
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched() {
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     let bad = push_app(&c, "incoming/bad", "6.6.6");
     stack.seed_findings(&[finding(
         "bad",
@@ -288,7 +338,7 @@ fn denied_forged_and_malformed_requests_leave_the_trusted_repository_untouched()
 
     // (b) the gate denies: rejected with the reason, nothing trusted.
     let x = stack.execute(
-        &push_event("incoming/bad", &bad.digest, Some("6.6.6")),
+        &matched(&stack, "IngressPushRule", "incoming/bad"),
         &[],
         &[],
     );
@@ -391,7 +441,7 @@ fn snapshot(c: &RegistryClient, digests: &[&str]) -> Vec<String> {
 #[test]
 fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
 
     // The disguised amd64 entry carries the CRITICAL finding.
     let disguised = push_disguised_index(&c, "incoming/disguised", "6.6.6");
@@ -402,7 +452,7 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
         "CRITICAL",
     )]);
     let x = stack.execute(
-        &push_event("incoming/disguised", &disguised.digest, Some("6.6.6")),
+        &matched(&stack, "IngressPushRule", "incoming/disguised"),
         &[],
         &[],
     );
@@ -507,16 +557,12 @@ fn what_is_gated_is_what_is_promoted_and_bad_requests_change_nothing() {
 #[test]
 fn two_applications_with_the_same_version_each_get_their_own_environment_tag() {
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     stack.seed_findings(&[]);
     let a = push_app(&c, "incoming/a", "2.0.0");
     let b = push_app(&c, "upstream/b", "2.0.0");
     assert_ne!(a.digest, b.digest);
-    let xa = stack.execute(
-        &push_event("incoming/a", &a.digest, Some("2.0.0")),
-        &[],
-        &[],
-    );
+    let xa = stack.execute(&matched(&stack, "IngressPushRule", "incoming/a"), &[], &[]);
     assert_succeeded(&xa);
     let xb = stack.execute(
         &json!({"source": format!("{}/upstream/b:2.0.0", stack.host()), "application": "b"}),
@@ -568,27 +614,30 @@ fn two_applications_with_the_same_version_each_get_their_own_environment_tag() {
 }
 
 #[test]
-fn a_pending_scan_waits_in_the_loop_and_then_passes() {
-    // (c) Findings must be read twice, 2 s apart, before they count as settled; the function
-    // asks the state machine to wait 5 s between polls, which the test shortens to 0.4 s.
+fn a_pending_scan_waits_in_the_loop_and_then_passes_and_an_unsupported_image_is_refused() {
+    // (c) Inspector's coverage says PENDING_INITIAL_SCAN for 2 s after the quarantine push, then
+    // SUCCESSFUL; findings count only once 2 s have passed since that scan (settle_seconds).
+    // The function asks the state machine to wait 5 s between polls, which the test shortens
+    // to 0.4 s: the Wait loop runs until both have passed.
     let config = StackConfig {
         policy: "block_severities: [CRITICAL]\nsettle_seconds: 2\n".into(),
         poll_seconds: 5,
         max_wait_seconds: 600,
+        scan_pending: std::time::Duration::from_secs(2),
         ..StackConfig::default()
     };
     let stack = Stack::start(&config, &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     let app = push_app(&c, "incoming/slow", "3.1");
     stack.seed_findings(&[]);
     let x = stack.execute(
-        &json!({"source": format!("{}/incoming/slow:3.1", stack.host())}),
+        &matched(&stack, "IngressPushRule", "incoming/slow"),
         &[("GateWait", 400)],
         &[],
     );
     assert_succeeded(&x);
     let waits = x.path().iter().filter(|p| *p == "GateWait").count();
-    assert!(waits >= 1, "the Wait loop ran: {:?}", x.path());
+    assert!(waits >= 2, "the Wait loop ran: {:?}", x.path());
     let polls = x.state_output("Gate")["gate"]["polls"]
         .as_u64()
         .expect("polls");
@@ -599,6 +648,43 @@ fn a_pending_scan_waits_in_the_loop_and_then_passes() {
         app.bytes,
         "byte-exact quarantine"
     );
+    // Every platform was seen pending, then scanned, through ListCoverage.
+    let answers = stack.inspector.answers();
+    for child in app.children.iter().map(|(_, c)| &c.digest) {
+        let reasons: Vec<&str> = answers
+            .iter()
+            .filter(|(id, _)| id.ends_with(&format!("repository/quarantine/slow/{child}")))
+            .map(|(_, r)| r.as_str())
+            .collect();
+        assert_eq!(
+            reasons.first(),
+            Some(&"PENDING_INITIAL_SCAN"),
+            "{answers:#?}"
+        );
+        assert!(reasons.contains(&"SUCCESSFUL"), "{answers:#?}");
+    }
+
+    // An image Inspector will not scan (an unsupported operating system) fails closed.
+    stack
+        .inspector
+        .configure(|c| c.unsupported_prefixes = vec!["quarantine/legacy".into()]);
+    push_app(&c, "incoming/legacy", "1.0");
+    let x = stack.execute(
+        &matched(&stack, "IngressPushRule", "incoming/legacy"),
+        &[("GateWait", 400)],
+        &[],
+    );
+    assert_eq!(x.status(), "FAILED", "{}", x.describe());
+    assert_eq!(x.error(), "Gate.Denied", "{}", x.describe());
+    assert!(
+        x.0["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("UNSUPPORTED_OS"),
+        "{}",
+        x.describe()
+    );
+    assert!(c.list_tags("trusted/legacy").is_empty());
 }
 
 #[test]
@@ -638,7 +724,7 @@ fn a_transient_registry_failure_is_retried_by_the_state_machine() {
     assert_succeeded(&x);
     assert!(x.retries("Copy") >= 1, "Copy was retried: {}", x.describe());
     assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 12);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     assert_eq!(
         c.manifest("quarantine/library/app", &app.digest).0,
         app.bytes
@@ -684,7 +770,7 @@ fn a_private_source_is_read_with_its_credentials_from_secrets_manager() {
     );
     let x = stack.execute(&request, &[], &[]);
     assert_succeeded(&x);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     assert_eq!(
         c.manifest("quarantine/private/app", &app.digest).0,
         app.bytes
@@ -768,31 +854,6 @@ fn a_signed_package_publication_starts_exactly_one_promotion() {
         "CreateSecret",
         json!({"Name": WEBHOOK_SECRET_ID, "SecretString": SECRET}),
     );
-    moto.events("CreateEventBus", json!({"Name": EVENT_BUS}));
-    let queue = moto.sqs("CreateQueue", json!({"QueueName": "requests"}))["QueueUrl"]
-        .as_str()
-        .expect("QueueUrl")
-        .to_owned();
-    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(root().join("infra/template.yaml")).expect("template"),
-    )
-    .expect("template YAML");
-    let pattern: Value = serde_json::to_value(
-        &template["Resources"]["PromotionRequestedRule"]["Properties"]["EventPattern"],
-    )
-    .expect("EventPattern");
-    assert!(pattern.is_object(), "PromotionRequestedRule has a pattern");
-    moto.events(
-        "PutRule",
-        json!({"Name": "PromotionRequestedRule", "EventBusName": EVENT_BUS,
-            "EventPattern": pattern.to_string(), "State": "ENABLED"}),
-    );
-    moto.events(
-        "PutTargets",
-        json!({"Rule": "PromotionRequestedRule", "EventBusName": EVENT_BUS,
-            "Targets": [{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:requests"}]}),
-    );
-
     let published = |tag: &str| {
         json!({"action": "published", "registry_package": {
             "name": "app", "namespace": "acme", "package_type": "CONTAINER",
@@ -858,9 +919,10 @@ fn a_signed_package_publication_starts_exactly_one_promotion() {
         );
     }
 
-    let delivered = moto.receive_all(&queue, 5);
-    assert_eq!(delivered.len(), 1, "exactly one request: {delivered:?}");
-    let event: Value = serde_json::from_str(&delivered[0]).expect("event JSON");
+    // The stack routes the template's PromotionRequestedRule (on the pipeline's own bus).
+    let (rule, event) = stack.triggered_once();
+    assert_eq!(rule, "PromotionRequestedRule", "{event:#}");
+    assert_eq!(event["source"], "ecr-promotion", "{event:#}");
     let source = format!("{}/acme/app:1.0@{}", upstream.host(), app.digest);
     assert_eq!(event["detail"], json!({"source": source}), "{event:#}");
     assert!(
@@ -877,7 +939,7 @@ fn a_signed_package_publication_starts_exactly_one_promotion() {
         "{}",
         x.describe()
     );
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     assert_eq!(c.manifest("quarantine/acme/app", &app.digest).0, app.bytes);
 }
 
@@ -887,7 +949,7 @@ fn a_signed_package_publication_starts_exactly_one_promotion() {
 #[test]
 fn a_manual_request_preserving_the_digest_keeps_it_and_its_referrers_and_is_signed_and_attested() {
     let stack = Stack::start(&StackConfig::default(), &[]);
-    let c = RegistryClient::new(&stack.registry);
+    let c = stack.client();
     stack.seed_findings(&[]);
     let app = push_app(&c, "upstream/keep", "3.1.0");
     let sbom = push_referrer(
@@ -942,16 +1004,6 @@ fn a_manual_request_preserving_the_digest_keeps_it_and_its_referrers_and_is_sign
 /// Application `app`'s approvals repository.
 const APPROVALS: &str = "approvals/app";
 
-/// The `ECR Referrer Action` event of a push to `approvals/app`.
-fn approval_event(digest: &str) -> Value {
-    json!({"version": "0", "id": "e2e-approval", "detail-type": "ECR Referrer Action",
-        "source": "aws.ecr", "account": "123456789012", "region": "us-east-1", "resources": [],
-        "detail": {"result": "SUCCESS", "action-type": "PUSH", "repository-name": APPROVALS,
-            "image-digest": digest,
-            "manifest-media-type": "application/vnd.oci.image.manifest.v1+json",
-            "artifact-media-type": APPROVAL_TYPE}})
-}
-
 /// `trusted` (pinned `digest`, in staging) is offered for prod by approvals that must not count:
 /// unsigned, signed by a key that is no approver's, and the approver's statement about another
 /// digest re-wrapped as a referrer of this one; then a manual prod request and a direct retag
@@ -988,53 +1040,11 @@ fn refused_approvals_leave_the_tags_unchanged(
         c.get_blob(APPROVALS, m["layers"][0]["digest"].as_str().expect("layer"))
     };
 
-    // Unsigned: the approval type and environment annotation, no bundle.
-    let unsigned = push_referrer(
-        c,
-        APPROVALS,
-        &subject,
-        APPROVAL_TYPE,
-        "application/vnd.oci.empty.v1+json",
-        b"{}",
-    );
-    // Signed, but by a key that approves nothing.
-    let foreign = stack.approve(trusted, "prod", &stranger);
-    // The approver's real signature, over a statement about another digest (a platform
-    // manifest), re-wrapped as a referrer of this digest.
-    let other = stack.approve(
-        &format!("{}/{TRUSTED}@{child}", stack.host()),
-        "prod",
-        &stack.approver_key,
-    );
-    let rewrapped = push_referrer(
-        c,
-        APPROVALS,
-        &subject,
-        APPROVAL_TYPE,
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
-        &bundle_of(&other),
-    );
-    let foreign_digest = foreign["approval"].as_str().expect("digest").to_owned();
-    for (name, artifact, why) in [
-        ("unsigned", &unsigned.digest, "unsigned"),
-        (
-            "foreign key",
-            &foreign_digest,
-            "does not verify with the key of any approver of prod",
-        ),
-        (
-            "another digest",
-            &rewrapped.digest,
-            &format!("it approves {child}") as &str,
-        ),
-    ] {
-        // The approvals of this digest are exactly the hostile one (and nothing valid).
-        let listed = Pushed {
-            digest: artifact.clone(),
-            ..unsigned.clone()
-        };
-        write_referrers_fallback(c, APPROVALS, &subject, &[&listed]);
-        let x = stack.execute(&approval_event(artifact), &[], &[]);
+    // Each hostile approval is pushed to the approvals repository, its event matches the
+    // approval rule, and the execution it starts is refused with that approval's reason (the
+    // referrers API lists every approval of the digest pushed so far: none counts for prod).
+    let refused = |name: &str, why: &str| {
+        let x = stack.execute(&matched(stack, "ApprovalReferrerRule", APPROVALS), &[], &[]);
         assert_eq!(x.status(), "FAILED", "{name}: {}", x.describe());
         assert_eq!(x.error(), "Approval.Invalid", "{name}: {}", x.describe());
         let rejected = x.events("Image Rejected");
@@ -1043,22 +1053,72 @@ fn refused_approvals_leave_the_tags_unchanged(
         assert!(cause.contains(why), "{name}: {cause}");
         assert!(!x.path().iter().any(|p| p == "EnvironmentRetag"), "{name}");
         assert_eq!(c.list_tags(TRUSTED), tags_before, "{name}: tags changed");
-    }
+    };
+    // Unsigned: the approval type and an environment annotation claiming prod, no bundle (an
+    // approval without any environment hint would only re-run the valid staging approval).
+    let claims_prod = json!({"io.ecr-promotion.environment": "prod"});
+    push_referrer_with(
+        c,
+        APPROVALS,
+        &subject,
+        APPROVAL_TYPE,
+        "application/vnd.oci.empty.v1+json",
+        b"{}",
+        &claims_prod,
+    );
+    refused("unsigned", "unsigned");
+    // Signed, but by a key that approves nothing.
+    stack.approve(trusted, "prod", &stranger);
+    refused(
+        "foreign key",
+        "does not verify with the key of any approver of prod",
+    );
+    // The approver's real signature, over a statement about another digest (a platform
+    // manifest), re-wrapped as a referrer of this digest. Pushing the genuine approval of the
+    // platform manifest is an event as well: that execution is the approver's own doing.
+    let other = stack.approve(
+        &format!("{}/{TRUSTED}@{child}", stack.host()),
+        "prod",
+        &stack.approver_key,
+    );
+    let genuine = stack.execute(&matched(stack, "ApprovalReferrerRule", APPROVALS), &[], &[]);
+    // A platform manifest on its own was never promoted (nor signed) as an image: refused.
+    assert_eq!(genuine.status(), "FAILED", "{}", genuine.describe());
+    assert_eq!(
+        genuine.error(),
+        "Signature.Missing",
+        "{}",
+        genuine.describe()
+    );
+    assert_eq!(
+        c.list_tags(TRUSTED),
+        tags_before,
+        "platform approval: tags changed"
+    );
+    push_referrer_with(
+        c,
+        APPROVALS,
+        &subject,
+        APPROVAL_TYPE,
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        &bundle_of(&other),
+        &claims_prod,
+    );
+    refused("another digest", &format!("it approves {child}"));
 
-    // A manual environment request with no approval listed: refused by retag-for-environment,
-    // in the state machine and when invoked directly, with or without `regate`.
-    write_referrers_fallback(c, APPROVALS, &subject, &[]);
+    // A manual environment request: refused by retag-for-environment, in the state machine and
+    // when invoked directly, with or without `regate`.
     let x = stack.execute(&json!({"image": trusted, "environment": "prod"}), &[], &[]);
     assert_eq!(x.status(), "FAILED", "{}", x.describe());
-    assert_eq!(x.error(), "Approval.Missing", "{}", x.describe());
+    assert_eq!(x.error(), "Approval.Invalid", "{}", x.describe());
     for regate in [false, true] {
         let err = stack
             .invoke(
                 "retag-for-environment",
                 &json!({"image": trusted, "environment": "prod", "regate": regate}),
             )
-            .expect_err("no approval");
-        assert_eq!(err.0, "Approval.Missing", "{err:?}");
+            .expect_err("no valid approval");
+        assert_eq!(err.0, "Approval.Invalid", "{err:?}");
     }
     assert_eq!(c.list_tags(TRUSTED), tags_before, "manual: tags changed");
 }
@@ -1080,7 +1140,8 @@ fn push_mirror(upstream: &TestRegistry, tags: &[&str]) -> Vec<(String, Pushed)> 
 
 /// The `dev-` tags of the trusted repository of application `mirror/app`, sorted.
 fn mirrored(stack: &Stack) -> Vec<String> {
-    let mut tags: Vec<String> = RegistryClient::new(&stack.registry)
+    let mut tags: Vec<String> = stack
+        .client()
         .list_tags("trusted/mirror/app")
         .into_iter()
         .filter(|t| t.starts_with("dev-"))

@@ -13,7 +13,7 @@
 //! signed the hash of the raw message, so the signature verifies over the payload.
 //!
 //! That is the default and what the template deploys, and it is proven against a KMS stand-in:
-//! moto_server started through `scripts/moto_server_kms_digest.py`, a hand-written correction of
+//! moto_server started through `scripts/moto_server.py`, a hand-written correction of
 //! moto's DIGEST path (moto 5.2.5, the newest release, hashes the digest again, so its signatures
 //! do not verify over the payload; ../shared/reference/test-infra.md §3). The adapter tests below
 //! and the end-to-end state machine run sign in DIGEST mode there and verify the result over the
@@ -46,7 +46,7 @@ pub enum KmsMessageMode {
     #[default]
     Digest,
     /// `MessageType=RAW` with the payload (at most 4096 bytes): for KMS stand-ins whose `DIGEST`
-    /// mode is wrong, such as moto_server without `scripts/moto_server_kms_digest.py`.
+    /// mode is wrong, such as moto_server without `scripts/moto_server.py`.
     Raw,
 }
 

@@ -130,7 +130,7 @@ async fn serve(mut sock: TcpStream, handler: Handler, requests: Arc<Mutex<Vec<Re
 
 /// moto_server on a random loopback port, started as the integration tests start it: the venv's
 /// python (`.work/venv`, installed by `scripts/install-moto.sh`) running
-/// `scripts/moto_server_kms_digest.py`, moto with KMS `MessageType=DIGEST` corrected. Killed and
+/// `scripts/moto_server.py`, moto with KMS `MessageType=DIGEST` corrected. Killed and
 /// reaped on drop.
 pub struct Moto {
     /// `http://127.0.0.1:PORT`, the endpoint URL to give the SDK client.
@@ -152,7 +152,7 @@ impl Moto {
     pub fn start() -> Moto {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let python = root.join(".work/venv/bin/python");
-        let launcher = root.join("scripts/moto_server_kms_digest.py");
+        let launcher = root.join("scripts/moto_server.py");
         assert!(
             python.is_file() && root.join(".work/venv/bin/moto_server").is_file(),
             "moto is not installed in {}; the KMS adapter tests need it. Run `scripts/test.sh` \

@@ -22,11 +22,17 @@
 //!    troubleshooting pages);
 //! 7. HTTP Basic `AWS:<token>` with a token over 1,000 characters (ECR tokens are ~2,000),
 //!    checked here; docker-registry gets its own short credentials, or none;
-//! 8. manifests over 4,194,304 bytes refused (PutImage `imageManifest` length constraint).
+//! 8. manifests over 4,194,304 bytes refused (PutImage `imageManifest` length constraint);
+//! 9. the EventBridge event ECR sends for every manifest PUT and DELETE, put on the `default`
+//!    bus of moto's EventBridge, whose rules (the template's patterns) decide what starts an
+//!    execution (aws-oci-facts.md §1.1, §1.2 and the 2026 update: one `ECR Image Action` per
+//!    manifest of a multi-arch push; `ECR Referrer Action` for a manifest with a subject, as the
+//!    OCI 1.1 announcement shows).
 //!
 //! What it records for assertions: every request (method, path, status), the bytes of blob
-//! uploads per repository (received from the client, dropped or not), the 429s it gave and its
-//! mount decisions.
+//! uploads per repository (received from the client, dropped or not), the 429s it gave, its
+//! mount decisions, the events it put, and when each manifest was pushed (for the Inspector
+//! coverage stand-in, tests/it/support/inspector.rs).
 //!
 //! It runs on its own tokio runtime thread (hyper 1 server, reqwest to the upstream), so blocking
 //! tests use it like any registry; it stops when dropped. Plain HTTP on 127.0.0.1, random port.
@@ -85,6 +91,17 @@ pub struct FrontConfig {
     pub password: Option<String>,
     /// 8. Refuse manifest PUTs larger than this many bytes.
     pub max_manifest_bytes: Option<usize>,
+    /// 9. Where to put the events ECR would send (`None`: no events).
+    pub events: Option<EventBridge>,
+}
+
+/// An EventBridge API endpoint (moto_server) and the account and Region the events name.
+#[derive(Clone, Debug)]
+pub struct EventBridge {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The Region the request is signed for (moto keeps one backend per Region).
+    pub region: String,
 }
 
 impl FrontConfig {
@@ -102,6 +119,7 @@ impl FrontConfig {
             put_image_throttle: Some(Throttle::ecr()),
             password: Some(ecr_like_token()),
             max_manifest_bytes: Some(ECR_MAX_MANIFEST_BYTES),
+            events: None,
         }
     }
 }
@@ -193,6 +211,60 @@ pub struct MountDecision {
     pub forwarded: bool,
 }
 
+/// An event the front put on the bus.
+#[derive(Clone, Debug)]
+pub struct Emitted {
+    /// `ECR Image Action` or `ECR Referrer Action`.
+    pub detail_type: String,
+    /// The event's `detail`.
+    pub detail: Value,
+    /// What PutEvents answered: `Ok(event id)` or the failure.
+    pub put: Result<String, String>,
+}
+
+/// A manifest the front holds, as Inspector's coverage sees ECR images.
+#[derive(Clone, Debug)]
+pub struct SeenManifest {
+    /// The repository.
+    pub repository: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its `artifactType`, else its config's media type (`None` for an index).
+    pub artifact_type: Option<String>,
+    /// When it was first pushed.
+    pub pushed_at: std::time::SystemTime,
+}
+
+/// A live view of the manifests pushed through a front (shared with its server).
+#[derive(Clone)]
+pub struct Seen(Arc<State>);
+
+impl Seen {
+    /// Every manifest pushed through the front and not deleted since.
+    pub fn manifests(&self) -> Vec<SeenManifest> {
+        let pushed = self.0.pushed.lock().expect("pushed");
+        let mut out: Vec<SeenManifest> = pushed
+            .iter()
+            .flat_map(|(repo, list)| {
+                list.iter().map(move |k| SeenManifest {
+                    repository: repo.clone(),
+                    digest: k.digest.clone(),
+                    media_type: k.descriptor["mediaType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    artifact_type: k.descriptor["artifactType"].as_str().map(str::to_owned),
+                    pushed_at: k.pushed_at,
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.pushed_at);
+        out
+    }
+}
+
 /// The running front; stopped on drop.
 pub struct EcrFront {
     host: String,
@@ -237,6 +309,7 @@ impl EcrFront {
             pushed: Mutex::default(),
             parsed: Mutex::default(),
             mounts: Mutex::default(),
+            emitted: Mutex::default(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serving = state.clone();
@@ -302,6 +375,16 @@ impl EcrFront {
     pub fn mounts(&self) -> Vec<MountDecision> {
         self.state.mounts.lock().expect("mounts").clone()
     }
+
+    /// Every event put on the bus so far, in order.
+    pub fn emitted(&self) -> Vec<Emitted> {
+        self.state.emitted.lock().expect("emitted").clone()
+    }
+
+    /// A live view of the manifests pushed through this front.
+    pub fn seen(&self) -> Seen {
+        Seen(self.state.clone())
+    }
 }
 
 impl Drop for EcrFront {
@@ -327,6 +410,8 @@ struct Known {
     subject: Option<String>,
     /// Its descriptor in a referrers answer.
     descriptor: Value,
+    /// When it was first pushed.
+    pushed_at: std::time::SystemTime,
 }
 
 /// An upload session's `PATCH`es.
@@ -357,6 +442,7 @@ struct State {
     /// change).
     parsed: Mutex<HashMap<String, Vec<String>>>,
     mounts: Mutex<Vec<MountDecision>>,
+    emitted: Mutex<Vec<Emitted>>,
 }
 
 async fn serve(
@@ -461,6 +547,11 @@ async fn dispatch(st: &State, req: Request<Incoming>) -> Response<Body> {
                 if let Some(list) = st.pushed.lock().expect("pushed").get_mut(&repo) {
                     list.retain(|k| k.digest != reference);
                 }
+                // ECR Image Action, action-type DELETE (aws-oci-facts.md §1.1). The registry
+                // API deletes by digest only; which other fields ECR sends is ASSUMED.
+                let detail = json!({"result": "SUCCESS", "repository-name": repo,
+                    "image-digest": reference, "action-type": "DELETE"});
+                emit(st, "ECR Image Action", detail).await;
             }
             resp
         }
@@ -659,18 +750,108 @@ async fn put_manifest(
         if doc["annotations"].is_object() {
             descriptor["annotations"] = doc["annotations"].clone();
         }
-        let mut pushed = st.pushed.lock().expect("pushed");
-        let list = pushed.entry(repo.to_owned()).or_default();
-        if !list.iter().any(|k| k.digest == digest) {
-            list.push(Known {
-                digest,
-                references: references_of(&doc),
-                subject,
-                descriptor,
-            });
+        let event = push_event(repo, reference, &digest, &descriptor, subject.is_some());
+        {
+            let mut pushed = st.pushed.lock().expect("pushed");
+            let list = pushed.entry(repo.to_owned()).or_default();
+            if !list.iter().any(|k| k.digest == digest) {
+                list.push(Known {
+                    digest,
+                    references: references_of(&doc),
+                    subject,
+                    descriptor,
+                    pushed_at: std::time::SystemTime::now(),
+                });
+            }
         }
+        // Put before answering, so that when the client's PUT returns its event is already
+        // routed (ECR's delivery is asynchronous and best-effort: the tests wait for nothing).
+        emit(st, event.0, event.1).await;
     }
     out
+}
+
+// ---- 9. Events ---------------------------------------------------------------------------------
+
+/// The event ECR sends for a successful manifest PUT: (detail-type, detail).
+///
+/// `ECR Image Action` (aws-oci-facts.md §1.1, from the ECR user guide's "Amazon ECR events and
+/// EventBridge"): `result`, `repository-name` (the plain name), `image-digest`, `action-type`
+/// `PUSH`, `image-tag`, `manifest-media-type`, `artifact-media-type` (the config's media type,
+/// or the manifest's `artifactType`). Each manifest of a multi-arch push is its own event, the
+/// platform manifests (pushed by digest) with an empty `image-tag` (§4 2026 update); an index
+/// has no config, so no `artifact-media-type` (ASSUMED).
+///
+/// A manifest with a `subject` is an `ECR Referrer Action` with the same fields (the OCI 1.1
+/// announcement's example; §1.2 says ECR's documentation does not settle it, and the template's
+/// approval rule accepts both detail-types). Its `image-digest` is the referrer's own digest
+/// (ASSUMED: AWS does not say; the gate accepts the subject's as well).
+fn push_event(
+    repo: &str,
+    reference: &str,
+    digest: &str,
+    descriptor: &Value,
+    referrer: bool,
+) -> (&'static str, Value) {
+    let tag = if reference.starts_with("sha256:") {
+        ""
+    } else {
+        reference
+    };
+    let mut detail = json!({"result": "SUCCESS", "repository-name": repo,
+        "image-digest": digest, "action-type": "PUSH", "image-tag": tag,
+        "manifest-media-type": descriptor["mediaType"]});
+    if let Some(t) = descriptor["artifactType"].as_str() {
+        detail["artifact-media-type"] = json!(t);
+    }
+    let detail_type = if referrer {
+        "ECR Referrer Action"
+    } else {
+        "ECR Image Action"
+    };
+    (detail_type, detail)
+}
+
+/// Puts one `aws.ecr` event on the `default` bus (EventBridge's JSON protocol,
+/// `AWSEvents.PutEvents`) and records the answer. The signature is moto's usual dummy: moto
+/// reads the Region from the credential scope and checks nothing else.
+async fn emit(st: &State, detail_type: &str, detail: Value) {
+    let Some(bus) = &st.config.events else {
+        return;
+    };
+    let body = json!({"Entries": [{"Source": "aws.ecr", "DetailType": detail_type,
+        "Detail": detail.to_string(), "Resources": [], "EventBusName": "default"}]});
+    let put = async {
+        let resp = st
+            .client
+            .post(&bus.endpoint)
+            .header("X-Amz-Target", "AWSEvents.PutEvents")
+            .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .header(
+                header::AUTHORIZATION,
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{}/events/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                    bus.region
+                ),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let answer: Value = resp.json().await.map_err(|e| e.to_string())?;
+        match answer["Entries"][0]["EventId"].as_str() {
+            Some(id) if status.is_success() && answer["FailedEntryCount"] == 0 => Ok(id.to_owned()),
+            _ => Err(format!("PutEvents answered {status}: {answer}")),
+        }
+    }
+    .await;
+    st.emitted.lock().expect("emitted").push(Emitted {
+        detail_type: detail_type.to_owned(),
+        detail,
+        put,
+    });
 }
 
 /// Behaviour 6, PutImage throttling: a token bucket of `burst` tokens refilled at `per_second`.

@@ -131,6 +131,14 @@ impl RegistryClient {
         c
     }
 
+    /// A client for `host` (`127.0.0.1:PORT`) with HTTP basic credentials, e.g. an ECR-faithful
+    /// front's `AWS:<token>`.
+    pub fn with_basic_auth(host: &str, user: &str, password: &str) -> Self {
+        let mut c = Self::anonymous(host);
+        c.auth = Some((user.to_owned(), password.to_owned()));
+        c
+    }
+
     /// A client without credentials for `host` (`127.0.0.1:PORT`).
     pub fn anonymous(host: &str) -> Self {
         let http = Client::builder()
@@ -217,15 +225,25 @@ impl RegistryClient {
         bytes: &[u8],
     ) -> String {
         let digest = sha256_digest(bytes);
-        let resp = self
-            .with_auth(
-                self.http
-                    .put(self.url(&format!("/v2/{repo}/manifests/{reference}"))),
-            )
-            .header("content-type", media_type)
-            .body(bytes.to_vec())
-            .send()
-            .expect("PUT manifest");
+        // A registry that throttles PutImage (ECR, the ECR-faithful front) answers 429: wait
+        // and try again, as every ECR client must (at most 20 times, 100 ms apart).
+        let mut attempts = 0;
+        let resp = loop {
+            let resp = self
+                .with_auth(
+                    self.http
+                        .put(self.url(&format!("/v2/{repo}/manifests/{reference}"))),
+                )
+                .header("content-type", media_type)
+                .body(bytes.to_vec())
+                .send()
+                .expect("PUT manifest");
+            attempts += 1;
+            if resp.status() != StatusCode::TOO_MANY_REQUESTS || attempts == 20 {
+                break resp;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let status = resp.status();
         let header = resp
             .headers()
@@ -270,6 +288,24 @@ impl RegistryClient {
                 resp.text().unwrap_or_default()
             ),
         }
+    }
+
+    /// `GET /v2/<repo>/referrers/<digest>`: the OCI 1.1 referrers API's index (a registry
+    /// without it, such as docker-registry, fails the test).
+    pub fn referrers(&self, repo: &str, digest: &str) -> Value {
+        let resp = self
+            .with_auth(
+                self.http
+                    .get(self.url(&format!("/v2/{repo}/referrers/{digest}"))),
+            )
+            .send()
+            .expect("GET referrers");
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "GET referrers of {repo}@{digest}"
+        );
+        resp.json().expect("a referrers index")
     }
 
     /// The manifest at `reference`, panicking with context when it is absent.
@@ -650,6 +686,27 @@ pub fn push_referrer(
     payload_media_type: &str,
     payload: &[u8],
 ) -> Pushed {
+    push_referrer_with(
+        c,
+        repo,
+        subject,
+        artifact_type,
+        payload_media_type,
+        payload,
+        &json!({}),
+    )
+}
+
+/// [`push_referrer`] with more `annotations` on the manifest.
+pub fn push_referrer_with(
+    c: &RegistryClient,
+    repo: &str,
+    subject: &Pushed,
+    artifact_type: &str,
+    payload_media_type: &str,
+    payload: &[u8],
+    annotations: &Value,
+) -> Pushed {
     let empty = c.push_blob(repo, b"{}", OCI_EMPTY);
     let layer = c.push_blob(repo, payload, payload_media_type);
     let manifest = json!({
@@ -661,6 +718,10 @@ pub fn push_referrer(
         "subject": subject.descriptor(),
         "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z", "org.example.nonce": nonce()},
     });
+    let mut manifest = manifest;
+    for (k, v) in annotations.as_object().into_iter().flatten() {
+        manifest["annotations"][k] = v.clone();
+    }
     let bytes = to_manifest_bytes(&manifest);
     let digest = sha256_digest(&bytes);
     c.push_manifest(repo, &digest, OCI_MANIFEST, &bytes);

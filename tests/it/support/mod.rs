@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod ecr_front;
 pub mod images;
+pub mod inspector;
 pub mod moto;
 pub mod pipeline;
 pub mod registry;

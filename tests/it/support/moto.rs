@@ -4,9 +4,10 @@
 //! are created with plain KMS JSON calls, not with the code under test. And EventBridge with SQS
 //! targets: the real event-pattern matcher for the template's rules (tests/it/infra.rs).
 //!
-//! moto is started through `scripts/moto_server_kms_digest.py`: moto_server with KMS
+//! moto is started through `scripts/moto_server.py`: moto_server with KMS
 //! `MessageType=DIGEST` corrected (moto 5.2.5 signs SHA-256 of the digest), so the signing tests
-//! run in the mode the template deploys.
+//! run in the mode the template deploys, and ECR tokens shaped like ECR's (~2,000 characters,
+//! valid 12 hours).
 
 use super::registry::free_port;
 use base64::Engine as _;
@@ -31,14 +32,15 @@ pub struct Moto {
 }
 
 /// What starts moto: the venv's python (`.work/venv`, where `scripts/install-moto.sh` installs
-/// PyPI `moto[server]`) running `scripts/moto_server_kms_digest.py`, which is `moto_server` with
-/// KMS `MessageType=DIGEST` corrected (moto hashes the digest again) and the same arguments.
+/// PyPI `moto[server]`) running `scripts/moto_server.py`, which is `moto_server` with
+/// KMS `MessageType=DIGEST` corrected (moto hashes the digest again), ECR-shaped tokens, and the
+/// same arguments.
 /// Panics naming what is missing and the install script.
 pub fn moto_program() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    let launcher = root.join("scripts/moto_server_kms_digest.py");
+    let launcher = root.join("scripts/moto_server.py");
     assert!(launcher.is_file(), "{} is missing", launcher.display());
     let venv = root.join(".work/venv/bin");
     let (python, moto_server) = (venv.join("python"), venv.join("moto_server"));

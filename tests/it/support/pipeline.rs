@@ -1,16 +1,33 @@
 //! The whole pipeline on local stand-ins (docs/DESIGN.md, "Local stand-ins"):
-//! - one `docker-registry` holding the ingress, quarantine and trusted repositories, with basic
-//!   auth whose password is the token moto's ECR `GetAuthorizationToken` hands out, so the
-//!   Lambdas authenticate exactly as on AWS (`ECR_REGISTRY_ALIASES` names the host as ECR);
+//! - one `docker-registry` holding the ingress, quarantine, trusted and approvals repositories,
+//!   behind the ECR-faithful front (`support/ecr_front.rs`) with every ECR behaviour on: the
+//!   referrers API, the mount rule, dropped later `PATCH` bodies, no media type parameters,
+//!   PutImage throttled at 10/s, the 4 MiB manifest limit, and HTTP basic `AWS:<token>` with the
+//!   ~2,000-character token moto's ECR `GetAuthorizationToken` hands out (`scripts/moto_server.py`
+//!   makes it ECR-shaped), so the Lambdas authenticate exactly as on AWS
+//!   (`ECR_REGISTRY_ALIASES` names the front as ECR). Nothing reaches docker-registry but
+//!   through the front, except the tests' own reads of what was stored;
+//! - ECR's events: the front puts an `ECR Image Action` / `ECR Referrer Action` on moto's
+//!   default bus for every manifest PUT and DELETE; the template's rules (their patterns read
+//!   from `infra/template.yaml`) route matches to SQS queues, and the tests start executions
+//!   only from what those queues received ([`Stack::triggered`]);
+//! - Inspector: `ListCoverage` from the coverage stand-in (`support/inspector.rs`) for the images
+//!   the front holds (quarantine and trusted under continuous scanning), findings from moto; the
+//!   functions run without `INSPECTOR_ASSUME_SCANNED`, so the gate's wait and settle loop runs as
+//!   deployed;
 //! - `moto_server` for KMS (signing key; `MessageType=DIGEST` corrected, so the Sign function
-//!   runs in its default DIGEST mode, as deployed), Inspector2 (seeded findings) and ECR (tokens);
-//! - `cargo lambda watch` (PyPI `cargo-lambda`) serving the five real Lambda binaries;
+//!   runs in its default DIGEST mode, as deployed), Inspector2 findings, ECR tokens, EventBridge,
+//!   SQS and Secrets Manager;
+//! - `cargo lambda watch` (PyPI `cargo-lambda`) serving the real Lambda binaries;
 //! - `aws-local-stepfunctions` on Node 22 running the real `statemachine/promotion.asl.json`
 //!   (`tests/sfn/run.mjs`).
 //!
 //! Every program is found under `.work/` (installed by `scripts/setup.sh`) and the start fails,
 //! naming the program and the set-up component, when one is missing.
 
+use super::ecr_front::{EcrFront, EventBridge, FrontConfig};
+use super::images::RegistryClient;
+use super::inspector::{CoverageConfig, InspectorStandIn};
 use super::moto::Moto;
 use super::registry::{TestRegistry, free_port};
 use base64::Engine as _;
@@ -81,7 +98,16 @@ pub struct StackConfig {
     /// github-webhook's `WEBHOOK_REGISTRY` (its secret is [`WEBHOOK_SECRET_ID`] in moto's
     /// Secrets Manager, its bus [`EVENT_BUS`]).
     pub webhook_registry: String,
+    /// How long Inspector keeps a pushed image `PENDING_INITIAL_SCAN`.
+    pub scan_pending: Duration,
 }
+
+/// The template's rules the stack routes (name, bus): each to its own SQS queue.
+pub const RULES: [(&str, &str); 3] = [
+    ("IngressPushRule", "default"),
+    ("ApprovalReferrerRule", "default"),
+    ("PromotionRequestedRule", EVENT_BUS),
+];
 
 /// github-webhook's secret (`WEBHOOK_SECRET_ID`), to be created by the test that needs it.
 pub const WEBHOOK_SECRET_ID: &str = "github-webhook";
@@ -95,14 +121,19 @@ impl Default for StackConfig {
             poll_seconds: 30,
             max_wait_seconds: 1800,
             webhook_registry: "ghcr.io".into(),
+            scan_pending: Duration::ZERO,
         }
     }
 }
 
 /// A running deployment on stand-ins; everything is stopped on drop.
 pub struct Stack {
-    /// The registry (ingress, quarantine and trusted repositories).
-    pub registry: TestRegistry,
+    /// The ECR-faithful front: the registry the functions, the CLI and [`Stack::client`] see.
+    pub front: EcrFront,
+    /// Inspector's coverage stand-in (findings are moto's).
+    pub inspector: InspectorStandIn,
+    /// The docker-registry behind the front (its own short credentials), kept running.
+    _registry: TestRegistry,
     /// moto.
     pub moto: Moto,
     /// The signing key id in moto's KMS.
@@ -112,8 +143,10 @@ pub struct Stack {
     pub approver_key: String,
     /// The deployment's environments document (`ENVIRONMENTS`), as a file for the CLI.
     pub environments_file: tempfile::NamedTempFile,
-    /// The registry password (moto's ECR token).
+    /// The registry password (moto's ECR token, ~2,000 characters).
     pub password: String,
+    /// The template's rules in moto's EventBridge.
+    pub rules: Rules,
     watch: Child,
     watch_port: u16,
     watch_log: tempfile::NamedTempFile,
@@ -139,6 +172,115 @@ fn ecr_token(moto: &Moto) -> (String, String) {
     (u.to_owned(), p.to_owned())
 }
 
+/// The template's [`RULES`] put into moto's EventBridge, their patterns as the template writes
+/// them (with this stack's parameters), each targeting its own SQS queue: moto cannot start a
+/// Step Functions execution (its PutEvents answers 500 for such a target, test-infra.md §3), so
+/// the queue stands for the target and the tests run what it receives. The template's targets
+/// pass the whole event (no Input, InputPath or InputTransformer): checked here, since the
+/// state machine is handed the event as the queue holds it.
+pub struct Rules {
+    /// Each rule of [`RULES`] and the URL of the SQS queue it delivers to.
+    queues: Vec<(String, String)>,
+}
+
+impl Rules {
+    /// Creates the pipeline's bus, the queues and the rules in `moto`.
+    pub fn route(moto: &Moto) -> Rules {
+        Rules {
+            queues: route_rules(moto),
+        }
+    }
+
+    /// The events the rules matched since the last call: (rule name, event as delivered).
+    pub fn matched(&self, moto: &Moto) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for (rule, queue) in &self.queues {
+            for body in moto.receive_all(queue, 0) {
+                let event: Value = serde_json::from_str(&body).expect("an event");
+                out.push((rule.clone(), event));
+            }
+        }
+        out
+    }
+}
+
+fn route_rules(moto: &Moto) -> Vec<(String, String)> {
+    let template: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("infra/template.yaml")).expect("template"),
+    )
+    .expect("template YAML");
+    let parameters = json!({
+        "IngressRepositoryPrefix": "incoming/",
+        "ApprovalsRepositoryPrefix": "approvals/",
+        "ApprovalArtifactType": APPROVAL_TYPE,
+    });
+    moto.events("CreateEventBus", json!({"Name": EVENT_BUS}));
+    let mut queues = Vec::new();
+    for (rule, bus) in RULES {
+        let properties: Value =
+            serde_json::to_value(&template["Resources"][rule]["Properties"]).expect("JSON");
+        let pattern = resolve_refs(&properties["EventPattern"], &parameters);
+        assert!(pattern.is_object(), "{rule} has no EventPattern");
+        for target in properties["Targets"].as_array().expect("Targets") {
+            for key in ["Input", "InputPath", "InputTransformer"] {
+                assert!(
+                    target[key].is_null(),
+                    "{rule}'s target sets {key}: the harness hands the state machine the whole event"
+                );
+            }
+        }
+        let queue = moto.sqs("CreateQueue", json!({"QueueName": rule}))["QueueUrl"]
+            .as_str()
+            .expect("QueueUrl")
+            .to_owned();
+        moto.events(
+            "PutRule",
+            json!({"Name": rule, "EventBusName": bus, "EventPattern": pattern.to_string(),
+                "State": "ENABLED"}),
+        );
+        moto.events(
+            "PutTargets",
+            json!({"Rule": rule, "EventBusName": bus, "Targets": [{"Id": "queue",
+                "Arn": format!("arn:aws:sqs:{}:{}:{rule}", super::moto::REGION, super::moto::ACCOUNT)}]}),
+        );
+        queues.push((rule.to_owned(), queue));
+    }
+    queues
+}
+
+/// `value` with every `{"Ref": name}` replaced by `parameters[name]`; any other intrinsic, or a
+/// parameter not given, fails the test (the pattern would not be the template's).
+fn resolve_refs(value: &Value, parameters: &Value) -> Value {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
+            let name = map["Ref"].as_str().expect("Ref names a parameter");
+            let v = &parameters[name];
+            assert!(
+                !v.is_null(),
+                "the rule refers to {name}: give the harness its value"
+            );
+            v.clone()
+        }
+        Value::Object(map) => {
+            for k in map.keys() {
+                assert!(
+                    !k.starts_with("Fn::"),
+                    "{k} in an event pattern: teach the harness to resolve it"
+                );
+            }
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), resolve_refs(v, parameters)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolve_refs(v, parameters)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 impl Stack {
     /// Starts the registry, moto and `cargo lambda watch` configured with `config`, then invokes
     /// each function once with `{}` (which must be `Input.Invalid`: it also starts them).
@@ -148,7 +290,37 @@ impl Stack {
         let cargo_lambda = work_program("venv/bin/cargo-lambda", "cargo_lambda");
         let moto = Moto::start();
         let (user, password) = ecr_token(&moto);
-        let registry = TestRegistry::start_with_basic_auth(&user, &password);
+        assert_eq!(user, "AWS");
+        assert!(
+            password.len() > 1000,
+            "moto's ECR token is {} characters: start moto through scripts/moto_server.py, \
+             which hands out ECR-shaped ones",
+            password.len()
+        );
+        let registry = TestRegistry::start_with_basic_auth("registry", &super::images::nonce());
+        let front = EcrFront::start(
+            &registry,
+            FrontConfig {
+                password: Some(password.clone()),
+                events: Some(EventBridge {
+                    endpoint: moto.url(),
+                    region: super::moto::REGION.into(),
+                }),
+                ..FrontConfig::ecr()
+            },
+        );
+        let inspector = InspectorStandIn::start(
+            &moto.url(),
+            front.seen(),
+            CoverageConfig {
+                scanned_prefixes: vec!["quarantine/".into(), "trusted/".into()],
+                pending_for: config.scan_pending,
+                unsupported_prefixes: Vec::new(),
+                account: super::moto::ACCOUNT.into(),
+                region: super::moto::REGION.into(),
+            },
+        );
+        let rules = Rules::route(&moto);
         let key_id = moto.create_signing_key("ECC_NIST_P256");
         let approver_key = format!("awskms:///{}", moto.create_signing_key("ECC_NIST_P256"));
         let approver = json!([{"name": "release-manager", "key": approver_key}]);
@@ -158,7 +330,7 @@ impl Stack {
             {"name": "prod", "approvers": approver},
         ]});
 
-        let host = registry.host();
+        let host = front.host();
         let mut insecure = vec![host.clone()];
         insecure.extend(extra_insecure.iter().cloned());
         let watch_port = free_port();
@@ -221,8 +393,9 @@ impl Stack {
             .env("WEBHOOK_SECRET_ID", WEBHOOK_SECRET_ID)
             .env("EVENT_BUS_NAME", EVENT_BUS)
             .env("WEBHOOK_REGISTRY", &config.webhook_registry)
-            .env("INSPECTOR_ASSUME_SCANNED", "true")
             .env("AWS_ENDPOINT_URL", moto.url())
+            // The SDKs' service-specific endpoint: ListCoverage from the stand-in.
+            .env("AWS_ENDPOINT_URL_INSPECTOR2", inspector.url())
             .env("AWS_REGION", super::moto::REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -234,12 +407,15 @@ impl Stack {
         let environments_file = tempfile::NamedTempFile::new().expect("environments file");
         std::fs::write(environments_file.path(), environments.to_string()).expect("write");
         let stack = Stack {
-            registry,
+            front,
+            inspector,
+            _registry: registry,
             moto,
             key_id,
             approver_key,
             environments_file,
             password,
+            rules,
             watch,
             watch_port,
             watch_log,
@@ -277,9 +453,39 @@ impl Stack {
         std::fs::read_to_string(self.watch_log.path()).unwrap_or_default()
     }
 
-    /// The registry host.
+    /// The registry host the functions see (the front).
     pub fn host(&self) -> String {
-        self.registry.host()
+        self.front.host()
+    }
+
+    /// A client of the front with the ECR token: what a `docker push` to ECR is.
+    pub fn client(&self) -> RegistryClient {
+        RegistryClient::with_basic_auth(&self.front.host(), "AWS", &self.password)
+    }
+
+    /// The events the template's rules matched since the last call, as the rules hand them to
+    /// their target: (rule name, event). Fails when the front could not put an event.
+    pub fn triggered(&self) -> Vec<(String, Value)> {
+        let failed: Vec<_> = self
+            .front
+            .emitted()
+            .into_iter()
+            .filter(|e| e.put.is_err())
+            .collect();
+        assert!(failed.is_empty(), "PutEvents failed: {failed:?}");
+        self.rules.matched(&self.moto)
+    }
+
+    /// The one event the rules matched since the last call, and which rule matched it.
+    pub fn triggered_once(&self) -> (String, Value) {
+        let mut all = self.triggered();
+        assert_eq!(
+            all.len(),
+            1,
+            "exactly one rule match expected: {all:#?}\nemitted: {:#?}",
+            self.front.emitted()
+        );
+        all.remove(0)
     }
 
     /// The invoke URL of a function.

@@ -95,7 +95,15 @@ pub async fn retag_for_environment(
     };
     let env = target.name.clone();
     let rules = settings.policy.rules(Some(&env));
-    let reusable = !req.regate && rules == settings.policy.rules(None);
+    // The attestation records the base rules passing: it stands in only where the environment
+    // adds nothing of its own (the rules resolved for it differ from the base in nothing but
+    // the environment's name).
+    let base = settings.policy.rules(None);
+    let reusable = !req.regate
+        && crate::gate::Rules {
+            environment: None,
+            ..rules.clone()
+        } == base;
     let check = Some(GateCheck {
         source: findings,
         rules,

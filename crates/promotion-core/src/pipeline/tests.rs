@@ -627,3 +627,83 @@ async fn sign_attests_what_promote_recorded_and_refuses_forged_claims_and_record
         (0, false)
     );
 }
+
+/// At the end of a promotion the trusted digest is a new image to Inspector (coverage is per
+/// repository), usually not scanned yet: the first environment's tag goes on on the strength of
+/// the pipeline's own fresh attestation of the same policy passing, while an environment with
+/// rules of its own, or `regate`, runs the gate and waits for the scan (found by the ECR-faithful
+/// front and the Inspector coverage stand-in end to end: the rules compared unequal for their
+/// environment's name alone, so the first tag of every promotion waited for the trusted scan).
+#[tokio::test]
+async fn the_first_environment_tag_reuses_the_fresh_attestation_while_the_trusted_scan_is_pending()
+{
+    let reg = MemoryRegistry::new();
+    let (quarantine, _) = quarantined(&reg);
+    let policy = Policy::parse(
+        "block_severities: [CRITICAL]\nenvironments:\n  prod:\n    block_severities: [CRITICAL, HIGH]\n",
+    )
+    .unwrap();
+    let envs = Environments::parse(
+        r#"{"environments": [{"name": "dev"}, {"name": "prod", "approval_required": false}]}"#,
+    )
+    .unwrap();
+    let done = promote_and_annotate(
+        &reg,
+        &repos(),
+        &FileSource::from_json(r#"{"findings":[]}"#).unwrap(),
+        &promote_settings(&policy, &envs, &Entries::default()),
+        &PromoteRequest {
+            quarantine: quarantine.clone(),
+            ..PromoteRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    let key = crate::sign::local::LocalSigner::generate_p256();
+    sign(
+        &reg,
+        &repos(),
+        &key,
+        crate::sign::store::SignMode::Both,
+        &SystemClock,
+        &SignRequest {
+            image: done.trusted.clone(),
+            quarantine: Some(quarantine),
+            gate: Some(done.gate_record.clone()),
+            ..SignRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    let public = crate::sign::Signer::public_key(&key).clone();
+    let approvers = crate::environment::ApproverKeys::default();
+    let settings = RetagSettings {
+        environments: &envs,
+        policy: &policy,
+        key: &public,
+        approvers: &approvers,
+        clock: &SystemClock,
+    };
+    let retag = |environment: Option<&str>, regate: bool| {
+        let (reg, settings) = (&reg, &settings);
+        let req = RetagRequest {
+            image: done.trusted.clone(),
+            environment: environment.map(str::to_owned),
+            build: Some("1.0".into()),
+            regate,
+            ..RetagRequest::default()
+        };
+        async move { retag_for_environment(reg, &repos(), &NeverScanned, settings, &req).await }
+    };
+    // regate: the gate runs, and the trusted digest is not scanned yet.
+    let e = retag(None, true).await.unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::GateTimeout, "{e}");
+    assert!(reg.tags(&t()).iter().all(|t| !t.starts_with("dev-")));
+    // The first environment, the base rules: the attestation stands in.
+    let r = retag(None, false).await.unwrap();
+    assert_eq!(r.tags, vec!["dev-1.0".to_owned()]);
+    assert!(r.gate.is_none(), "the gate was not re-run: {:?}", r.gate);
+    // prod blocks HIGH as well: its rules are not what was attested, so the gate runs.
+    let e = retag(Some("prod"), false).await.unwrap_err();
+    assert_eq!(e.error_type(), ErrorType::GateTimeout, "{e}");
+}

@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""A hand-written correction of a test stand-in: moto_server with KMS MessageType=DIGEST fixed.
+"""Hand-written corrections of a test stand-in: moto_server with two behaviours made AWS's.
 
-Test infrastructure, not product code. It reproduces what the KMS API reference says of the
-`MessageType` request parameter of Sign (Verify says the same),
+Test infrastructure, not product code. Everything else is moto_server as installed, with the same
+command line:
+
+    .work/venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p 5000
+
+It refuses to start, naming the moto version, when what it replaces is no longer there.
+
+1. KMS `MessageType=DIGEST`. It reproduces what the KMS API reference says of the `MessageType`
+request parameter of Sign (Verify says the same),
 https://docs.aws.amazon.com/kms/latest/APIReference/API_Sign.html: with RAW, KMS uses the
 standard signing algorithm, which begins with a hash function; with DIGEST it "skips the hashing
 step in the signing algorithm", and "the length of the Message value must match the length of
@@ -21,26 +28,33 @@ prehashed (cryptography's `Prehashed`) with the key moto holds: ECDSA, RSASSA_PK
 RSASSA_PSS (MGF1 with the same hash and a salt as long as the hash, as KMS documents; moto's own
 RAW PSS signatures use the longest salt instead and so fail a DIGEST Verify).
 
-Everything else is moto_server as installed, with the same command line:
-
-    .work/venv/bin/python scripts/moto_server_kms_digest.py -H 127.0.0.1 -p 5000
-
-It refuses to start, naming the moto version, when what it replaces is no longer there.
+2. ECR `GetAuthorizationToken`. The ECR API reference (GetAuthorizationToken, AuthorizationData)
+says the token is base64 of `user:password` (user `AWS`), valid for 12 hours (`expiresAt`); the
+ECR user guide ("Registry authentication") and every client's experience put the password at
+about 2,000 characters, which is why clients must not assume short passwords (htpasswd refuses
+passwords over 256 characters, bcrypt reads 72 bytes: reference/test-infra.md section 1). moto
+5.2.5 returns the password `<account>-auth-token` (23 characters) that expired in 2015. The
+replacement returns, per registry id, a password of 2,000 base64 characters drawn at random once
+per server (so every call of one test's server gets the same one: the ECR-faithful front in
+tests/it/support/ecr_front.rs checks it) and `expiresAt` twelve hours from the call.
+`MOTO_ECR_TOKENS=moto` in the environment keeps moto's own short token, for a stand-in that
+stores the password in htpasswd (bench/cost-bench.sh).
 """
-
 import base64
 import functools
 import json
+import os
 import sys
+import time
 
 import moto
 
 
 def _fail(what: str) -> None:
     sys.exit(
-        f"moto_server_kms_digest: {what} in moto {moto.__version__} (the correction was written "
-        "for moto 5.2.5's KMS); check whether this moto implements MessageType=DIGEST itself "
-        "and update scripts/moto_server_kms_digest.py"
+        f"moto_server.py: {what} in moto {moto.__version__} (the corrections were written for "
+        "moto 5.2.5's KMS and ECR); check whether this moto implements them itself and update "
+        "scripts/moto_server.py"
     )
 
 
@@ -52,6 +66,8 @@ try:
     from moto.kms.models import KmsBackend
     from moto.kms.responses import KmsResponse
     from moto.kms.utils import generate_private_key
+    from moto.ecr.responses import ECRResponse
+    from moto.core.responses import ActionResult
     from moto.server import main
 except ImportError as e:
     _fail(f"cannot import {e.name}")
@@ -59,6 +75,7 @@ except ImportError as e:
 for _owner, _names in (
     (KmsResponse, ("sign", "verify", "_get_param", "_validate_key_id")),
     (KmsBackend, ("sign", "verify", "describe_key")),
+    (ECRResponse, ("get_authorization_token", "_get_param")),
 ):
     for _name in _names:
         if not callable(getattr(_owner, _name, None)):
@@ -173,6 +190,41 @@ def _digest_aware(original, on_digest):
 
 KmsResponse.sign = _digest_aware(KmsResponse.sign, _sign_digest)
 KmsResponse.verify = _digest_aware(KmsResponse.verify, _verify_digest)
+
+# ---- 2. ECR GetAuthorizationToken -----------------------------------------------------------
+
+# ECR's passwords are ~2,000 characters: 1,500 random bytes are 2,000 base64 characters.
+_PASSWORDS: dict = {}
+_TOKEN_HOURS = 12
+
+
+def _ecr_password(registry_id):
+    if registry_id not in _PASSWORDS:
+        _PASSWORDS[registry_id] = base64.b64encode(os.urandom(1500)).decode("ascii")
+    return _PASSWORDS[registry_id]
+
+
+def _get_authorization_token(self):
+    registry_ids = self._get_param("registryIds") or [self.current_account]
+    expires = time.time() + _TOKEN_HOURS * 3600
+    return ActionResult(
+        {
+            "authorizationData": [
+                {
+                    "authorizationToken": base64.b64encode(
+                        f"AWS:{_ecr_password(rid)}".encode("ascii")
+                    ).decode("ascii"),
+                    "expiresAt": expires,
+                    "proxyEndpoint": f"https://{rid}.dkr.ecr.{self.region}.amazonaws.com",
+                }
+                for rid in registry_ids
+            ]
+        }
+    )
+
+
+if os.environ.get("MOTO_ECR_TOKENS", "ecr") != "moto":
+    ECRResponse.get_authorization_token = _get_authorization_token
 
 if __name__ == "__main__":
     sys.exit(main())
