@@ -3,6 +3,7 @@
 //! moto_server (issue "The five Lambdas and the state machine", cases a–h). Wait states and
 //! retry pauses are shortened through the interpreter's overrides, never in the definition.
 
+use crate::support::ecr_front::{FrontConfig, Throttle};
 use crate::support::images::{
     Format, Pushed, RegistryClient, push_disguised_index, push_index, push_referrer,
     push_referrer_with, write_referrers_fallback,
@@ -107,6 +108,20 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     assert_succeeded(&x);
     // What the pipeline pushed into quarantine and trusted started nothing.
     nothing_matched(&stack, &[QUARANTINE, TRUSTED]);
+    // BLOB_MOUNTING on: promote-and-annotate mounted every layer from quarantine, streamed none.
+    assert_eq!(
+        x.state_output("PromoteAndAnnotate")["promote"]["bytesStreamed"],
+        0,
+        "{}",
+        x.describe()
+    );
+    let mounts = stack.front.mounts();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.repository == TRUSTED && m.forwarded),
+        "{mounts:#?}"
+    );
     let path = x.path();
     for s in [
         "Copy",
@@ -685,6 +700,72 @@ fn a_pending_scan_waits_in_the_loop_and_then_passes_and_an_unsupported_image_is_
         x.describe()
     );
     assert!(c.list_tags("trusted/legacy").is_empty());
+}
+
+/// ECR without `BLOB_MOUNTING` (the account setting off) and PutImage throttled harder than
+/// ECR's 10 per second: a four-platform image pushed to ingress is still promoted and signed,
+/// promote-and-annotate streaming its layers (every mount refused with an upload session) and
+/// the functions absorbing the 429s.
+#[test]
+fn without_blob_mounting_and_under_throttling_a_four_platform_image_is_promoted() {
+    let config = StackConfig {
+        front: FrontConfig {
+            blob_mounting: false,
+            put_image_throttle: Some(Throttle {
+                per_second: 2.0,
+                burst: 2,
+                retry_after: None,
+            }),
+            ..FrontConfig::ecr()
+        },
+        ..StackConfig::default()
+    };
+    let stack = Stack::start(&config, &[]);
+    let c = stack.client();
+    stack.seed_findings(&[]);
+    let four = ["linux/amd64", "linux/arm64", "linux/s390x", "linux/ppc64le"];
+    push_index(&c, "incoming/four", "4.0", Format::Oci, &four, LAYERS);
+    let before = stack.front.throttled();
+    let x = stack.execute(
+        &matched(&stack, "IngressPushRule", "incoming/four"),
+        &[],
+        &[],
+    );
+    assert_succeeded(&x);
+    let absorbed = stack.front.throttled() - before;
+    println!("the promotion of a 4-platform image absorbed {absorbed} PutImage 429s");
+    assert!(absorbed > 0, "throttling at 2/s must have answered 429");
+    let streamed = x.state_output("PromoteAndAnnotate")["promote"]["bytesStreamed"]
+        .as_u64()
+        .expect("bytesStreamed");
+    let layers = (four.len() * LAYERS.iter().sum::<usize>()) as u64;
+    assert!(
+        streamed >= layers,
+        "streamed {streamed} of {layers} layer bytes"
+    );
+    let mounts = stack.front.mounts();
+    assert!(
+        !mounts.is_empty() && mounts.iter().all(|m| !m.forwarded),
+        "{mounts:#?}"
+    );
+    let trusted = x.0["output"]["trusted"].as_str().expect("trusted");
+    let verified = stack
+        .promote()
+        .arg("verify")
+        .arg(trusted)
+        .arg("--key")
+        .arg(format!("awskms:///{}", stack.key_id))
+        .arg("--require")
+        .arg("both")
+        .arg("--attestation")
+        .run()
+        .assert_ok();
+    assert_eq!(
+        verified["verified"],
+        json!(["bundle", "legacy"]),
+        "{verified:#}"
+    );
+    nothing_matched(&stack, &["quarantine/four", "trusted/four"]);
 }
 
 #[test]

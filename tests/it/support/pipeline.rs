@@ -100,6 +100,9 @@ pub struct StackConfig {
     pub webhook_registry: String,
     /// How long Inspector keeps a pushed image `PENDING_INITIAL_SCAN`.
     pub scan_pending: Duration,
+    /// ECR's behaviours (default: all, [`FrontConfig::ecr`]); the stack sets the password
+    /// (moto's token) and the events (moto's bus) itself.
+    pub front: FrontConfig,
 }
 
 /// The template's rules the stack routes (name, bus): each to its own SQS queue.
@@ -122,6 +125,7 @@ impl Default for StackConfig {
             max_wait_seconds: 1800,
             webhook_registry: "ghcr.io".into(),
             scan_pending: Duration::ZERO,
+            front: FrontConfig::ecr(),
         }
     }
 }
@@ -306,7 +310,7 @@ impl Stack {
                     endpoint: moto.url(),
                     region: super::moto::REGION.into(),
                 }),
-                ..FrontConfig::ecr()
+                ..config.front.clone()
             },
         );
         let inspector = InspectorStandIn::start(
