@@ -72,7 +72,8 @@ ensure_programs() {
 # --- components --------------------------------------------------------------------------------
 
 # System programs from Debian: the local OCI registry stand-in, htpasswd for its basic auth,
-# skopeo (an independent OCI client), curl/jq for scripts, python3 for the image seeder.
+# skopeo (an independent OCI client), curl/jq for scripts, python3 for the image seeder, shellcheck
+# for scripts/aws-smoke.sh (tests/it/smoke.rs).
 setup_system() {
   local progs=(
     docker-registry=docker-registry
@@ -81,6 +82,7 @@ setup_system() {
     curl=curl
     jq=jq
     python3=python3
+    shellcheck=shellcheck
   )
   ensure_programs "${progs[@]}"
   # ca-certificates ships no program; its bundle tells whether it is there.

@@ -12,6 +12,7 @@
 //! (`scripts/setup.sh`). Tests fail, never skip, without them, naming what is missing.
 
 mod copy;
+mod deploy;
 mod docs;
 mod ecr_front;
 mod egress;
@@ -22,6 +23,7 @@ mod infra;
 mod pipeline;
 mod run;
 mod sign;
+mod smoke;
 mod stand_ins;
 mod start;
 mod support;

@@ -4,6 +4,7 @@
 //! Nothing here uses `promotion-core`: fixtures are written straight to the registry's HTTP API so
 //! that a bug in the code under test cannot also hide in the fixtures.
 
+pub mod cfn;
 pub mod cli;
 pub mod ecr_front;
 pub mod images;

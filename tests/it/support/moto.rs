@@ -80,6 +80,30 @@ impl Moto {
         Moto::start_with(|| Command::new(&program))
     }
 
+    /// Starts moto_server like [`Moto::start`] with `env` added to its environment, e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` (moto's `settings`: after that many requests every request
+    /// is authenticated and checked against the caller's IAM policies).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        let (_, launcher) = moto_program();
+        Moto::start_launcher_with_env(&launcher, env)
+    }
+
+    /// Starts `launcher`, a Python script that runs moto_server with the same command line (as
+    /// `scripts/moto_server.py` does, e.g. one that applies further corrections first), with the
+    /// venv's python and `env` added to its environment.
+    pub fn start_launcher_with_env(launcher: &Path, env: &[(&str, &str)]) -> Moto {
+        let (python, _) = moto_program();
+        assert!(launcher.is_file(), "{} is missing", launcher.display());
+        Moto::start_with(|| {
+            let mut cmd = Command::new(&python);
+            cmd.arg(launcher);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            cmd
+        })
+    }
+
     fn start_with(command: impl Fn() -> Command) -> Moto {
         let mut last = String::new();
         for _ in 0..3 {
