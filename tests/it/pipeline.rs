@@ -157,17 +157,7 @@ fn ecr_push_promotes_signs_and_tags_a_repeat_changes_nothing_and_an_approval_pro
     );
     // The quarantine copy is byte-exact.
     assert_eq!(c.manifest(QUARANTINE, &app.digest).0, app.bytes);
-    let verified = stack
-        .promote()
-        .arg("verify")
-        .arg(&trusted)
-        .arg("--key")
-        .arg(format!("awskms:///{}", stack.key_id))
-        .arg("--require")
-        .arg("both")
-        .arg("--attestation")
-        .run()
-        .assert_ok();
+    let verified = stack.verify(&trusted);
     assert_eq!(verified["digest"], digest.as_str());
     // Signed (KMS, DIGEST mode) in both formats, and attested: the attestation records the
     // quarantined digest and the gate the promote step ran.
@@ -749,17 +739,7 @@ fn without_blob_mounting_and_under_throttling_a_four_platform_image_is_promoted(
         "{mounts:#?}"
     );
     let trusted = x.0["output"]["trusted"].as_str().expect("trusted");
-    let verified = stack
-        .promote()
-        .arg("verify")
-        .arg(trusted)
-        .arg("--key")
-        .arg(format!("awskms:///{}", stack.key_id))
-        .arg("--require")
-        .arg("both")
-        .arg("--attestation")
-        .run()
-        .assert_ok();
+    let verified = stack.verify(trusted);
     assert_eq!(
         verified["verified"],
         json!(["bundle", "legacy"]),
@@ -1061,17 +1041,7 @@ fn a_manual_request_preserving_the_digest_keeps_it_and_its_referrers_and_is_sign
     assert_eq!(c.manifest("quarantine/keep", &sbom.digest).0, sbom.bytes);
     assert_eq!(c.manifest("trusted/keep", &sbom.digest).0, sbom.bytes);
 
-    let verified = stack
-        .promote()
-        .arg("verify")
-        .arg(&trusted)
-        .arg("--key")
-        .arg(format!("awskms:///{}", stack.key_id))
-        .arg("--require")
-        .arg("both")
-        .arg("--attestation")
-        .run()
-        .assert_ok();
+    let verified = stack.verify(&trusted);
     assert_eq!(
         verified["claims"][MANDATORY_ANNOTATION.0], MANDATORY_ANNOTATION.1,
         "{verified:#}"

@@ -624,6 +624,21 @@ impl Stack {
             .assert_ok()
     }
 
+    /// `promote verify IMAGE --key <the signing key> --require both --attestation`: both
+    /// signature formats and the promotion attestation verify; its JSON report.
+    pub fn verify(&self, image: &str) -> Value {
+        self.promote()
+            .arg("verify")
+            .arg(image)
+            .arg("--key")
+            .arg(format!("awskms:///{}", self.key_id))
+            .arg("--require")
+            .arg("both")
+            .arg("--attestation")
+            .run()
+            .assert_ok()
+    }
+
     pub fn promote(&self) -> super::cli::Promote {
         let mut p = super::cli::Promote::default()
             .arg("--insecure-registry")
