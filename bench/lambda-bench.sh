@@ -32,6 +32,15 @@
 # size); then the promote/skopeo ratios of wall time, CPU/GiB and peak memory. A tool killed at
 # the memory limit fails the benchmark with a message saying so.
 #
+# Then the floor, the CPU per GiB any client that verifies what it copies over TLS pays: the
+# kernel's share, measured by bench/socket_relay.c (C, compiled with cc into the run's temp
+# dir at run time, so no interpreter's cost is charged) relaying the image's byte count
+# between two loopback connections with 1 MiB calls in the same kind of cgroup
+# (bench/socket_floor.py serves both ends from outside it), plus SHA-256 and AES-128-GCM per
+# GiB from `openssl speed`. A second relay with 16 KiB reads and 64 KiB writes, what a TLS
+# client reading one 16 KiB record at a time pays in the kernel, is printed on its own line
+# ("socket relay, 16 KiB reads") and is not part of the floor.
+#
 # cgroups: v2 is used when /sys/fs/cgroup is a cgroup2 mount with the cpu and memory controllers
 # (cgroup created under the root, limits memory.max, memory.swap.max, cpu.max); otherwise v1
 # (cgroups created under this shell's own cgroup in the cpu, cpuacct and memory hierarchies,
@@ -48,8 +57,10 @@
 #                                floor: its pipes and small chunks cost more than promote)
 #   BENCH_COMPARE=PATH           another promote binary, run as tool "promote-b" right after each
 #                                promote run (interleaved, so drift hits both): A/B one change
-#   BENCH_DOUBLE_RUNS=1          promote runs on a second image whose layers are twice as big
-#                                (peak memory must not grow with the layer size); 0 skips them
+#   BENCH_DOUBLE_RUNS=RUNS       promote runs on a second image whose layers are twice as big
+#                                (peak memory must not grow with the layer size; the medians
+#                                are compared, the peak varies by several MiB run to run); 0
+#                                skips them
 #   BENCH_MEMORY_MIB=128         the cgroup's memory limit
 #   BENCH_CPU_QUOTA_US=7200 BENCH_CPU_PERIOD_US=100000
 #                                the CFS quota (7200/100000 ~ 128/1769 of a CPU)
@@ -65,7 +76,8 @@
 #                                `CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-release} nice -n
 #                                19 cargo build --release -p promote-cli` (fat LTO: minutes)
 #
-# Needs root (cgroups), openssl, and what `scripts/setup.sh system rust bench` installs.
+# Needs root (cgroups), openssl, cc (the floor's relay; rustc needs it as its linker anyway),
+# and what `scripts/setup.sh system rust bench` installs.
 # Not part of the test command: it moves a few GiB through loopback at 7.2% of a CPU and takes
 # minutes.
 set -euo pipefail
@@ -77,7 +89,7 @@ source "${ROOT}/scripts/lib.sh"
 RUNS="${BENCH_RUNS:-3}"
 LAYERS="${BENCH_LAYERS:-4}"
 TOOLS="${BENCH_TOOLS:-promote skopeo}"
-DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-1}"
+DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-${RUNS}}"
 [[ "${DOUBLE_RUNS}" =~ ^[0-9]+$ ]] || fail "BENCH_DOUBLE_RUNS=${DOUBLE_RUNS} must be a number"
 MEM_MIB="${BENCH_MEMORY_MIB:-128}"
 CPU_QUOTA_US="${BENCH_CPU_QUOTA_US:-7200}"
@@ -254,6 +266,10 @@ manifest_digest() {
 
 section "Set up"
 bash "${ROOT}/scripts/setup.sh" system rust bench
+# Checked before the copies, not after minutes of them.
+command -v cc >/dev/null 2>&1 ||
+  fail "cc not found: the floor's relay, bench/socket_relay.c, is compiled with cc at run time" \
+    "(Debian package gcc; rustc needs it as its linker too)"
 command -v openssl >/dev/null 2>&1 ||
   fail "openssl not found (Debian package openssl): it makes the registries' throwaway CA"
 cgroup_detect
@@ -404,37 +420,57 @@ for run in $(seq 1 "${RUNS}"); do
 done
 
 # The floor: what any client that verifies what it copies over TLS pays per byte, in three
-# parts. The kernel's: bench/socket_floor.py relays the image's byte count from one loopback
+# parts. The kernel's: bench/socket_relay.c relays the image's byte count from one loopback
 # connection to another with 1 MiB reads and writes, in the same box as the copies (the
-# sender and the sink run outside). Then, measured with openssl on this CPU (unconfined;
-# CPU-seconds per GiB do not depend on the share): SHA-256 once over every byte, and AES-GCM
-# once per direction (Go's TLS 1.3 server picks AES-128-GCM on CPUs with AES instructions).
-# `openssl speed` prints k(=1000)-bytes per second per block size; the 16 KiB column matches
-# TLS records.
-section "Floor: the kernel's share (a plain loopback relay in the same box), SHA-256 and AES-GCM"
-for run in $(seq 1 "${RUNS}"); do
-  ready="${TMP}/floor.ready"
+# sender and the sink, bench/socket_floor.py serve, run outside). The relay is C, compiled
+# here with cc into the run's temp dir, so that no interpreter's cost is charged to the box.
+# A second relay with 16 KiB reads and 64 KiB writes, what a TLS client that reads one 16 KiB
+# record at a time pays in the kernel, is printed next to it but is not part of the floor.
+# Then, measured with openssl on this CPU (unconfined; CPU-seconds per GiB do not depend on
+# the share): SHA-256 once over every byte, and AES-GCM once per direction (Go's TLS 1.3
+# server picks AES-128-GCM on CPUs with AES instructions). `openssl speed` prints
+# k(=1000)-bytes per second per block size; the 16 KiB column matches TLS records.
+section "Floor: the kernel's share (a C loopback relay in the same box), SHA-256 and AES-GCM"
+RELAY="${TMP}/socket_relay"
+cc -O2 -std=c99 -Wall -o "${RELAY}" "${ROOT}/bench/socket_relay.c" ||
+  fail "cc could not compile bench/socket_relay.c"
+
+# floor_relay LABEL RUN READ_SIZE WRITE_SIZE TEXT: one confined relay of the image's byte count
+# with READ_SIZE-byte recv() and WRITE_SIZE-byte send() calls, recorded under LABEL and printed
+# as "socket relay, TEXT".
+floor_relay() {
+  local label="$1" run="$2" rsize="$3" wsize="$4" text="$5" ready="${TMP}/floor.ready"
+  local srv fsrc fsink rc=0
   rm -f "${ready}"
   python3 "${ROOT}/bench/socket_floor.py" serve "${BLOB_BYTES}" "${ready}" &
-  floor_srv=$!
+  srv=$!
   for _ in $(seq 1 100); do [[ -s "${ready}" ]] && break; sleep 0.05; done
-  [[ -s "${ready}" ]] || fail "bench/socket_floor.py serve did not start"
+  if [[ ! -s "${ready}" ]]; then
+    kill "${srv}" 2>/dev/null || true
+    fail "bench/socket_floor.py serve did not start"
+  fi
   read -r fsrc fsink <"${ready}"
-  cgroup_create "floor-${run}"
-  rc=0
+  cgroup_create "${label}-${run}"
   /usr/bin/time -o "${TMP}/time.txt" -f '%e %U %S %M' \
     sh "${ROOT}/bench/cgroup-exec.sh" "${CG_PROCS[@]}" -- \
-    python3 "${ROOT}/bench/socket_floor.py" relay "${fsrc}" "${fsink}" "${BLOB_BYTES}" || rc=$?
+    "${RELAY}" "${fsrc}" "${fsink}" "${BLOB_BYTES}" "${rsize}" "${wsize}" || rc=$?
   cgroup_read
   cgroup_remove
-  wait "${floor_srv}" || rc=$?
-  ((rc == 0)) || fail "the socket floor relay failed (run ${run})"
+  # A relay that failed may have left the server waiting for it: stop the server.
+  ((rc == 0)) || kill "${srv}" 2>/dev/null || true
+  wait "${srv}" || rc=$?
+  ((rc == 0)) || fail "the socket floor relay (${text}) failed (run ${run})"
   read -r wall user sys rss_kib <"${TMP}/time.txt"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' socket "${run}" "${wall}" "${user}" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${label}" "${run}" "${wall}" "${user}" \
     "${sys}" "${rss_kib}" "${CG_CPU_S}" "${CG_PEAK_BYTES}" "${CG_NR_THROTTLED}" \
     "${CG_THROTTLED_S}" "${BLOB_BYTES}" >>"${RESULTS}"
-  awk -v r="${run}" -v c="${CG_CPU_S}" -v b="${BLOB_BYTES}" 'BEGIN {
-      printf "  run %s  socket relay: cpu %6.2f s (%5.2f s/GiB)\n", r, c, c / (b / 1073741824) }'
+  awk -v r="${run}" -v t="${text}" -v c="${CG_CPU_S}" -v b="${BLOB_BYTES}" 'BEGIN {
+      printf "  run %s  socket relay, %-15s cpu %6.2f s (%5.2f s/GiB)\n",
+        r, t ":", c, c / (b / 1073741824) }'
+}
+for run in $(seq 1 "${RUNS}"); do
+  floor_relay socket "${run}" 1048576 1048576 "1 MiB calls"
+  floor_relay socket-16k "${run}" 16384 65536 "16 KiB reads"
 done
 openssl_s_per_gib() {
   openssl speed -evp "$1" -bytes 16384 -seconds 2 2>/dev/null |

@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""The kernel's share of a copy's floor: relay N bytes from one loopback TCP connection to
-another with large reads and writes, nothing else (no HTTP, no TLS, no hashing).
+"""The serving side of the kernel's share of a copy's floor: a source that sends N bytes and a
+sink that counts them, over loopback TCP, for bench/socket_relay.c to relay between.
 
     socket_floor.py serve BYTES READY_FILE   # outside the cgroup: a source that sends BYTES
                                              # bytes and a sink that counts them; writes
                                              # "SRC_PORT SINK_PORT" to READY_FILE, then waits
                                              # for one relay and exits 0 when the sink got all
-    socket_floor.py relay SRC_PORT SINK_PORT BYTES
-                                             # inside the cgroup: connect to both, relay
 
-bench/lambda-bench.sh runs the relay in the same cgroup as the copies and reports its
-CPU-seconds per GiB as the kernel floor: the socket work (receive, send, loopback TCP
-processing) any copy client pays for moving the bytes in and out, measured with 1 MiB
-recv_into/sendall calls so that the per-call cost is negligible. Python's interpreter costs
-a few tens of milliseconds once, which the default 512 MiB amortises to under 0.05 s/GiB.
+bench/lambda-bench.sh runs this outside the cgroup and bench/socket_relay.c (compiled with cc
+at run time) inside it, and reports the relay's CPU-seconds per GiB as the kernel floor: the
+socket work (receive, send, loopback TCP processing) any copy client pays for moving the bytes
+in and out, with 1 MiB recv/send calls so that the per-call cost is negligible (and, as a
+separate figure outside the floor, with 16 KiB reads and 64 KiB writes). Only the relay is
+charged to the cgroup, so this side's interpreter costs do not count; the relay is C so that
+no interpreter's do either.
 
 Standard library only.
 """
@@ -67,32 +67,9 @@ def serve(total: int, ready_file: str) -> int:
     return 0
 
 
-def relay(src_port: int, sink_port: int, total: int) -> int:
-    src = socket.create_connection(("127.0.0.1", src_port))
-    sink = socket.create_connection(("127.0.0.1", sink_port))
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    moved = 0
-    while True:
-        n = src.recv_into(view)
-        if n == 0:
-            break
-        sink.sendall(view[:n])
-        moved += n
-    sink.shutdown(socket.SHUT_WR)
-    sink.close()
-    src.close()
-    if moved != total:
-        print(f"socket_floor: relayed {moved} bytes, expected {total}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         return serve(int(sys.argv[2]), sys.argv[3])
-    if len(sys.argv) == 5 and sys.argv[1] == "relay":
-        return relay(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     print(__doc__, file=sys.stderr)
     return 2
 
