@@ -94,7 +94,10 @@ DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-${RUNS}}"
 MEM_MIB="${BENCH_MEMORY_MIB:-128}"
 CPU_QUOTA_US="${BENCH_CPU_QUOTA_US:-7200}"
 CPU_PERIOD_US="${BENCH_CPU_PERIOD_US:-100000}"
+# Read by require_positive, by name.
+# shellcheck disable=SC2034
 IMAGE_MIB_SET="${BENCH_IMAGE_MIB:-1}"
+# shellcheck disable=SC2034
 LAYER_MIB_SET="${BENCH_LAYER_MIB:-1}"
 require_positive RUNS LAYERS MEM_MIB CPU_QUOTA_US CPU_PERIOD_US LAYER_MIB_SET IMAGE_MIB_SET
 if [[ -n "${BENCH_IMAGE_MIB:-}" ]]; then
@@ -235,9 +238,9 @@ cgroup_read() {
 # cgroup_remove: removes every cgroup this script created (they must be empty by now; a v1
 # cgroup whose last task just exited can be busy for a moment, hence the retries).
 cgroup_remove() {
-  local d i
+  local d
   for d in "${CG_LIVE[@]+"${CG_LIVE[@]}"}"; do
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       rmdir "${d}" 2>/dev/null && break
       [[ -d "${d}" ]] || break
       sleep 0.1
