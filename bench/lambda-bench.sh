@@ -89,8 +89,6 @@ source "${ROOT}/scripts/lib.sh"
 RUNS="${BENCH_RUNS:-3}"
 LAYERS="${BENCH_LAYERS:-4}"
 TOOLS="${BENCH_TOOLS:-promote skopeo}"
-DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-${RUNS}}"
-[[ "${DOUBLE_RUNS}" =~ ^[0-9]+$ ]] || fail "BENCH_DOUBLE_RUNS=${DOUBLE_RUNS} must be a number"
 MEM_MIB="${BENCH_MEMORY_MIB:-128}"
 CPU_QUOTA_US="${BENCH_CPU_QUOTA_US:-7200}"
 CPU_PERIOD_US="${BENCH_CPU_PERIOD_US:-100000}"
@@ -100,6 +98,8 @@ IMAGE_MIB_SET="${BENCH_IMAGE_MIB:-1}"
 # shellcheck disable=SC2034
 LAYER_MIB_SET="${BENCH_LAYER_MIB:-1}"
 require_positive RUNS LAYERS MEM_MIB CPU_QUOTA_US CPU_PERIOD_US LAYER_MIB_SET IMAGE_MIB_SET
+DOUBLE_RUNS="${BENCH_DOUBLE_RUNS:-${RUNS}}"
+[[ "${DOUBLE_RUNS}" =~ ^[0-9]+$ ]] || fail "BENCH_DOUBLE_RUNS=${DOUBLE_RUNS} must be a number"
 if [[ -n "${BENCH_IMAGE_MIB:-}" ]]; then
   [[ -z "${BENCH_LAYER_MIB:-}" ]] || fail "set BENCH_IMAGE_MIB or BENCH_LAYER_MIB, not both"
   ((BENCH_IMAGE_MIB % LAYERS == 0)) ||
