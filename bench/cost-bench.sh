@@ -7,7 +7,8 @@
 #
 # 1. Builds the five functions in release with the stand-in switches compiled in (the only
 #    difference from a SAM build: `--features promotion-lambda/stand-ins`, which reads
-#    ECR_REGISTRY_ALIASES, INSECURE_REGISTRIES and INSPECTOR_ASSUME_SCANNED), in their own
+#    ECR_REGISTRY_ALIASES and INSECURE_REGISTRIES; INSPECTOR_ASSUME_SCANNED is not set: the
+#    invoker's proxy answers ListCoverage, which moto lacks), in their own
 #    target directory so that this build does not fight others:
 #    `CARGO_TARGET_DIR=${COST_TARGET_DIR:-/work/target-cost} nice cargo build --release ...`
 #    (fat LTO: ~8-10 minutes cold on 2 cores). LAMBDA_BIN_DIR=DIR uses binaries built elsewhere
@@ -380,8 +381,7 @@ for R in $(seq 1 "${RUNS}"); do
        ANNOTATIONS: ({"org.opencontainers.image.vendor": "Example Corp"} | tojson),
        LABELS: ({"org.example.promoted": "true"} | tojson),
        ECR_REGISTRY_ALIASES: $aliases,
-       SOURCE_REGISTRIES: $up,
-       INSPECTOR_ASSUME_SCANNED: "true"}
+       SOURCE_REGISTRIES: $up}
       + (if $tls == "1" then {SSL_CERT_FILE: $ca} else {INSECURE_REGISTRIES: $insecure} end)' \
       >"${RUN_DIR}/env.json"
     fns_json="$(for f in "${FUNCTIONS[@]}"; do
@@ -391,7 +391,9 @@ for R in $(seq 1 "${RUNS}"); do
     jq -n --argjson env "$(cat "${RUN_DIR}/env.json")" --argjson fns "${fns_json}" \
       --arg aws "${MOTO_URL}" --arg log "${RUN_DIR}/registry/access.log" --arg logs "${RUN_DIR}/logs" \
       --arg cg "${COST_CGROUP:-auto}" --arg exec "${ROOT}/bench/cgroup-exec.sh" --arg list "${CGROUP_LIST}" \
-      '{functions: $fns, env: $env, aws_endpoint: $aws, registry_access_log: $log, log_dir: $logs,
+      --arg root "${RUN_DIR}/registry/data" \
+      '{functions: $fns, env: $env, aws_endpoint: $aws, registry_access_log: $log,
+        registry_root: $root, log_dir: $logs,
         cgroup: $cg, cgroup_exec: $exec, cgroup_list: $list}' >"${RUN_DIR}/invoker.json"
 
     INVOKER_STATUS=0

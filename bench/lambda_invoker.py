@@ -34,7 +34,15 @@ Besides the Runtime APIs it serves:
   `GET /_bench/stats` (everything recorded so far, as JSON);
 - per function, a counting HTTP proxy in front of the AWS endpoint (moto_server): the function's
   AWS_ENDPOINT_URL points there, and every AWS call is recorded (operation from X-Amz-Target, or
-  the REST path for Inspector2) against the function and the invocation in flight.
+  the REST path for Inspector2) against the function and the invocation in flight. Inspector2's
+  `ListCoverage`, which moto_server does not have, is answered by the proxy itself: every image
+  asked for (`filterCriteria.resourceId`) is reported scanned (`ACTIVE`/`SUCCESSFUL`,
+  `lastScannedAt` now), as Inspector reports an image once its first scan is done, so the
+  scan-gate makes the calls it makes on AWS. Asked by repository only (a registry that is not an
+  ECR host has no account for a resource id), it reports every manifest docker-registry holds in
+  that repository (`registry_root`: its filesystem storage, where each pushed manifest has a
+  revision link). Pending and unsupported images are the end-to-end
+  tests' business (tests/it/support/inspector.rs, the same record shape), not this benchmark's.
 
 Per invocation it records the billed duration, the cgroup's CPU-seconds and throttling during it,
 the AWS calls, and the byte offsets of the registry's access log at its start and end (for
@@ -45,7 +53,8 @@ last time, removes them and writes everything to --out.
     lambda_invoker.py --config CONFIG.json --out STATS.json --ready READY.json
 
 CONFIG: {"functions": [{"name", "binary", "memory_mb", "timeout_s"}], "env": {...},
-         "aws_endpoint": "http://127.0.0.1:PORT", "registry_access_log": PATH, "log_dir": DIR,
+         "aws_endpoint": "http://127.0.0.1:PORT", "registry_access_log": PATH,
+         "registry_root": DIR (docker-registry's filesystem storage; for ListCoverage), "log_dir": DIR,
          "cgroup": "auto|v1|v2", "cgroup_exec": "bench/cgroup-exec.sh",
          "cgroup_list": PATH (the cgroups created, one per line, for the caller's clean-up)}
 
@@ -572,6 +581,9 @@ class Function:
                     cur = fn.current
                     book = cur.aws_calls if cur is not None else fn.init_aws_calls
                     book[op] = book.get(op, 0) + 1
+                if op == "ListCoverage":
+                    self._coverage(body)
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:
@@ -588,6 +600,43 @@ class Function:
                         self.wfile.write(data)
                 finally:
                     conn.close()
+
+            def _coverage(self, body: bytes | None) -> None:
+                """ListCoverage: each requested ECR image as scanned (see the module's doc)."""
+                try:
+                    req = json.loads(body or b"{}")
+                    crit = req.get("filterCriteria") or {}
+                    ids = [f["value"] for f in crit.get("resourceId") or [] if f.get("value")]
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    req, ids = None, []
+                if req is None:
+                    data = json.dumps({"message": "ListCoverage: malformed request"}).encode()
+                    self.send_response(400)
+                else:
+                    if not ids:
+                        ids = fn.inv.repository_resource_ids(crit)
+                    records = []
+                    for rid in ids:
+                        # arn:aws:ecr:REGION:ACCOUNT:repository/NAME/sha256:HEX
+                        parts = rid.split(":", 5)
+                        if len(parts) < 6 or not parts[5].startswith("repository/"):
+                            continue
+                        repo = parts[5][len("repository/"):].rsplit("/", 1)[0]
+                        records.append({
+                            "accountId": parts[4], "resourceId": rid,
+                            "resourceType": "AWS_ECR_CONTAINER_IMAGE", "scanType": "PACKAGE",
+                            "scanStatus": {"statusCode": "ACTIVE", "reason": "SUCCESSFUL"},
+                            "lastScannedAt": time.time(),
+                            "resourceMetadata": {"ecrRepository": {
+                                "name": repo, "scanFrequency": "CONTINUOUS_SCAN"},
+                                "ecrImage": {"tags": []}},
+                        })
+                    data = json.dumps({"coveredResources": records}).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
 
@@ -606,6 +655,7 @@ class Invoker:
         self.env = {k: str(v) for k, v in cfg["env"].items()}
         self.aws_endpoint = cfg["aws_endpoint"]
         self.registry_log = cfg.get("registry_access_log")
+        self.registry_root = cfg.get("registry_root")
         self.log_dir = cfg["log_dir"]
         self.cgroup_exec = cfg["cgroup_exec"]
         self.cgroups = Cgroups(cfg.get("cgroup", "auto"),
@@ -619,6 +669,25 @@ class Invoker:
             self.functions[spec["name"]] = Function(spec, self)
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def repository_resource_ids(self, crit: dict) -> list[str]:
+        """Resource ids of every manifest the registry holds in the repositories `crit` names
+        (`ecrRepositoryName` EQUALS), from docker-registry's storage: one revision link per
+        pushed manifest."""
+        if not self.registry_root:
+            return []
+        region = self.env.get("AWS_REGION", "us-east-1")
+        ids = []
+        for f in crit.get("ecrRepositoryName") or []:
+            name = f.get("value") or ""
+            if f.get("comparison", "EQUALS") != "EQUALS" or not name or ".." in name:
+                continue
+            revs = (Path(self.registry_root) / "docker/registry/v2/repositories" / name
+                    / "_manifests/revisions/sha256")
+            if revs.is_dir():
+                ids += [f"arn:aws:ecr:{region}:000000000000:repository/{name}/sha256:{d.name}"
+                        for d in sorted(revs.iterdir())]
+        return ids
 
     def registry_offset(self) -> int:
         try:
