@@ -883,71 +883,31 @@ pub fn deploy(moto: &Moto, admin: &Credentials, template: &Value) -> Deployed {
     }
 }
 
-/// A zip archive with one stored (uncompressed) file, executable (the `bootstrap` of a
-/// `provided.al2023` function).
+/// A zip archive with one file, executable (the `bootstrap` of a `provided.al2023` function),
+/// made by Python's `zipfile` with the interpreter that runs the AWS calls.
 pub fn stored_zip(name: &str, content: &[u8]) -> Vec<u8> {
-    let crc = crc32(content);
-    let size = u32::try_from(content.len()).expect("small file");
-    let name_len = u16::try_from(name.len()).expect("short name");
-    let mut out = Vec::new();
-    // Local file header.
-    out.extend_from_slice(&0x0403_4b50_u32.to_le_bytes());
-    out.extend_from_slice(&20_u16.to_le_bytes()); // version needed
-    out.extend_from_slice(&0_u16.to_le_bytes()); // flags
-    out.extend_from_slice(&0_u16.to_le_bytes()); // stored
-    out.extend_from_slice(&0_u16.to_le_bytes()); // time
-    out.extend_from_slice(&0x21_u16.to_le_bytes()); // date: 1980-01-01
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&name_len.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(content);
-    let central = u32::try_from(out.len()).expect("small zip");
-    // Central directory entry, made by Unix (3) so the mode bits count.
-    out.extend_from_slice(&0x0201_4b50_u32.to_le_bytes());
-    out.extend_from_slice(&0x031e_u16.to_le_bytes());
-    out.extend_from_slice(&20_u16.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(&0x21_u16.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&name_len.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes()); // extra
-    out.extend_from_slice(&0_u16.to_le_bytes()); // comment
-    out.extend_from_slice(&0_u16.to_le_bytes()); // disk
-    out.extend_from_slice(&0_u16.to_le_bytes()); // internal attributes
-    out.extend_from_slice(&((0o100_755_u32) << 16).to_le_bytes()); // -rwxr-xr-x
-    out.extend_from_slice(&0_u32.to_le_bytes()); // local header offset
-    out.extend_from_slice(name.as_bytes());
-    let central_size = u32::try_from(out.len()).expect("small zip") - central;
-    // End of central directory.
-    out.extend_from_slice(&0x0605_4b50_u32.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out.extend_from_slice(&1_u16.to_le_bytes());
-    out.extend_from_slice(&1_u16.to_le_bytes());
-    out.extend_from_slice(&central_size.to_le_bytes());
-    out.extend_from_slice(&central.to_le_bytes());
-    out.extend_from_slice(&0_u16.to_le_bytes());
-    out
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0_u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    const SCRIPT: &str = "import io, sys, zipfile\n\
+        buf = io.BytesIO()\n\
+        with zipfile.ZipFile(buf, 'w', zipfile.ZIP_STORED) as z:\n\
+        \x20   info = zipfile.ZipInfo(sys.argv[1], date_time=(1980, 1, 1, 0, 0, 0))\n\
+        \x20   info.create_system = 3\n\
+        \x20   info.external_attr = 0o100755 << 16\n\
+        \x20   z.writestr(info, sys.stdin.buffer.read())\n\
+        sys.stdout.buffer.write(buf.getvalue())\n";
+    let (python, _) = super::moto::moto_program();
+    let mut child = Command::new(&python)
+        .args(["-c", SCRIPT, name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(content)
+        .expect("write the file to zip");
+    let out = child.wait_with_output().expect("zipfile");
+    assert!(out.status.success(), "zipfile failed: {}", out.status);
+    out.stdout
 }
